@@ -1,0 +1,48 @@
+/*
+ * buf.h — reference-counted receive blocks.
+ *
+ * Bytes read from a socket land in a block and are never copied again: the
+ * parts that must be forwarded are added to the peer's output evbuffer by
+ * reference (evbuffer_add_reference), each reference holding the block, and
+ * the block goes back to its pool's free list when the last reference has
+ * been written out. Blocks of the pool's size are recycled; a larger one
+ * (a header section bigger than a block) is allocated for the occasion.
+ */
+#ifndef ZDM_BUF_H
+#define ZDM_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+struct buf {
+	struct buf_pool *pool;  /* owner of the free list it returns to */
+	struct buf *next;       /* free-list link */
+	uint32_t refs;          /* holders: the reader, plus one per evbuffer reference */
+	uint32_t size;          /* capacity of data[] */
+	char data[];
+};
+
+struct buf_pool {
+	struct buf *free;       /* recycled blocks of .block_size */
+	uint32_t nfree;
+	uint32_t max_free;      /* beyond this, released blocks are freed */
+	uint32_t block_size;
+	uint64_t allocated;     /* blocks malloc'd over the pool's life (for tests) */
+};
+
+void buf_pool_init(struct buf_pool *bp, uint32_t block_size, uint32_t max_free);
+/* Frees the free list; blocks still referenced are freed by their last unref. */
+void buf_pool_clear(struct buf_pool *bp);
+
+/* A block with at least min_size bytes, holding one reference. */
+struct buf *buf_get(struct buf_pool *bp, size_t min_size);
+void buf_ref(struct buf *b);
+void buf_unref(struct buf *b);
+
+/* Appends data[off, off+len) of block b to out without copying it; the
+ * reference keeps b alive until out has released those bytes. */
+int buf_add_ref(struct evbuffer *out, struct buf *b, uint32_t off, uint32_t len);
+
+#endif

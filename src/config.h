@@ -1,0 +1,164 @@
+/*
+ * config.h — the parsed configuration (SPEC §3).
+ *
+ * config_load() reads a YAML file with libyaml, validates every key and
+ * returns an immutable snapshot: nothing in a struct config changes after it
+ * is returned, so the hot path may read it without locks while the control
+ * plane builds the next one. Every error is reported as
+ * "FILE:LINE:COL: message" (1-based, from libyaml's marks), and all errors of
+ * a file are reported in one run, not just the first.
+ */
+#ifndef ZDM_CONFIG_H
+#define ZDM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* A resolved socket address with the text it was written as. */
+struct cfg_addr {
+	char *text;                   /* as written, e.g. "127.0.0.1:9001" */
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+struct cfg_cert {
+	char *cert;                   /* PEM chain file */
+	char *key;                    /* PEM private key file */
+};
+
+/* TLS termination on a listener; the first certificate is the default. */
+struct cfg_listen_tls {
+	struct cfg_cert *certs;
+	size_t ncerts;
+	int min_version;              /* 0x0303 (TLS 1.2, default) or 0x0304 (1.3) */
+	char *ciphers;                /* TLS <= 1.2 cipher list, NULL = safe default */
+	char *ciphersuites;           /* TLS 1.3 suites, NULL = OpenSSL's default */
+};
+
+struct cfg_listen {
+	struct cfg_addr addr;
+	struct cfg_listen_tls *tls;   /* NULL: plain HTTP */
+};
+
+struct cfg_server {
+	char *name;                   /* defaults to the address text */
+	struct cfg_addr addr;
+	unsigned weight;              /* 0..1000, default 1 */
+};
+
+struct cfg_health {
+	bool enabled;                 /* false: no active checks for this pool */
+	char *path;                   /* default "/health" */
+	char *host;                   /* Host header, NULL = server address */
+	uint32_t interval_ms;         /* default 2s */
+	uint32_t timeout_ms;          /* default 1s */
+	unsigned rise;                /* default 2 */
+	unsigned fall;                /* default 3 */
+	int expect_lo, expect_hi;     /* default 200-399 */
+};
+
+struct cfg_breaker {
+	unsigned failures;            /* default 5; 0 disables the breaker */
+	uint32_t open_for_ms;         /* default 30s */
+	unsigned half_open_probes;    /* default 1 */
+};
+
+/* TLS from zdmd to a pool's servers. */
+struct cfg_upstream_tls {
+	bool enabled;
+	bool verify;                  /* default true */
+	char *ca;                     /* NULL = system default store */
+	char *sni;                    /* NULL = no SNI */
+};
+
+struct cfg_pool {
+	char *name;
+	struct cfg_server *servers;
+	size_t nservers;
+	struct cfg_health health;     /* global health_check merged with the pool's */
+	struct cfg_breaker breaker;   /* global circuit_breaker merged with the pool's */
+	struct cfg_upstream_tls tls;
+};
+
+struct cfg_pin {
+	char *header;                 /* matched case-insensitively */
+	char *value;                  /* matched exactly */
+	size_t pool;                  /* index into config.pools */
+};
+
+struct cfg_timeouts {
+	uint32_t connect_ms;            /* default 2s */
+	uint32_t request_header_ms;     /* default 10s */
+	uint32_t upstream_response_ms;  /* default 30s */
+	uint32_t client_idle_ms;        /* default 60s */
+	uint32_t upstream_idle_ms;      /* default 60s */
+	uint32_t drain_ms;              /* default 30s */
+};
+
+struct cfg_limits {
+	uint32_t max_connections;     /* default 10000 */
+	uint64_t max_header_bytes;    /* default 64k */
+	uint64_t max_body_bytes;      /* default 0 = unlimited */
+};
+
+struct config {
+	char *path;                   /* the file it was read from */
+
+	struct cfg_listen *listen;
+	size_t nlisten;
+
+	struct cfg_addr *admin;       /* NULL: no admin listener */
+
+	char *control_socket;         /* NULL: no control socket */
+	mode_t control_mode;          /* default 0600 */
+	char *control_group;          /* NULL: the process's group */
+
+	char *state_file;             /* NULL: runtime changes are not persisted */
+	unsigned workers;             /* 1..256; 0 means "auto" (one per core) */
+	char *access_log;             /* NULL when "off"; "-" is stdout */
+	bool expose_pool_header;
+
+	struct cfg_timeouts timeouts;
+	struct cfg_limits limits;
+
+	struct cfg_pool *pools;       /* in file order; pools[0] is the baseline */
+	size_t npools;
+	uint32_t *split;              /* per pool, hundredths of a percent; sums to 10000 */
+
+	struct cfg_pin *pins;
+	size_t npins;
+};
+
+/* Errors collected while loading; each is one "FILE:LINE:COL: message" line. */
+struct config_errors {
+	char **msgs;
+	size_t n;
+};
+
+/* Loads and validates FILE. Returns NULL (and at least one message in *errs)
+ * on any error. errs must be zero-initialised; free it with
+ * config_errors_free(). */
+struct config *config_load(const char *path, struct config_errors *errs);
+
+/* The same for a YAML document held in memory; NAME stands for the file in
+ * messages. */
+struct config *config_parse(const char *name, const char *yaml, size_t len,
+                            struct config_errors *errs);
+
+void config_free(struct config *cfg);
+void config_errors_free(struct config_errors *errs);
+
+/* Index of the pool called NAME, or -1. */
+int config_pool_index(const struct config *cfg, const char *name);
+
+/* "250ms", "2s", "5m", "1h" → milliseconds. Returns 0 on success. */
+int config_parse_duration(const char *s, uint32_t *ms);
+/* "512", "64k", "1m", "1g" → bytes. Returns 0 on success. */
+int config_parse_size(const char *s, uint64_t *bytes);
+/* "90", "0.5", "33.33" → hundredths (0..10000). Returns 0 on success. */
+int config_parse_percent(const char *s, uint32_t *hundredths);
+
+#endif

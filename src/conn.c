@@ -1,0 +1,160 @@
+/*
+ * conn.c — non-blocking socket I/O into receive blocks and out of
+ * evbuffers.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "buf.h"
+#include "conn.h"
+
+static struct timeval ms_tv(uint32_t ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	return tv;
+}
+
+void conn_setup(struct conn *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->out = evbuffer_new();
+}
+
+void conn_destroy(struct conn *c)
+{
+	conn_close(c);
+	if (c->out)
+		evbuffer_free(c->out);
+	c->out = NULL;
+}
+
+void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_fn on_read,
+               event_callback_fn on_write, void *arg)
+{
+	c->fd = fd;
+	c->rx = NULL;
+	c->rx_start = c->rx_end = 0;
+	c->reading = false;
+	c->eof = false;
+	event_assign(&c->rev, base, fd, EV_READ | EV_PERSIST, on_read, arg);
+	event_assign(&c->wev, base, fd, EV_WRITE | EV_PERSIST, on_write, arg);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->fd < 0)
+		return;
+	event_del(&c->rev);
+	event_del(&c->wev);
+	close(c->fd);
+	c->fd = -1;
+	c->reading = false;
+	if (c->rx) {
+		buf_unref(c->rx);
+		c->rx = NULL;
+	}
+	c->rx_start = c->rx_end = 0;
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+}
+
+void conn_rx_settle(struct conn *c)
+{
+	if (!c->rx || c->rx_start != c->rx_end)
+		return;
+	if (c->rx->refs == 1) {
+		/* Nobody else holds it: rewind, or give it back when the
+		 * connection has nothing pending. */
+		buf_unref(c->rx);
+		c->rx = NULL;
+	} else if (c->rx_end == c->rx->size) {
+		buf_unref(c->rx);
+		c->rx = NULL;
+	}
+	if (!c->rx)
+		c->rx_start = c->rx_end = 0;
+}
+
+ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
+{
+	if (c->rx && c->rx_start == c->rx_end && c->rx->refs == 1)
+		c->rx_start = c->rx_end = 0; /* reuse in place */
+
+	if (!c->rx) {
+		c->rx = buf_get(bp, bp->block_size);
+		c->rx_start = c->rx_end = 0;
+	} else if (c->rx_end == c->rx->size) {
+		/* Full. Move the unconsumed tail (an incomplete head, or a
+		 * pipelined request) to the front of a fresh block, larger if
+		 * it must be; forwarded bytes stay referenced in the old one. */
+		uint32_t pending = c->rx_end - c->rx_start;
+		size_t want = (size_t)pending + bp->block_size / 2;
+		if (pending >= max_block)
+			return -3;
+		if (want < bp->block_size)
+			want = bp->block_size;
+		if (want > max_block)
+			want = max_block;
+		if (pending == 0 || c->rx_start > 0 || want > c->rx->size) {
+			struct buf *nb = buf_get(bp, want);
+			memcpy(nb->data, c->rx->data + c->rx_start, pending);
+			buf_unref(c->rx);
+			c->rx = nb;
+			c->rx_start = 0;
+			c->rx_end = pending;
+		}
+	}
+
+	ssize_t n = recv(c->fd, c->rx->data + c->rx_end, c->rx->size - c->rx_end, 0);
+	if (n > 0) {
+		c->rx_end += (uint32_t)n;
+		return n;
+	}
+	if (n == 0) {
+		c->eof = true;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return -2;
+	return -1;
+}
+
+int conn_flush(struct conn *c, uint32_t timeout_ms)
+{
+	while (evbuffer_get_length(c->out)) {
+		int n = evbuffer_write(c->out, c->fd);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+				struct timeval tv = ms_tv(timeout_ms);
+				event_add(&c->wev, timeout_ms ? &tv : NULL);
+				return 1;
+			}
+			return -1;
+		}
+		if (n == 0)
+			return -1;
+	}
+	if (event_pending(&c->wev, EV_WRITE, NULL))
+		event_del(&c->wev);
+	return 0;
+}
+
+void conn_want_read(struct conn *c, bool on, uint32_t timeout_ms)
+{
+	if (on) {
+		struct timeval tv = ms_tv(timeout_ms);
+		event_add(&c->rev, timeout_ms ? &tv : NULL);
+	} else if (c->reading) {
+		event_del(&c->rev);
+	}
+	c->reading = on;
+}
+
+size_t conn_out_len(const struct conn *c)
+{
+	return evbuffer_get_length(c->out);
+}

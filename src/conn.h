@@ -1,0 +1,75 @@
+/*
+ * conn.h — one non-blocking TCP socket on an event loop: a receive block it
+ * reads into, an output evbuffer it writes from, and a read and a write
+ * event embedded in it (no allocation per connection beyond the evbuffer,
+ * which lives as long as the pooled object that embeds the conn).
+ *
+ * Reading: conn_recv() appends to the receive block [rx_start, rx_end); the
+ * owner consumes from rx_start. Bytes that are forwarded stay in the block,
+ * referenced from the peer's output (see buf.h).
+ * Writing: the owner appends to .out and calls conn_flush(), which writes at
+ * once and only arms the write event when the socket is full.
+ */
+#ifndef ZDM_CONN_H
+#define ZDM_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+struct buf;
+struct buf_pool;
+struct evbuffer;
+
+struct conn {
+	int fd;
+	struct event rev, wev;
+	struct evbuffer *out;
+	struct buf *rx;
+	uint32_t rx_start, rx_end;
+	bool reading;          /* rev is armed */
+	bool eof;              /* the peer closed its side */
+};
+
+/* Sets up the conn for fd (takes ownership). The callbacks get arg. */
+void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_fn on_read,
+               event_callback_fn on_write, void *arg);
+
+/* Closes the socket, drops the receive block and empties .out (releasing
+ * the references it held). The evbuffer itself is kept for reuse. */
+void conn_close(struct conn *c);
+
+/* Allocates .out once for a pooled object; conn_destroy frees it. */
+void conn_setup(struct conn *c);
+void conn_destroy(struct conn *c);
+
+/* Reads once into the receive block, getting or growing one as needed so
+ * that the unconsumed bytes plus room fit in max_block. Returns bytes read,
+ * 0 at EOF, -1 on error (errno), -2 when nothing is available (EAGAIN), or
+ * -3 when the unconsumed bytes already fill max_block. */
+ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block);
+
+/* Drops the receive block if nothing unconsumed is left in it, or rewinds
+ * it when nobody else references it. Called between messages so an idle
+ * connection holds no block. */
+void conn_rx_settle(struct conn *c);
+
+static inline uint32_t conn_rx_len(const struct conn *c)
+{
+	return c->rx_end - c->rx_start;
+}
+
+/* Writes what .out holds. Returns 0 when all is written, 1 when some is
+ * left (the write event is armed with timeout_ms), -1 on error. */
+int conn_flush(struct conn *c, uint32_t timeout_ms);
+
+/* Arms or disarms the read event; timeout_ms 0 means none. */
+void conn_want_read(struct conn *c, bool on, uint32_t timeout_ms);
+
+size_t conn_out_len(const struct conn *c);
+
+#endif

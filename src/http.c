@@ -1,0 +1,571 @@
+/*
+ * http.c — HTTP/1.x heads parsed in place with llhttp, the framing rules of
+ * the proxy (what is rejected rather than forwarded) and the hop-by-hop
+ * header rules.
+ *
+ * llhttp is strict already: it rejects bare CR or LF line ends, control
+ * bytes in names and values, duplicate or conflicting Content-Length, both
+ * Content-Length and Transfer-Encoding, and bad chunk sizes. What it lets
+ * through and the proxy must not forward — obs-fold continuation lines, a
+ * request Transfer-Encoding whose last coding is not chunked — is checked
+ * here. The parser is paused at the end of every head and every message so
+ * that the caller sees exactly where one ends and the next begins.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "http.h"
+
+enum { PAUSE_NONE, PAUSE_HEAD, PAUSE_MSG };
+
+static bool is_tchar(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+bool http_name_eq(const char *name, size_t len, const char *want)
+{
+	return strlen(want) == len && strncasecmp(name, want, len) == 0;
+}
+
+/* Header names the proxy acts on, by kind. */
+static const struct {
+	const char *name;
+	enum http_hdr_kind kind;
+} known_headers[] = {
+	{"connection", HK_CONNECTION},
+	{"keep-alive", HK_KEEP_ALIVE},
+	{"proxy-connection", HK_PROXY_CONNECTION},
+	{"te", HK_TE},
+	{"upgrade", HK_UPGRADE},
+	{"transfer-encoding", HK_TRANSFER_ENCODING},
+	{"content-length", HK_CONTENT_LENGTH},
+	{"host", HK_HOST},
+	{"expect", HK_EXPECT},
+	{"x-forwarded-for", HK_X_FORWARDED_FOR},
+	{"x-real-ip", HK_X_REAL_IP},
+	{"x-forwarded-proto", HK_X_FORWARDED_PROTO},
+};
+
+static enum http_hdr_kind classify(const char *name, size_t len)
+{
+	/* Cheap filter first: all known names are 2..17 bytes. */
+	if (len < 2 || len > 17)
+		return HK_OTHER;
+	for (size_t i = 0; i < sizeof(known_headers) / sizeof(known_headers[0]); i++)
+		if (http_name_eq(name, len, known_headers[i].name))
+			return known_headers[i].kind;
+	return HK_OTHER;
+}
+
+static struct http_msg *msg_of(llhttp_t *p)
+{
+	return p->data;
+}
+
+static int fail(struct http_msg *m, int status, const char *reason)
+{
+	m->error_status = status;
+	m->error_reason = reason;
+	return HPE_USER;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+	m->body_bytes = 0;
+	return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_msg *m = msg_of(p);
+	struct http_head *h = &m->head;
+	uint32_t off = (uint32_t)(at - m->base);
+
+	if (!m->in_field) {
+		if (h->nhdrs == HTTP_MAX_HEADERS)
+			return fail(m, 431, "too many header fields");
+		struct http_hdr *hd = &h->hdrs[h->nhdrs++];
+		memset(hd, 0, sizeof(*hd));
+		hd->name = off;
+		m->in_field = 1;
+		m->value_done = 0;
+		m->in_value = 0;
+	}
+	struct http_hdr *hd = &h->hdrs[h->nhdrs - 1];
+	if (hd->name + hd->name_len != off)
+		return fail(m, 400, "header name split");
+	if (hd->name_len + len > UINT16_MAX)
+		return fail(m, 431, "header name too long");
+	hd->name_len = (uint16_t)(hd->name_len + len);
+	return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
+	m->in_field = 0;
+	hd->kind = (uint8_t)classify(m->base + hd->name, hd->name_len);
+	hd->value = hd->name + hd->name_len; /* an empty value has no callback */
+	return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_msg *m = msg_of(p);
+	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
+	uint32_t off = (uint32_t)(at - m->base);
+
+	/* A value that resumes after its line ended is an obs-fold
+	 * continuation line (RFC 9112 §5.2): rejected, never unfolded. */
+	if (m->value_done)
+		return fail(m, 400, "obsolete line folding");
+	if (!m->in_value) {
+		hd->value = off;
+		hd->value_len = 0;
+		m->in_value = 1;
+	} else if (hd->value + hd->value_len != off) {
+		return fail(m, 400, "obsolete line folding");
+	}
+	hd->value_len += (uint32_t)len;
+	return 0;
+}
+
+/* Records the Connection tokens of a value: close, keep-alive, upgrade, and
+ * whether it names other headers. */
+static uint32_t connection_tokens(const char *v, size_t len)
+{
+	uint32_t t = 0;
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+			i++;
+		if (i == s)
+			continue;
+		if (http_name_eq(v + s, i - s, "close"))
+			t |= HTTP_CONN_CLOSE;
+		else if (http_name_eq(v + s, i - s, "keep-alive"))
+			t |= HTTP_CONN_KEEP_ALIVE;
+		else if (http_name_eq(v + s, i - s, "upgrade"))
+			t |= HTTP_CONN_UPGRADE;
+		else
+			t |= HTTP_CONN_OTHER;
+	}
+	return t;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+	struct http_head *h = &m->head;
+	struct http_hdr *hd = &h->hdrs[h->nhdrs - 1];
+	const char *v = m->base + hd->value;
+
+	m->in_value = 0;
+	m->value_done = 1;
+	/* llhttp hands over the value with trailing whitespace: trim it. */
+	while (hd->value_len && (v[hd->value_len - 1] == ' ' || v[hd->value_len - 1] == '\t'))
+		hd->value_len--;
+
+	switch (hd->kind) {
+	case HK_CONNECTION:
+	case HK_PROXY_CONNECTION:
+		h->conn_tokens |= connection_tokens(v, hd->value_len);
+		break;
+	case HK_HOST:
+		h->nhost++;
+		break;
+	default:
+		break;
+	}
+	for (size_t i = 0; i < m->npins; i++) {
+		if ((int)i >= h->pin && h->pin >= 0)
+			break;
+		const struct cfg_pin *pin = &m->pins[i];
+		if (http_name_eq(m->base + hd->name, hd->name_len, pin->header) &&
+		    strlen(pin->value) == hd->value_len && memcmp(v, pin->value, hd->value_len) == 0)
+			h->pin = (int)i;
+	}
+	return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+	m->pause = PAUSE_HEAD;
+	/* A response to HEAD has no body whatever its framing headers say. */
+	if (m->skip_body)
+		p->flags |= F_SKIPBODY;
+	return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_msg *m = msg_of(p);
+	m->body_bytes += len;
+	if (m->max_body && m->body_bytes > m->max_body)
+		return fail(m, 413, "request body too large");
+	if (m->on_body)
+		m->on_body(m, at, len);
+	return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+	m->pause = PAUSE_MSG;
+	return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+	.on_message_begin = on_message_begin,
+	.on_header_field = on_header_field,
+	.on_header_field_complete = on_header_field_complete,
+	.on_header_value = on_header_value,
+	.on_header_value_complete = on_header_value_complete,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+void http_msg_init(struct http_msg *m, llhttp_type_t type, void *owner)
+{
+	memset(m, 0, sizeof(*m));
+	llhttp_init(&m->parser, type, &settings);
+	m->parser.data = m;
+	m->owner = owner;
+	m->head.pin = -1;
+}
+
+void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
+{
+	m->base = base;
+	m->head.start = start;
+	m->head.end = start;
+	m->head.nhdrs = 0;
+	m->head.conn_tokens = 0;
+	m->head.pin = -1;
+	m->head.nhost = 0;
+	m->in_field = m->in_value = m->value_done = 0;
+	m->error_status = 0;
+	m->error_reason = NULL;
+}
+
+void http_msg_rebase(struct http_msg *m, const char *base)
+{
+	m->base = base;
+}
+
+static int status_for_errno(llhttp_errno_t e)
+{
+	switch (e) {
+	case HPE_INVALID_METHOD:
+	case HPE_INVALID_URL:
+	case HPE_INVALID_VERSION:
+	case HPE_INVALID_CONSTANT:
+	default:
+		return 400;
+	}
+}
+
+enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, size_t *consumed)
+{
+	if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
+		llhttp_resume(&m->parser);
+	m->pause = PAUSE_NONE;
+
+	llhttp_errno_t e = llhttp_execute(&m->parser, data, len);
+	switch (e) {
+	case HPE_OK:
+		*consumed = len;
+		return HTTP_NEED_MORE;
+	case HPE_PAUSED:
+		*consumed = (size_t)(llhttp_get_error_pos(&m->parser) - data);
+		if (m->pause == PAUSE_HEAD) {
+			m->head.end = (uint32_t)(data + *consumed - m->base);
+			return HTTP_HEAD_DONE;
+		}
+		return HTTP_MSG_DONE;
+	case HPE_PAUSED_UPGRADE:
+		*consumed = (size_t)(llhttp_get_error_pos(&m->parser) - data);
+		return HTTP_UPGRADE;
+	default:
+		*consumed = (size_t)(llhttp_get_error_pos(&m->parser) - data);
+		if (!m->error_status) {
+			m->error_status = status_for_errno(e);
+			m->error_reason = llhttp_get_error_reason(&m->parser);
+		}
+		return HTTP_ERROR;
+	}
+}
+
+int http_msg_finish(struct http_msg *m)
+{
+	if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
+		llhttp_resume(&m->parser);
+	llhttp_errno_t e = llhttp_finish(&m->parser);
+	return e == HPE_OK || e == HPE_PAUSED ? 0 : -1;
+}
+
+bool http_msg_needs_eof(const struct http_msg *m)
+{
+	return llhttp_message_needs_eof(&m->parser);
+}
+
+bool http_msg_keep_alive(const struct http_msg *m)
+{
+	return llhttp_should_keep_alive(&m->parser);
+}
+
+bool http_msg_chunked(const struct http_msg *m)
+{
+	return (m->parser.flags & F_CHUNKED) != 0;
+}
+
+bool http_msg_upgrade(const struct http_msg *m)
+{
+	return m->parser.upgrade != 0;
+}
+
+uint64_t http_msg_content_length(const struct http_msg *m)
+{
+	return (m->parser.flags & F_CONTENT_LENGTH) ? m->parser.content_length : 0;
+}
+
+int http_msg_status(const struct http_msg *m)
+{
+	return m->parser.status_code;
+}
+
+int http_msg_method(const struct http_msg *m)
+{
+	return m->parser.method;
+}
+
+int http_msg_version(const struct http_msg *m)
+{
+	return m->parser.http_major * 10 + m->parser.http_minor;
+}
+
+bool http_method_idempotent(int method)
+{
+	switch (method) {
+	case HTTP_GET:
+	case HTTP_HEAD:
+	case HTTP_PUT:
+	case HTTP_DELETE:
+	case HTTP_OPTIONS:
+	case HTTP_TRACE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Marks the headers named by Connection tokens, except the framing headers,
+ * which a Connection header must never remove. */
+static void drop_connection_listed(struct http_msg *m)
+{
+	struct http_head *h = &m->head;
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		const struct http_hdr *c = &h->hdrs[i];
+		if (c->kind != HK_CONNECTION && c->kind != HK_PROXY_CONNECTION)
+			continue;
+		const char *v = m->base + c->value;
+		size_t k = 0;
+		while (k < c->value_len) {
+			while (k < c->value_len && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+				k++;
+			size_t s = k;
+			while (k < c->value_len && v[k] != ',' && v[k] != ' ' && v[k] != '\t')
+				k++;
+			for (uint32_t j = 0; j < h->nhdrs && k > s; j++) {
+				struct http_hdr *hd = &h->hdrs[j];
+				if (hd->kind == HK_OTHER && hd->name_len == k - s &&
+				    strncasecmp(m->base + hd->name, v + s, k - s) == 0)
+					hd->drop = 1;
+			}
+		}
+	}
+}
+
+/* Whether the last transfer coding of a Transfer-Encoding value is chunked. */
+static bool te_ends_chunked(const char *v, size_t len)
+{
+	while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	size_t s = len;
+	while (s && v[s - 1] != ',' && v[s - 1] != ' ' && v[s - 1] != '\t')
+		s--;
+	return http_name_eq(v + s, len - s, "chunked");
+}
+
+int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
+{
+	struct http_head *h = &m->head;
+	const llhttp_t *p = &m->parser;
+	int te_last_chunked = -1;
+
+	if (p->method == HTTP_CONNECT) {
+		*reason = "CONNECT is not supported";
+		return 400;
+	}
+	if (h->nhost > 1) {
+		*reason = "several Host headers";
+		return 400;
+	}
+	if (h->nhost == 0 && p->http_major == 1 && p->http_minor == 1) {
+		*reason = "HTTP/1.1 request without Host";
+		return 400;
+	}
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		struct http_hdr *hd = &h->hdrs[i];
+		if (!is_tchar((unsigned char)m->base[hd->name])) {
+			*reason = "invalid header name";
+			return 400;
+		}
+		switch (hd->kind) {
+		case HK_TRANSFER_ENCODING:
+			te_last_chunked = te_ends_chunked(m->base + hd->value, hd->value_len);
+			break;
+		case HK_CONNECTION:
+		case HK_KEEP_ALIVE:
+		case HK_PROXY_CONNECTION:
+		case HK_TE:
+		case HK_X_REAL_IP:
+		case HK_X_FORWARDED_PROTO:
+		case HK_X_FORWARDED_FOR: /* rebuilt with the client appended */
+			hd->drop = 1;
+			break;
+		case HK_UPGRADE:
+			hd->drop = !(h->conn_tokens & HTTP_CONN_UPGRADE);
+			break;
+		default:
+			break;
+		}
+	}
+	/* RFC 9112 §6.3: a request whose final coding is not chunked has no
+	 * reliable length. llhttp would fail it after the head; refuse it now,
+	 * before anything is forwarded. */
+	if (te_last_chunked == 0 || ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))) {
+		*reason = "Transfer-Encoding must end with chunked";
+		return 400;
+	}
+	if (max_body && (p->flags & F_CONTENT_LENGTH) && p->content_length > max_body) {
+		*reason = "request body too large";
+		return 413;
+	}
+	if (h->conn_tokens & HTTP_CONN_OTHER)
+		drop_connection_listed(m);
+	m->max_body = max_body;
+	return 0;
+}
+
+int http_resp_check(struct http_msg *m, const char **reason)
+{
+	struct http_head *h = &m->head;
+	bool upgrade = m->parser.status_code == 101;
+
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		struct http_hdr *hd = &h->hdrs[i];
+		switch (hd->kind) {
+		case HK_CONNECTION:
+		case HK_KEEP_ALIVE:
+		case HK_PROXY_CONNECTION:
+		case HK_TE:
+			hd->drop = 1;
+			break;
+		case HK_UPGRADE:
+			hd->drop = !upgrade;
+			break;
+		default:
+			break;
+		}
+	}
+	if (h->conn_tokens & HTTP_CONN_OTHER)
+		drop_connection_listed(m);
+	(void)reason;
+	return 0;
+}
+
+size_t http_head_runs(const struct http_head *h, struct http_run *runs)
+{
+	size_t n = 0;
+	uint32_t body_start = h->end - 2; /* the final CRLF is not part of a run */
+	uint32_t run_start = h->start;
+
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		if (!h->hdrs[i].drop)
+			continue;
+		/* A header line runs from its name to the next line's name. */
+		uint32_t line_end = i + 1 < h->nhdrs ? h->hdrs[i + 1].name : body_start;
+		if (h->hdrs[i].name > run_start) {
+			runs[n].off = run_start;
+			runs[n].len = h->hdrs[i].name - run_start;
+			n++;
+		}
+		run_start = line_end;
+	}
+	if (body_start > run_start) {
+		runs[n].off = run_start;
+		runs[n].len = body_start - run_start;
+		n++;
+	}
+	return n;
+}
+
+static const struct {
+	int status;
+	const char *reason;
+	const char *body;
+} errors[] = {
+	{400, "Bad Request", "bad request\n"},
+	{408, "Request Timeout", "request timeout\n"},
+	{413, "Content Too Large", "request body too large\n"},
+	{431, "Request Header Fields Too Large", "request header fields too large\n"},
+	{502, "Bad Gateway", "bad gateway: the upstream failed\n"},
+	{503, "Service Unavailable", "service unavailable: no upstream server available\n"},
+	{504, "Gateway Timeout", "gateway timeout: the upstream did not answer in time\n"},
+};
+
+#define NERRORS (sizeof(errors) / sizeof(errors[0]))
+static char canned_keep[NERRORS][256], canned_close[NERRORS][256];
+static size_t canned_keep_len[NERRORS], canned_close_len[NERRORS];
+
+/* The canned responses are formatted once, at start, and then served by
+ * reference from these read-only arrays. */
+void http_init(void)
+{
+	for (size_t i = 0; i < NERRORS; i++) {
+		size_t bl = strlen(errors[i].body);
+		int k = snprintf(canned_keep[i], sizeof(canned_keep[i]),
+		                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+		                 "Content-Length: %zu\r\n\r\n%s",
+		                 errors[i].status, errors[i].reason, bl, errors[i].body);
+		int c = snprintf(canned_close[i], sizeof(canned_close[i]),
+		                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+		                 "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+		                 errors[i].status, errors[i].reason, bl, errors[i].body);
+		canned_keep_len[i] = (size_t)k;
+		canned_close_len[i] = (size_t)c;
+	}
+}
+
+const char *http_error_response(int status, bool close, size_t *len)
+{
+	size_t i = 0;
+	while (i < NERRORS - 1 && errors[i].status != status)
+		i++;
+	if (errors[i].status != status)
+		i = 4; /* 502 for anything unexpected */
+	*len = close ? canned_close_len[i] : canned_keep_len[i];
+	return close ? canned_close[i] : canned_keep[i];
+}

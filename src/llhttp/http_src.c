@@ -1,0 +1,2 @@
+/* Builds llhttp from the C sources the system ships (see configure --with-llhttp). */
+#include "http.c"

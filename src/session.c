@@ -1,0 +1,673 @@
+/*
+ * session.c — client connections: the request side of the relay.
+ *
+ * A session reads requests into its receive block and parses them in place.
+ * When a head is complete it is checked (framing, limits), routed (pin,
+ * split, server) and forwarded to an upstream connection as runs of the
+ * bytes received plus the few header lines the proxy adds; body bytes follow
+ * by reference as they arrive. Responses come back through the session_on_*
+ * hooks and go to the client the same way. One request is in flight per
+ * client connection: pipelined requests wait in the block until the
+ * response before them is complete.
+ *
+ * Every function that may close the session returns -1 when it did; the
+ * caller must then return without touching it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "config.h"
+#include "log.h"
+#include "mem.h"
+#include "session.h"
+#include "snapshot.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define MAX_FREE_SESSIONS 1024
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg);
+static void on_client_write(evutil_socket_t fd, short what, void *arg);
+static int process(struct session *s);
+
+static const struct config *cfg_of(const struct session *s)
+{
+	return s->w->cfg;
+}
+
+static uint64_t now_ms(struct worker *w)
+{
+	struct timeval tv;
+	event_base_gettimeofday_cached(w->base, &tv);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static struct session *session_alloc(struct worker *w)
+{
+	struct session *s = w->free_sessions;
+	if (s) {
+		w->free_sessions = s->next;
+		w->nfree_sessions--;
+	} else {
+		s = xcalloc(1, sizeof(*s));
+		conn_setup(&s->c);
+	}
+	s->w = w;
+	s->up = NULL;
+	s->prev = NULL;
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->nsessions++;
+	return s;
+}
+
+/* Closes the client connection, drops any upstream exchange, and recycles
+ * the session. */
+static void session_close(struct session *s)
+{
+	struct worker *w = s->w;
+
+	if (s->up) {
+		upstream_release(s->up, false);
+		s->up = NULL;
+	}
+	conn_close(&s->c);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->nsessions--;
+	worker_session_closed(w);
+
+	if (w->nfree_sessions < MAX_FREE_SESSIONS) {
+		s->next = w->free_sessions;
+		w->free_sessions = s;
+		w->nfree_sessions++;
+	} else {
+		conn_destroy(&s->c);
+		free(s);
+	}
+}
+
+void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+                    const struct cfg_listen *lc)
+{
+	struct session *s = session_alloc(w);
+	int one = 1;
+
+	(void)salen;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	conn_open(&s->c, w->base, fd, on_client_read, on_client_write, s);
+	http_msg_init(&s->req, HTTP_REQUEST, s);
+	s->req.pins = w->cfg->pins;
+	s->req.npins = w->cfg->npins;
+	s->tls = lc->tls != NULL;
+	s->state = SS_IDLE;
+	s->close_after = false;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], s->ip, sizeof(s->ip));
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, s->ip, sizeof(s->ip));
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->ip, sizeof(s->ip));
+	}
+	s->ip_len = (uint8_t)strlen(s->ip);
+	conn_want_read(&s->c, true, w->cfg->timeouts.client_idle_ms);
+}
+
+/* Closes once the output is written; stops reading meanwhile. */
+static int close_when_flushed(struct session *s)
+{
+	if (s->up) {
+		upstream_release(s->up, false);
+		s->up = NULL;
+	}
+	int r = conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms);
+	if (r != 1) {
+		session_close(s);
+		return -1;
+	}
+	s->state = SS_CLOSING;
+	conn_want_read(&s->c, false, 0);
+	return 0;
+}
+
+/* Answers with a self-made response. The connection is closed after it if
+ * close is set; otherwise the session goes on with the next request. */
+static int respond(struct session *s, int status, bool close)
+{
+	size_t len;
+	const char *text = http_error_response(status, close, &len);
+
+	evbuffer_add_reference(s->c.out, text, len, NULL, NULL);
+	s->resp_started = true;
+	if (close || s->close_after || !s->keep_alive)
+		return close_when_flushed(s);
+	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
+		session_close(s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Rejects a request the proxy will not forward: the answer, then close
+ * (the rest of the connection's bytes cannot be trusted to be framed). */
+static int reject(struct session *s, int status, const char *reason)
+{
+	log_debug("client %s: %d: %s", s->ip, status, reason ? reason : "");
+	return respond(s, status, true);
+}
+
+/* Appends the request head to out: the runs of received bytes that are
+ * kept, then the lines the proxy adds, then the blank line. */
+static void forward_head(struct session *s, struct evbuffer *out)
+{
+	struct http_run runs[HTTP_MAX_HEADERS + 1];
+	const struct http_head *h = &s->req.head;
+	const char *base = s->c.rx->data;
+	size_t n = http_head_runs(h, runs);
+
+	for (size_t i = 0; i < n; i++)
+		buf_add_ref(out, s->c.rx, runs[i].off, runs[i].len);
+
+	/* X-Forwarded-For: what the client sent, then the client. */
+	evbuffer_add(out, "X-Forwarded-For: ", 17);
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		const struct http_hdr *hd = &h->hdrs[i];
+		if (hd->kind != HK_X_FORWARDED_FOR || !hd->value_len)
+			continue;
+		evbuffer_add(out, base + hd->value, hd->value_len);
+		evbuffer_add(out, ", ", 2);
+	}
+	evbuffer_add(out, s->ip, s->ip_len);
+	evbuffer_add(out, "\r\nX-Real-IP: ", 13);
+	evbuffer_add(out, s->ip, s->ip_len);
+	if (s->tls)
+		evbuffer_add(out, "\r\nX-Forwarded-Proto: https\r\n", 28);
+	else
+		evbuffer_add(out, "\r\nX-Forwarded-Proto: http\r\n", 27);
+	if (h->conn_tokens & HTTP_CONN_UPGRADE)
+		evbuffer_add(out, "Connection: upgrade\r\n", 21);
+	else if (s->version == 10)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Attaches a connection to the chosen server, retrying once on another
+ * server when no socket can be made at all. Returns 0 with s->up set, or
+ * the status to answer. */
+static int attach_upstream(struct session *s)
+{
+	struct worker *w = s->w;
+	const struct snap_pool *p = &w->snap->pools[s->route.pool];
+
+	s->up = upstream_get(w, p->servers[s->route.server].id, s, false);
+	if (s->up)
+		return 0;
+	struct route_choice next;
+	if (s->retried || route_retry(w->snap, &w->rr, &s->route, &next))
+		return 502;
+	s->retried = true;
+	s->route = next;
+	p = &w->snap->pools[next.pool];
+	s->up = upstream_get(w, p->servers[next.server].id, s, false);
+	return s->up ? 0 : 502;
+}
+
+/* The head is complete: check, route and forward it. */
+static int start_exchange(struct session *s)
+{
+	struct worker *w = s->w;
+	const struct config *cfg = w->cfg;
+	const char *reason = NULL;
+	int status;
+
+	s->method = http_msg_method(&s->req);
+	s->version = http_msg_version(&s->req);
+	s->keep_alive = http_msg_keep_alive(&s->req) && !w->draining;
+	s->req_done = s->resp_started = s->retried = s->stale_retried = false;
+	s->replayable = http_method_idempotent(s->method) && !http_msg_chunked(&s->req) &&
+	                http_msg_content_length(&s->req) == 0;
+
+	status = http_req_check(&s->req, cfg->limits.max_body_bytes, &reason);
+	if (status)
+		return reject(s, status, reason);
+
+	int pin = s->req.head.pin >= 0 ? (int)cfg->pins[s->req.head.pin].pool : -1;
+	status = route_pick(w->snap, &w->rr, pin, &s->route);
+	if (!status)
+		status = attach_upstream(s);
+	if (status) {
+		/* Unread body bytes would be taken for the next request: a
+		 * request with a body ends the connection. */
+		bool has_body = http_msg_chunked(&s->req) || http_msg_content_length(&s->req);
+		return respond(s, status, has_body);
+	}
+	forward_head(s, s->up->c.out);
+	upstream_start(s->up, s->method == HTTP_HEAD);
+	upstream_flush(s->up);
+	return 0;
+}
+
+/* The response is complete and the upstream let go: next request. */
+static int end_exchange(struct session *s)
+{
+	if (s->close_after || !s->keep_alive || s->w->draining)
+		return close_when_flushed(s);
+	s->state = SS_IDLE;
+	s->c.rx_start = s->parse_pos;
+	return process(s);
+}
+
+/* Queues request body bytes [off, off+len) of the block for the upstream. */
+static void forward_body(struct session *s, uint32_t off, uint32_t len)
+{
+	if (len && s->up)
+		buf_add_ref(s->up->c.out, s->c.rx, off, len);
+}
+
+static int process(struct session *s)
+{
+	struct worker *w = s->w;
+	const struct config *cfg = w->cfg;
+	struct conn *c = &s->c;
+
+	for (;;) {
+		size_t k;
+		enum http_step step;
+
+		switch (s->state) {
+		case SS_IDLE:
+			if (conn_rx_len(c) == 0) {
+				if (w->draining) {
+					session_close(s);
+					return -1;
+				}
+				conn_rx_settle(c);
+				conn_want_read(c, true, cfg->timeouts.client_idle_ms);
+				return 0;
+			}
+			s->state = SS_HEAD;
+			s->parse_pos = c->rx_start;
+			http_msg_begin(&s->req, c->rx->data, c->rx_start);
+			s->head_deadline_ms = now_ms(w) + cfg->timeouts.request_header_ms;
+			conn_want_read(c, true, cfg->timeouts.request_header_ms);
+			/* fall through */
+		case SS_HEAD:
+			step = http_msg_feed(&s->req, c->rx->data + s->parse_pos,
+			                     c->rx_end - s->parse_pos, &k);
+			if (step == HTTP_ERROR)
+				return reject(s, s->req.error_status, s->req.error_reason);
+			s->parse_pos += (uint32_t)k;
+			if (s->parse_pos - c->rx_start > cfg->limits.max_header_bytes)
+				return reject(s, 431, "header section too large");
+			if (step == HTTP_NEED_MORE) {
+				uint64_t now = now_ms(w);
+				uint64_t left = s->head_deadline_ms > now ? s->head_deadline_ms - now : 1;
+				conn_want_read(c, true, (uint32_t)left);
+				return 0;
+			}
+			if (start_exchange(s) < 0)
+				return -1;
+			if (!s->up) {
+				/* Answered by the proxy itself. */
+				if (s->state == SS_CLOSING)
+					return 0;
+				llhttp_reset(&s->req.parser);
+				c->rx_start = s->parse_pos;
+				s->state = SS_IDLE;
+				continue;
+			}
+			c->rx_start = s->parse_pos;
+			s->state = SS_BODY;
+			conn_want_read(c, true, cfg->timeouts.client_idle_ms);
+			/* fall through */
+		case SS_BODY: {
+			uint32_t at = s->parse_pos;
+			step = http_msg_feed(&s->req, c->rx->data + at, c->rx_end - at, &k);
+			if (step == HTTP_ERROR) {
+				int status = s->req.error_status ? s->req.error_status : 400;
+				if (s->up) {
+					upstream_release(s->up, false);
+					s->up = NULL;
+				}
+				if (s->resp_started)
+					return close_when_flushed(s);
+				return reject(s, status, s->req.error_reason);
+			}
+			s->parse_pos = at + (uint32_t)k;
+			c->rx_start = s->parse_pos;
+			forward_body(s, at, (uint32_t)k);
+			if (s->up)
+				upstream_flush(s->up);
+			if (step == HTTP_NEED_MORE) {
+				if (s->up && conn_out_len(&s->up->c) > RELAY_HIGH_WATER)
+					conn_want_read(c, false, 0); /* resumed when drained */
+				else
+					conn_want_read(c, true, cfg->timeouts.client_idle_ms);
+				return 0;
+			}
+			/* The request is complete. */
+			s->req_done = true;
+			if (!s->up)
+				return end_exchange(s);
+			s->state = SS_WAIT;
+			conn_want_read(c, false, 0);
+			return 0;
+		}
+		case SS_TUNNEL:
+			if (conn_rx_len(c) && s->up) {
+				buf_add_ref(s->up->c.out, c->rx, c->rx_start, conn_rx_len(c));
+				c->rx_start = c->rx_end;
+				s->parse_pos = c->rx_end;
+				upstream_flush(s->up);
+			}
+			return 0;
+		case SS_WAIT:
+		case SS_CLOSING:
+			return 0;
+		}
+	}
+}
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct worker *w = s->w;
+	struct conn *c = &s->c;
+	(void)fd;
+
+	if (what & EV_TIMEOUT) {
+		if (s->state == SS_HEAD) {
+			log_debug("client %s: request head not complete in time", s->ip);
+			reject(s, 408, "request header timeout");
+		} else {
+			session_close(s);
+		}
+		return;
+	}
+	if (s->state == SS_CLOSING || s->state == SS_WAIT) {
+		/* Not reading: a wake-up here is a stale event. */
+		conn_want_read(c, false, 0);
+		return;
+	}
+
+	struct buf *before = c->rx;
+	uint32_t before_start = c->rx_start;
+	size_t max_block = w->cfg->limits.max_header_bytes + 1;
+	if (max_block < w->bufs.block_size)
+		max_block = w->bufs.block_size;
+	ssize_t n = conn_recv(c, &w->bufs, max_block);
+	if (n == -2)
+		return;
+	if (n == -3) {
+		reject(s, 431, "header section too large");
+		return;
+	}
+	if (n <= 0) {
+		/* The client closed or reset: whatever was in flight for it
+		 * has no one to go to. */
+		session_close(s);
+		return;
+	}
+	if (c->rx != before || c->rx_start != before_start) {
+		/* The block was replaced or rewound: only unparsed or
+		 * head bytes were pending; parse them from their new place. */
+		s->parse_pos = c->rx_start;
+		if (s->state == SS_HEAD) {
+			llhttp_reset(&s->req.parser);
+			http_msg_begin(&s->req, c->rx->data, c->rx_start);
+		}
+	}
+	s->req.base = c->rx->data;
+	process(s);
+}
+
+static void on_client_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	(void)fd;
+
+	if (what & EV_TIMEOUT) {
+		log_debug("client %s: not reading its response, closing", s->ip);
+		session_close(s);
+		return;
+	}
+	int r = conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms);
+	if (r < 0 || (r == 0 && s->state == SS_CLOSING)) {
+		session_close(s);
+		return;
+	}
+	if (s->up && conn_out_len(&s->c) < RELAY_LOW_WATER)
+		upstream_pause(s->up, false);
+}
+
+/* Body bytes of a de-chunked response, from the parser's callback: queued
+ * here, written by the zero-length session_on_response_body() that follows. */
+static void dechunk_body(struct http_msg *m, const char *at, size_t len)
+{
+	struct upconn *u = m->owner;
+	if (u->s)
+		buf_add_ref(u->s->c.out, u->c.rx, (uint32_t)(at - u->c.rx->data), (uint32_t)len);
+}
+
+int session_on_response_head(struct session *s, struct upconn *u)
+{
+	const struct config *cfg = cfg_of(s);
+	struct http_msg *m = &u->resp;
+	int status = http_msg_status(m);
+	const char *reason = NULL;
+	struct evbuffer *out = s->c.out;
+
+	http_resp_check(m, &reason);
+	bool interim = status < 200 && status != 101;
+	if (interim && s->version == 10)
+		return 0; /* no interim responses to HTTP/1.0 clients */
+	if (status == 101 && !http_msg_upgrade(&s->req)) {
+		log_warn("upstream answered 101 to a request that did not ask to upgrade");
+		return session_on_upstream_error(s, u, UP_ERR_INVALID);
+	}
+
+	bool keep = !interim && s->keep_alive && !s->close_after && !s->w->draining;
+	if (!interim && status != 101) {
+		if (http_msg_upgrade(&s->req))
+			keep = false; /* the request parser is past an upgrade */
+		if (http_msg_needs_eof(m))
+			keep = false; /* the body ends when the upstream closes */
+		if (s->version == 10 && http_msg_chunked(m)) {
+			/* HTTP/1.0 has no chunked coding: send the bare body and
+			 * end it by closing. */
+			for (uint32_t i = 0; i < m->head.nhdrs; i++)
+				if (m->head.hdrs[i].kind == HK_TRANSFER_ENCODING)
+					m->head.hdrs[i].drop = 1;
+			u->dechunk = true;
+			u->resp.on_body = dechunk_body;
+			keep = false;
+		}
+		if (!keep)
+			s->close_after = true;
+	}
+
+	struct http_run runs[HTTP_MAX_HEADERS + 1];
+	size_t n = http_head_runs(&m->head, runs);
+	for (size_t i = 0; i < n; i++)
+		buf_add_ref(out, u->c.rx, runs[i].off, runs[i].len);
+	if (!interim) {
+		if (cfg->expose_pool_header) {
+			const char *name = s->w->snap->pools[s->route.pool].cfg->name;
+			evbuffer_add(out, "X-Zdm-Pool: ", 12);
+			evbuffer_add(out, name, strlen(name));
+			evbuffer_add(out, "\r\n", 2);
+		}
+		if (status == 101)
+			evbuffer_add(out, "Connection: upgrade\r\n", 21);
+		else if (!keep)
+			evbuffer_add(out, "Connection: close\r\n", 19);
+		else if (s->version == 10)
+			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+		s->resp_started = true;
+	}
+	evbuffer_add(out, "\r\n", 2);
+
+	if (status == 101) {
+		s->state = SS_TUNNEL;
+		conn_want_read(&s->c, true, 0);
+		if (process(s) < 0)
+			return -1;
+	}
+	if (conn_flush(&s->c, cfg->timeouts.client_idle_ms) < 0) {
+		session_close(s);
+		return -1;
+	}
+	return 0;
+}
+
+int session_on_response_body(struct session *s, struct upconn *u, uint32_t off, uint32_t len)
+{
+	if (len)
+		buf_add_ref(s->c.out, u->c.rx, off, len);
+	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
+		session_close(s);
+		return -1;
+	}
+	if (conn_out_len(&s->c) > RELAY_HIGH_WATER)
+		upstream_pause(u, true); /* resumed by on_client_write */
+	return 0;
+}
+
+int session_on_response_done(struct session *s, struct upconn *u)
+{
+	bool reusable = s->req_done && http_msg_keep_alive(&u->resp);
+
+	s->up = NULL;
+	upstream_release(u, reusable);
+	if (!s->req_done)
+		s->close_after = true; /* the rest of the request body is unread */
+	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
+		session_close(s);
+		return -1;
+	}
+	end_exchange(s);
+	return -1;
+}
+
+int session_on_upstream_drained(struct session *s, struct upconn *u)
+{
+	(void)u;
+	if (s->state == SS_BODY && !s->c.reading)
+		conn_want_read(&s->c, true, cfg_of(s)->timeouts.client_idle_ms);
+	return 0;
+}
+
+static const char *const error_names[] = {
+	[UP_ERR_CONNECT] = "connect failed",
+	[UP_ERR_TIMEOUT] = "timed out",
+	[UP_ERR_RESET] = "connection closed or reset",
+	[UP_ERR_INVALID] = "invalid response",
+};
+
+/* Moves the exchange to another connection after a failure that happened
+ * before any response byte. The request bytes not yet written move along
+ * (chain transfer, no copy); a replayed request gets its head again. */
+static int switch_upstream(struct session *s, struct upconn *u, struct upconn *nu, bool replay)
+{
+	if (replay)
+		forward_head(s, nu->c.out);
+	else
+		evbuffer_add_buffer(nu->c.out, u->c.out);
+	upstream_release(u, false);
+	s->up = nu;
+	upstream_start(nu, s->method == HTTP_HEAD);
+	upstream_flush(nu);
+	return -1;
+}
+
+int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error err)
+{
+	struct worker *w = s->w;
+	const struct snap_pool *p = &w->snap->pools[s->route.pool];
+	const struct cfg_server *sc = p->servers[s->route.server].cfg;
+
+	log_warn("client %s %s: upstream %s/%s (%s): %s%s", s->ip,
+	         llhttp_method_name(s->method), p->cfg->name, sc->name, sc->addr.text,
+	         error_names[err], s->resp_started ? " mid-response" : "");
+
+	if (s->state == SS_TUNNEL || s->resp_started)
+		return session_close(s), -1;
+
+	if (err == UP_ERR_CONNECT && !s->retried) {
+		/* Nothing reached the upstream: the queued bytes move to
+		 * another server. */
+		struct route_choice next;
+		s->retried = true;
+		if (route_retry(w->snap, &w->rr, &s->route, &next) == 0) {
+			const struct snap_pool *np = &w->snap->pools[next.pool];
+			struct upconn *nu = upstream_get(w, np->servers[next.server].id, s, false);
+			if (nu) {
+				s->route = next;
+				return switch_upstream(s, u, nu, false);
+			}
+		}
+	} else if (err == UP_ERR_RESET && u->reused && !u->got_byte && s->replayable &&
+	           s->req_done && !s->stale_retried) {
+		/* A reused connection the server had closed as the request
+		 * went out: the request is idempotent and has no body, so it is
+		 * sent again on a new connection to the same server. */
+		s->stale_retried = true;
+		struct upconn *nu = upstream_get(w, u->server_id, s, true);
+		if (nu)
+			return switch_upstream(s, u, nu, true);
+	}
+
+	s->up = NULL;
+	upstream_release(u, false);
+	int status = err == UP_ERR_TIMEOUT ? 504 : 502;
+	if (respond(s, status, !s->req_done) < 0)
+		return -1;
+	if (s->state == SS_CLOSING)
+		return -1;
+	if (s->req_done)
+		end_exchange(s);
+	return -1;
+}
+
+void session_drain_all(struct worker *w)
+{
+	struct session *s = w->sessions;
+	while (s) {
+		struct session *next = s->next;
+		if (s->state == SS_IDLE && conn_rx_len(&s->c) == 0)
+			session_close(s);
+		else
+			s->close_after = true;
+		s = next;
+	}
+}
+
+void session_free_all(struct worker *w)
+{
+	while (w->sessions)
+		session_close(w->sessions);
+	while (w->free_sessions) {
+		struct session *s = w->free_sessions;
+		w->free_sessions = s->next;
+		conn_destroy(&s->c);
+		free(s);
+	}
+	w->nfree_sessions = 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * snapshot.c — building routing snapshots from the config and the runtime
+ * state.
+ */
+#include <stdlib.h>
+
+#include "config.h"
+#include "mem.h"
+#include "route.h"
+#include "snapshot.h"
+
+struct snapshot *snapshot_from_config(const struct config *cfg, uint64_t gen)
+{
+	struct snapshot *s = xcalloc(1, sizeof(*s));
+	s->cfg = cfg;
+	s->gen = gen;
+	s->npools = cfg->npools;
+	s->pools = xcalloc(cfg->npools, sizeof(*s->pools));
+	s->pool_w = xcalloc(cfg->npools, sizeof(*s->pool_w));
+
+	uint32_t id = 0;
+	for (size_t i = 0; i < cfg->npools; i++) {
+		const struct cfg_pool *cp = &cfg->pools[i];
+		struct snap_pool *p = &s->pools[i];
+		p->cfg = cp;
+		p->split = cfg->split[i];
+		p->nservers = cp->nservers;
+		p->servers = xcalloc(cp->nservers, sizeof(*p->servers));
+		p->server_w = xcalloc(cp->nservers, sizeof(*p->server_w));
+		p->first_id = id;
+		for (size_t j = 0; j < cp->nservers; j++) {
+			p->servers[j].cfg = &cp->servers[j];
+			p->servers[j].id = id++;
+			p->servers[j].weight = cp->servers[j].weight;
+			p->servers[j].available = true;
+		}
+	}
+	s->nservers = id;
+	snapshot_compute(s);
+	return s;
+}
+
+void snapshot_compute(struct snapshot *s)
+{
+	bool *avail = xcalloc(s->npools, sizeof(*avail));
+	uint32_t *split = xcalloc(s->npools, sizeof(*split));
+
+	for (size_t i = 0; i < s->npools; i++) {
+		struct snap_pool *p = &s->pools[i];
+		p->available = false;
+		for (size_t j = 0; j < p->nservers; j++) {
+			const struct snap_server *sv = &p->servers[j];
+			p->server_w[j] = sv->available ? sv->weight : 0;
+			if (p->server_w[j])
+				p->available = true;
+		}
+		avail[i] = p->available;
+		split[i] = p->split;
+	}
+	route_effective_split(split, avail, s->npools, s->pool_w);
+	free(avail);
+	free(split);
+}
+
+void snapshot_free(struct snapshot *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->npools; i++) {
+		free(s->pools[i].servers);
+		free(s->pools[i].server_w);
+	}
+	free(s->pools);
+	free(s->pool_w);
+	free(s);
+}

@@ -1,0 +1,56 @@
+/*
+ * snapshot.h — the routing view the hot path reads: pools with their
+ * effective split, servers with their effective weights.
+ *
+ * A snapshot is immutable once published. The control plane builds a new
+ * one whenever a weight, an availability or the config changes, and the
+ * workers switch to it between requests; the generation number tells a
+ * worker its round-robin state must be reset.
+ */
+#ifndef ZDM_SNAPSHOT_H
+#define ZDM_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct cfg_pool;
+struct cfg_server;
+
+struct snap_server {
+	const struct cfg_server *cfg;
+	uint32_t id;            /* index over all servers, pools back to back */
+	uint32_t weight;        /* the server's relative weight (runtime) */
+	bool available;         /* health up, circuit not open, enabled */
+};
+
+struct snap_pool {
+	const struct cfg_pool *cfg;
+	uint32_t split;         /* percentage in hundredths (runtime) */
+	struct snap_server *servers;
+	size_t nservers;
+	uint32_t *server_w;     /* effective server weights (0 when unavailable) */
+	uint32_t first_id;      /* id of servers[0] */
+	bool available;         /* some server has an effective weight */
+};
+
+struct snapshot {
+	const struct config *cfg;
+	uint64_t gen;
+	struct snap_pool *pools;
+	size_t npools;
+	uint32_t *pool_w;       /* effective split, see route_effective_split() */
+	size_t nservers;        /* over all pools */
+};
+
+/* A snapshot of cfg with its configured weights, every server available. */
+struct snapshot *snapshot_from_config(const struct config *cfg, uint64_t gen);
+
+/* Recomputes the effective weights after pools[].split, servers[].weight or
+ * servers[].available changed (before the snapshot is published). */
+void snapshot_compute(struct snapshot *s);
+
+void snapshot_free(struct snapshot *s);
+
+#endif

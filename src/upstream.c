@@ -1,0 +1,405 @@
+/*
+ * upstream.c — upstream connections: connect, reuse, response parsing.
+ *
+ * A connection belongs to one worker and one server. While it serves a
+ * session it parses the response in its receive block and hands the session
+ * offsets into that block (head, body runs), which the session forwards by
+ * reference. Between requests it sits in its server's idle list with only
+ * the read event armed, so a close by the server (or upstream_idle passing)
+ * frees it at once instead of failing the next request.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "config.h"
+#include "log.h"
+#include "mem.h"
+#include "session.h"
+#include "snapshot.h"
+#include "upstream.h"
+#include "worker-t.h"
+
+#define MAX_FREE_UPCONNS 1024
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+
+static struct timeval ms_tv(uint32_t ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	return tv;
+}
+
+static struct upconn *upconn_alloc(struct worker *w)
+{
+	struct upconn *u = w->free_upconns;
+	if (u) {
+		w->free_upconns = u->next;
+		w->nfree_upconns--;
+	} else {
+		u = xcalloc(1, sizeof(*u));
+		conn_setup(&u->c);
+	}
+	u->w = w;
+	u->next = u->prev = NULL;
+	u->s = NULL;
+	return u;
+}
+
+static void upconn_free(struct upconn *u)
+{
+	struct worker *w = u->w;
+	conn_close(&u->c);
+	u->s = NULL;
+	if (w->nfree_upconns < MAX_FREE_UPCONNS) {
+		u->next = w->free_upconns;
+		w->free_upconns = u;
+		w->nfree_upconns++;
+	} else {
+		conn_destroy(&u->c);
+		free(u);
+	}
+}
+
+static const struct cfg_server *server_cfg(const struct worker *w, uint32_t id)
+{
+	const struct snapshot *s = w->snap;
+	for (size_t i = 0; i < s->npools; i++) {
+		const struct snap_pool *p = &s->pools[i];
+		if (id < p->first_id + p->nservers)
+			return p->servers[id - p->first_id].cfg;
+	}
+	return NULL;
+}
+
+static void idle_unlink(struct upconn *u)
+{
+	struct server_rt *rt = &u->w->servers[u->server_id];
+	if (u->prev)
+		u->prev->next = u->next;
+	else
+		rt->idle = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	u->next = u->prev = NULL;
+	rt->nidle--;
+}
+
+static void reset_exchange(struct upconn *u, struct session *s)
+{
+	u->s = s;
+	u->state = UC_ACTIVE;
+	u->in_body = false;
+	u->got_byte = false;
+	u->dechunk = false;
+	u->tunnel = false;
+	u->resp.on_body = NULL;
+}
+
+struct upconn *upstream_get(struct worker *w, uint32_t server_id, struct session *s, bool fresh)
+{
+	struct server_rt *rt = &w->servers[server_id];
+
+	while (rt->idle && !fresh) {
+		struct upconn *u = rt->idle;
+		idle_unlink(u);
+		if (u->gen != w->snap->gen || u->c.eof) {
+			upconn_free(u);
+			continue;
+		}
+		event_del(&u->c.rev);
+		u->c.reading = false;
+		u->reused = true;
+		reset_exchange(u, s);
+		return u;
+	}
+
+	const struct cfg_server *sc = server_cfg(w, server_id);
+	int fd = socket(sc->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("upstream %s (%s): cannot create a socket: %s", sc->name, sc->addr.text,
+		          strerror(errno));
+		return NULL;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)&sc->addr.ss, sc->addr.len) < 0 &&
+	    errno != EINPROGRESS) {
+		log_warn("upstream %s (%s): connect failed: %s", sc->name, sc->addr.text,
+		         strerror(errno));
+		close(fd);
+		return NULL;
+	}
+
+	struct upconn *u = upconn_alloc(w);
+	conn_open(&u->c, w->base, fd, on_read, on_write, u);
+	http_msg_init(&u->resp, HTTP_RESPONSE, u);
+	u->server_id = server_id;
+	u->gen = w->snap->gen;
+	u->reused = false;
+	reset_exchange(u, s);
+	u->state = UC_CONNECTING;
+	struct timeval tv = ms_tv(w->cfg->timeouts.connect_ms);
+	event_add(&u->c.wev, &tv);
+	return u;
+}
+
+void upstream_start(struct upconn *u, bool head_request)
+{
+	u->resp.skip_body = head_request;
+	u->parse_pos = u->c.rx_start;
+	if (u->c.rx)
+		http_msg_begin(&u->resp, u->c.rx->data, u->c.rx_start);
+	else
+		http_msg_begin(&u->resp, NULL, 0);
+	if (u->state == UC_ACTIVE)
+		conn_want_read(&u->c, true, u->w->cfg->timeouts.upstream_response_ms);
+}
+
+void upstream_flush(struct upconn *u)
+{
+	if (u->state != UC_ACTIVE)
+		return;
+	/* A failed write shows up as an error on the read side, which is
+	 * armed while the connection is active. */
+	conn_flush(&u->c, u->w->cfg->timeouts.upstream_response_ms);
+}
+
+void upstream_pause(struct upconn *u, bool paused)
+{
+	if (u->state != UC_ACTIVE)
+		return;
+	conn_want_read(&u->c, !paused, paused ? 0 : u->w->cfg->timeouts.upstream_response_ms);
+}
+
+void upstream_release(struct upconn *u, bool reusable)
+{
+	struct worker *w = u->w;
+
+	u->s = NULL;
+	if (!reusable || u->state != UC_ACTIVE || u->c.eof || u->tunnel ||
+	    u->c.rx_end != u->c.rx_start || conn_out_len(&u->c) || w->draining ||
+	    u->gen != w->snap->gen) {
+		upconn_free(u);
+		return;
+	}
+	conn_rx_settle(&u->c);
+	u->state = UC_IDLE;
+	struct server_rt *rt = &w->servers[u->server_id];
+	u->prev = NULL;
+	u->next = rt->idle;
+	if (rt->idle)
+		rt->idle->prev = u;
+	rt->idle = u;
+	rt->nidle++;
+	/* Watch the idle connection: data or a close from the server, or the
+	 * idle timeout, ends it. */
+	conn_want_read(&u->c, true, w->cfg->timeouts.upstream_idle_ms);
+}
+
+static int fail(struct upconn *u, enum up_error err)
+{
+	struct session *s = u->s;
+	if (!s) {
+		upconn_free(u);
+		return -1;
+	}
+	return session_on_upstream_error(s, u, err);
+}
+
+/* Parses what the receive block holds beyond parse_pos and reports it.
+ * Returns -1 once u must not be touched any more. */
+static int parse_response(struct upconn *u)
+{
+	struct conn *c = &u->c;
+
+	u->got_byte = true;
+	if (u->tunnel) {
+		uint32_t off = c->rx_start, len = c->rx_end - c->rx_start;
+		c->rx_start = c->rx_end;
+		u->parse_pos = c->rx_end;
+		return session_on_response_body(u->s, u, off, len);
+	}
+	/* After a pause (end of a head) the parser is fed again even with no
+	 * bytes: a message without a body completes without any. */
+	bool again = false;
+	while (u->parse_pos < c->rx_end || again) {
+		size_t k;
+		again = false;
+		uint32_t at = u->parse_pos;
+		enum http_step step =
+		        http_msg_feed(&u->resp, c->rx->data + at, c->rx_end - at, &k);
+
+		if (step == HTTP_ERROR) {
+			log_warn("upstream response invalid: %s", u->resp.error_reason
+			                                                  ? u->resp.error_reason
+			                                                  : "parse error");
+			return fail(u, UP_ERR_INVALID);
+		}
+		u->parse_pos = at + (uint32_t)k;
+		if (!u->in_body) {
+			if (step == HTTP_NEED_MORE)
+				return 0; /* head incomplete: it stays in the block */
+			if (step != HTTP_HEAD_DONE)
+				return fail(u, UP_ERR_INVALID);
+			u->in_body = true;
+			c->rx_start = u->parse_pos;
+			if (session_on_response_head(u->s, u) < 0)
+				return -1;
+			again = true;
+			continue;
+		}
+		/* Raw bytes go out as they came (chunk framing included); when
+		 * de-chunking, the parser's body callback queued the spans and
+		 * a zero-length call flushes them. */
+		if ((k || u->dechunk) &&
+		    session_on_response_body(u->s, u, u->dechunk ? 0 : at,
+		                             u->dechunk ? 0 : (uint32_t)k) < 0)
+			return -1;
+		c->rx_start = u->parse_pos;
+		if (step == HTTP_NEED_MORE)
+			return 0;
+		/* The message is complete. */
+		int status = http_msg_status(&u->resp);
+		if (status == 101 || step == HTTP_UPGRADE) {
+			u->tunnel = true;
+			if (c->rx_end > c->rx_start)
+				return parse_response(u);
+			return 0;
+		}
+		if (status < 200) {
+			/* An interim response: the final one follows. */
+			u->in_body = false;
+			http_msg_begin(&u->resp, c->rx->data, u->parse_pos);
+			continue;
+		}
+		return session_on_response_done(u->s, u);
+	}
+	return 0;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct upconn *u = arg;
+	struct worker *w = u->w;
+	(void)fd;
+
+	if (u->state == UC_IDLE) {
+		/* Anything on an idle connection ends it. */
+		idle_unlink(u);
+		upconn_free(u);
+		return;
+	}
+	if (what & EV_TIMEOUT) {
+		fail(u, UP_ERR_TIMEOUT);
+		return;
+	}
+
+	struct buf *before = u->c.rx;
+	uint32_t before_start = u->c.rx_start;
+	size_t max_block = w->cfg->limits.max_header_bytes + w->bufs.block_size;
+	ssize_t n = conn_recv(&u->c, &w->bufs, max_block);
+	if (n == -2)
+		return;
+	if (n == -3) {
+		log_warn("upstream response head over %zu bytes", max_block);
+		fail(u, UP_ERR_INVALID);
+		return;
+	}
+	if (n < 0) {
+		fail(u, UP_ERR_RESET);
+		return;
+	}
+	if (n == 0) {
+		if (u->tunnel) {
+			fail(u, UP_ERR_RESET);
+			return;
+		}
+		if (u->in_body && http_msg_needs_eof(&u->resp) && http_msg_finish(&u->resp) == 0) {
+			session_on_response_done(u->s, u);
+			return;
+		}
+		fail(u, UP_ERR_RESET);
+		return;
+	}
+	if (u->c.rx != before || before_start != u->c.rx_start) {
+		/* The block was replaced or rewound: parse the pending bytes
+		 * again from their new place. Only an incomplete head is ever
+		 * pending; body bytes are forwarded as soon as they are parsed. */
+		u->parse_pos = u->c.rx_start;
+		if (!u->in_body) {
+			llhttp_reset(&u->resp.parser);
+			http_msg_begin(&u->resp, u->c.rx->data, u->c.rx_start);
+		}
+	}
+	u->resp.base = u->c.rx->data;
+	parse_response(u);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct upconn *u = arg;
+	struct worker *w = u->w;
+
+	if (u->state == UC_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (what & EV_TIMEOUT)
+			err = ETIMEDOUT;
+		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			const struct cfg_server *sc = server_cfg(w, u->server_id);
+			log_warn("upstream %s (%s): connect failed: %s", sc->name, sc->addr.text,
+			         strerror(err));
+			fail(u, UP_ERR_CONNECT);
+			return;
+		}
+		u->state = UC_ACTIVE;
+		event_del(&u->c.wev);
+		conn_want_read(&u->c, true, w->cfg->timeouts.upstream_response_ms);
+		/* fall through to write what was queued meanwhile */
+	} else if (what & EV_TIMEOUT) {
+		fail(u, UP_ERR_TIMEOUT);
+		return;
+	}
+	int r = conn_flush(&u->c, w->cfg->timeouts.upstream_response_ms);
+	if (r < 0) {
+		fail(u, UP_ERR_RESET);
+		return;
+	}
+	if (r == 0 && u->s)
+		session_on_upstream_drained(u->s, u);
+}
+
+void upstream_close_idle(struct worker *w)
+{
+	if (!w->snap)
+		return;
+	for (size_t i = 0; i < w->snap->nservers; i++) {
+		while (w->servers[i].idle) {
+			struct upconn *u = w->servers[i].idle;
+			idle_unlink(u);
+			upconn_free(u);
+		}
+	}
+}
+
+void upstream_free_all(struct worker *w)
+{
+	upstream_close_idle(w);
+	while (w->free_upconns) {
+		struct upconn *u = w->free_upconns;
+		w->free_upconns = u->next;
+		conn_destroy(&u->c);
+		free(u);
+	}
+	w->nfree_upconns = 0;
+}

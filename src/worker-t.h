@@ -1,0 +1,125 @@
+/*
+ * worker-t.h — the structures that the hot-path modules (worker, listener,
+ * session, upstream) share. Everything here belongs to one worker thread:
+ * its event loop, its free lists, its connections.
+ */
+#ifndef ZDM_WORKER_T_H
+#define ZDM_WORKER_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include "buf.h"
+#include "conn.h"
+#include "http.h"
+#include "route.h"
+
+struct config;
+struct snapshot;
+struct evconnlistener;
+
+/* Output above this many bytes pauses the side that produces it. */
+#define RELAY_HIGH_WATER (256 * 1024)
+#define RELAY_LOW_WATER (64 * 1024)
+
+/* Why an upstream exchange failed (SPEC §7 error kinds). */
+enum up_error {
+	UP_ERR_CONNECT,   /* refused, unreachable, or the connect timed out */
+	UP_ERR_TIMEOUT,   /* no response in time */
+	UP_ERR_RESET,     /* closed or reset before the response was complete */
+	UP_ERR_INVALID,   /* not a valid HTTP response */
+};
+
+enum upconn_state {
+	UC_CONNECTING,    /* non-blocking connect in progress */
+	UC_ACTIVE,        /* serving a session's request */
+	UC_IDLE,          /* in its server's idle list, waiting for reuse */
+};
+
+/* One connection to an upstream server. */
+struct upconn {
+	struct worker *w;
+	struct conn c;
+	struct http_msg resp;
+	struct session *s;            /* the session it serves (UC_ACTIVE) */
+	enum upconn_state state;
+	uint32_t server_id;           /* snapshot server id */
+	uint64_t gen;                 /* snapshot generation it was made for */
+	uint32_t parse_pos;
+	bool in_body;                 /* the response head has been handled */
+	bool reused;                  /* served a request before this one */
+	bool got_byte;                /* some response byte arrived */
+	bool dechunk;                 /* body bytes from the parser, not raw */
+	bool tunnel;                  /* after a 101: raw bytes both ways */
+	struct upconn *next, *prev;   /* idle list or free list */
+};
+
+/* Per worker, per server of the current snapshot. */
+struct server_rt {
+	struct upconn *idle;          /* most recently used first */
+	uint32_t nidle;
+};
+
+enum session_state {
+	SS_IDLE,        /* keep-alive: no request begun */
+	SS_HEAD,        /* reading a request head */
+	SS_BODY,        /* request forwarded; its body may still be streaming */
+	SS_WAIT,        /* request complete; waiting for the response to end */
+	SS_TUNNEL,      /* upgraded: raw bytes both ways */
+	SS_CLOSING,     /* flushing a last response, then closing */
+};
+
+/* One client connection. */
+struct session {
+	struct worker *w;
+	struct conn c;
+	struct http_msg req;
+	struct upconn *up;
+	struct route_choice route;
+	enum session_state state;
+	uint32_t parse_pos;           /* next byte of the block to parse */
+	uint64_t head_deadline_ms;    /* request_header timeout */
+	int method;
+	int version;                  /* 10 or 11 */
+	bool keep_alive;              /* the client wants the connection kept */
+	bool close_after;             /* close once the current response is out */
+	bool req_done;
+	bool resp_started;            /* some response byte went to the client */
+	bool retried;
+	bool stale_retried;
+	bool replayable;              /* head still in the block, no body */
+	bool tls;
+	char ip[INET6_ADDRSTRLEN];
+	uint8_t ip_len;
+	struct session *next, *prev;  /* active list or free list */
+};
+
+struct listener_slot {
+	struct worker *w;
+	struct evconnlistener *lev;
+	const struct cfg_listen *cfg;
+};
+
+struct worker {
+	struct event_base *base;
+	const struct config *cfg;
+	struct snapshot *snap;
+	struct route_rr rr;
+	struct buf_pool bufs;
+	struct server_rt *servers;    /* [snap->nservers] */
+	struct listener_slot *listeners;
+	size_t nlisteners;
+	struct session *sessions;     /* active */
+	struct session *free_sessions;
+	struct upconn *free_upconns;
+	uint32_t nsessions;
+	uint32_t nfree_sessions, nfree_upconns;
+	bool draining;
+	bool accept_paused;           /* at limits.max_connections */
+	struct event *drain_timer;
+};
+
+#endif

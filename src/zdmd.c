@@ -1,0 +1,164 @@
+/*
+ * zdmd.c — the proxy daemon: command line, configuration, signals.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <llhttp.h>
+#include <openssl/crypto.h>
+#include <yaml.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "worker.h"
+
+#ifndef ZDM_DEFAULT_CONFIG
+#define ZDM_DEFAULT_CONFIG "/etc/zdm/zdm.yaml"
+#endif
+#define ZDM_VERSION "0.1.0"
+
+struct daemon {
+	const char *config_path;
+	struct config *cfg;
+	struct worker *w;
+	struct event *sig_term, *sig_int, *sig_hup;
+	int stop_signals;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: zdmd [-c FILE] [-t] [-V] [-h]\n"
+	           "  -c FILE  configuration file (default: %s)\n"
+	           "  -t       check the configuration and exit\n"
+	           "  -V       print the version of zdmd and of its libraries\n"
+	           "  -h       this help\n",
+	           ZDM_DEFAULT_CONFIG);
+}
+
+static void print_versions(void)
+{
+	printf("zdmd %s\n", ZDM_VERSION);
+	printf("libevent %s\n", event_get_version());
+	printf("%s\n", OpenSSL_version(OPENSSL_VERSION));
+	printf("llhttp %d.%d.%d\n", LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
+	       LLHTTP_VERSION_PATCH);
+	printf("libyaml %s\n", yaml_get_version_string());
+}
+
+/* Loads path, printing every error; NULL if there was any. */
+static struct config *load_config(const char *path)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = config_load(path, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.msgs[i]);
+	config_errors_free(&errs);
+	return cfg;
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)what;
+	if (d->stop_signals++) {
+		log_info("signal %d again: exiting now", (int)sig);
+		worker_stop(d->w);
+		return;
+	}
+	log_info("signal %d: shutting down gracefully (at most %ums)", (int)sig,
+	         d->cfg->timeouts.drain_ms);
+	worker_drain(d->w);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)sig;
+	(void)what;
+	struct config *next = load_config(d->config_path);
+	if (!next) {
+		log_error("reload of %s failed: keeping the running configuration",
+		          d->config_path);
+		return;
+	}
+	/* Applying a new configuration at run time comes with the control
+	 * plane; until then a valid file is only checked. */
+	log_warn("reload of %s: the configuration is valid, but applying it needs a restart",
+	         d->config_path);
+	config_free(next);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = {.config_path = ZDM_DEFAULT_CONFIG};
+	bool check_only = false;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'V':
+			print_versions();
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "zdmd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	d.cfg = load_config(d.config_path);
+	if (!d.cfg)
+		return 1;
+	if (check_only) {
+		printf("configuration OK\n");
+		config_free(d.cfg);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	http_init();
+	d.w = worker_new(d.cfg);
+	if (!d.w) {
+		config_free(d.cfg);
+		return 1;
+	}
+	d.sig_term = evsignal_new(d.w->base, SIGTERM, on_stop_signal, &d);
+	d.sig_int = evsignal_new(d.w->base, SIGINT, on_stop_signal, &d);
+	d.sig_hup = evsignal_new(d.w->base, SIGHUP, on_hup, &d);
+	event_add(d.sig_term, NULL);
+	event_add(d.sig_int, NULL);
+	event_add(d.sig_hup, NULL);
+
+	log_info("zdmd %s: listening on %s%s, %zu pools", ZDM_VERSION, d.cfg->listen[0].addr.text,
+	         d.cfg->nlisten > 1 ? " and more" : "", d.cfg->npools);
+	worker_run(d.w);
+	log_info("zdmd: stopped");
+
+	event_free(d.sig_term);
+	event_free(d.sig_int);
+	event_free(d.sig_hup);
+	worker_free(d.w);
+	config_free(d.cfg);
+	return 0;
+}
