@@ -255,6 +255,7 @@ void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
 	m->head.pin = -1;
 	m->head.nhost = 0;
 	m->in_field = m->in_value = m->value_done = 0;
+	m->in_body = false;
 	m->error_status = 0;
 	m->error_reason = NULL;
 }
@@ -276,6 +277,111 @@ static int status_for_errno(llhttp_errno_t e)
 	}
 }
 
+enum chunk_state {
+	CS_SIZE,        /* hex digits of a chunk size */
+	CS_EXT,         /* chunk extensions, up to CR */
+	CS_SIZE_LF,
+	CS_DATA,
+	CS_DATA_CR,
+	CS_DATA_LF,
+	CS_TRAILER,     /* at the start of a trailer line or the final CRLF */
+	CS_TRAILER_LINE,
+	CS_TRAILER_LF,
+	CS_END_LF,
+	CS_DONE,
+};
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = u[i];
+		switch (cs->state) {
+		case CS_SIZE:
+			if (hexval(c) >= 0) {
+				if (++cs->digits > 15)
+					return -1; /* sizes past 2^60 are not credible */
+				cs->left = cs->left * 16 + (uint64_t)hexval(c);
+			} else if (cs->digits && (c == ';' || c == ' ' || c == '\t')) {
+				cs->state = CS_EXT;
+			} else if (cs->digits && c == '\r') {
+				cs->state = CS_SIZE_LF;
+			} else {
+				return -1;
+			}
+			break;
+		case CS_EXT:
+			if (c == '\r')
+				cs->state = CS_SIZE_LF;
+			else if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return -1;
+			break;
+		case CS_SIZE_LF:
+			if (c != '\n')
+				return -1;
+			cs->state = cs->left ? CS_DATA : CS_TRAILER;
+			break;
+		case CS_DATA: {
+			size_t take = n - i < cs->left ? n - i : (size_t)cs->left;
+			cs->left -= take;
+			i += take;
+			if (!cs->left)
+				cs->state = CS_DATA_CR;
+			continue;
+		}
+		case CS_DATA_CR:
+			if (c != '\r')
+				return -1;
+			cs->state = CS_DATA_LF;
+			break;
+		case CS_DATA_LF:
+			if (c != '\n')
+				return -1;
+			cs->state = CS_SIZE;
+			cs->digits = 0;
+			cs->left = 0;
+			break;
+		case CS_TRAILER:
+			cs->state = c == '\r' ? CS_END_LF : CS_TRAILER_LINE;
+			if (c == '\n' || (c < 0x20 && c != '\r') || c == 0x7f)
+				return -1;
+			break;
+		case CS_TRAILER_LINE:
+			if (c == '\r')
+				cs->state = CS_TRAILER_LF;
+			else if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return -1;
+			break;
+		case CS_TRAILER_LF:
+			if (c != '\n')
+				return -1;
+			cs->state = CS_TRAILER;
+			break;
+		case CS_END_LF:
+			if (c != '\n')
+				return -1;
+			cs->state = CS_DONE;
+			break;
+		case CS_DONE:
+			return -1;
+		}
+		i++;
+	}
+	return 0;
+}
+
 enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, size_t *consumed)
 {
 	if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
@@ -283,16 +389,30 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 	m->pause = PAUSE_NONE;
 
 	llhttp_errno_t e = llhttp_execute(&m->parser, data, len);
+	size_t k = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&m->parser) - data);
+
+	/* llhttp is lenient about the CRLF after chunk data; the bytes it
+	 * took are checked again here before anyone forwards them. */
+	if (m->in_body && (m->parser.flags & F_CHUNKED) && k &&
+	    (e == HPE_OK || e == HPE_PAUSED) && http_chunk_scan(&m->chunks, data, k) < 0) {
+		*consumed = k;
+		m->error_status = 400;
+		m->error_reason = "malformed chunked framing";
+		return HTTP_ERROR;
+	}
 	switch (e) {
 	case HPE_OK:
 		*consumed = len;
 		return HTTP_NEED_MORE;
 	case HPE_PAUSED:
-		*consumed = (size_t)(llhttp_get_error_pos(&m->parser) - data);
+		*consumed = k;
 		if (m->pause == PAUSE_HEAD) {
 			m->head.end = (uint32_t)(data + *consumed - m->base);
+			m->in_body = true;
+			memset(&m->chunks, 0, sizeof(m->chunks));
 			return HTTP_HEAD_DONE;
 		}
+		m->in_body = false;
 		return HTTP_MSG_DONE;
 	case HPE_PAUSED_UPGRADE:
 		*consumed = (size_t)(llhttp_get_error_pos(&m->parser) - data);
@@ -428,9 +548,11 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 	}
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		struct http_hdr *hd = &h->hdrs[i];
-		if (!is_tchar((unsigned char)m->base[hd->name])) {
-			*reason = "invalid header name";
-			return 400;
+		for (uint32_t j = 0; j < hd->name_len; j++) {
+			if (!is_tchar((unsigned char)m->base[hd->name + j])) {
+				*reason = "invalid header name (whitespace before the colon?)";
+				return 400;
+			}
 		}
 		switch (hd->kind) {
 		case HK_TRANSFER_ENCODING:

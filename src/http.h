@@ -72,6 +72,18 @@ enum http_step {
 	HTTP_ERROR,          /* malformed; see .error_status and .error_reason */
 };
 
+/* Where a chunked body's framing stands (see http_chunk_scan). */
+struct http_chunk_scan {
+	uint8_t state;
+	uint8_t digits;
+	uint64_t left;              /* chunk size, then data bytes still to come */
+};
+
+/* Checks the framing of chunked body bytes as they stream: hex sizes,
+ * CRLF after sizes and after data, trailers, the final blank line. Returns
+ * 0 while well-formed, -1 at the first malformed byte. */
+int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n);
+
 /* One direction of an HTTP connection: the parser and the head being read. */
 struct http_msg {
 	llhttp_t parser;
@@ -84,6 +96,8 @@ struct http_msg {
 	const char *error_reason;
 	bool skip_body;             /* response side: the request was HEAD */
 	uint8_t pause;              /* why the last execution paused */
+	bool in_body;               /* past the head of the current message */
+	struct http_chunk_scan chunks;
 	uint8_t in_field, in_value, value_done;
 	struct http_head head;
 	/* Body spans delivered by the parser (used when de-chunking). */

@@ -229,13 +229,12 @@ static int attach_upstream(struct session *s)
 	return s->up ? 0 : 502;
 }
 
-/* The head is complete: check, route and forward it. */
-static int start_exchange(struct session *s)
+/* The head is complete: note what the request is and check it. Returns 0,
+ * or -1 when the request was refused (and the session closed or closing). */
+static int check_request(struct session *s)
 {
 	struct worker *w = s->w;
-	const struct config *cfg = w->cfg;
 	const char *reason = NULL;
-	int status;
 
 	s->method = http_msg_method(&s->req);
 	s->version = http_msg_version(&s->req);
@@ -244,12 +243,21 @@ static int start_exchange(struct session *s)
 	s->replayable = http_method_idempotent(s->method) && !http_msg_chunked(&s->req) &&
 	                http_msg_content_length(&s->req) == 0;
 
-	status = http_req_check(&s->req, cfg->limits.max_body_bytes, &reason);
+	int status = http_req_check(&s->req, w->cfg->limits.max_body_bytes, &reason);
 	if (status)
 		return reject(s, status, reason);
+	return 0;
+}
+
+/* Routes the checked request and forwards its head. Returns 0 with s->up
+ * set, 0 without s->up when the proxy answered itself, or -1. */
+static int start_exchange(struct session *s)
+{
+	struct worker *w = s->w;
+	const struct config *cfg = w->cfg;
 
 	int pin = s->req.head.pin >= 0 ? (int)cfg->pins[s->req.head.pin].pool : -1;
-	status = route_pick(w->snap, &w->rr, pin, &s->route);
+	int status = route_pick(w->snap, &w->rr, pin, &s->route);
 	if (!status)
 		status = attach_upstream(s);
 	if (status) {
@@ -260,7 +268,6 @@ static int start_exchange(struct session *s)
 	}
 	forward_head(s, s->up->c.out);
 	upstream_start(s->up, s->method == HTTP_HEAD);
-	upstream_flush(s->up);
 	return 0;
 }
 
@@ -281,6 +288,31 @@ static void forward_body(struct session *s, uint32_t off, uint32_t len)
 		buf_add_ref(s->up->c.out, s->c.rx, off, len);
 }
 
+/* Forwards the request body bytes [at, at+k) that the parser reported with
+ * step, and waits for more or for the response. */
+static int body_step(struct session *s, enum http_step step, uint32_t at, size_t k)
+{
+	const struct config *cfg = s->w->cfg;
+	struct conn *c = &s->c;
+
+	s->parse_pos = at + (uint32_t)k;
+	c->rx_start = s->parse_pos;
+	forward_body(s, at, (uint32_t)k);
+	upstream_flush(s->up);
+	if (step == HTTP_NEED_MORE) {
+		if (conn_out_len(&s->up->c) > RELAY_HIGH_WATER)
+			conn_want_read(c, false, 0); /* resumed when drained */
+		else
+			conn_want_read(c, true, cfg->timeouts.client_idle_ms);
+		return 0;
+	}
+	/* The request is complete: the response is awaited. */
+	s->req_done = true;
+	s->state = SS_WAIT;
+	conn_want_read(c, false, 0);
+	return 0;
+}
+
 static int process(struct session *s)
 {
 	struct worker *w = s->w;
@@ -289,6 +321,7 @@ static int process(struct session *s)
 
 	for (;;) {
 		size_t k;
+		uint32_t at;
 		enum http_step step;
 
 		switch (s->state) {
@@ -322,6 +355,15 @@ static int process(struct session *s)
 				conn_want_read(c, true, (uint32_t)left);
 				return 0;
 			}
+			if (check_request(s) < 0)
+				return -1;
+			/* The body bytes already here are parsed (and their framing
+			 * checked) before anything is forwarded, so a request that
+			 * arrives whole and malformed never reaches an upstream. */
+			at = s->parse_pos;
+			step = http_msg_feed(&s->req, c->rx->data + at, c->rx_end - at, &k);
+			if (step == HTTP_ERROR)
+				return reject(s, s->req.error_status, s->req.error_reason);
 			if (start_exchange(s) < 0)
 				return -1;
 			if (!s->up) {
@@ -333,16 +375,16 @@ static int process(struct session *s)
 				s->state = SS_IDLE;
 				continue;
 			}
-			c->rx_start = s->parse_pos;
 			s->state = SS_BODY;
-			conn_want_read(c, true, cfg->timeouts.client_idle_ms);
-			/* fall through */
-		case SS_BODY: {
-			uint32_t at = s->parse_pos;
+			return body_step(s, step, at, k);
+		case SS_BODY:
+			at = s->parse_pos;
 			step = http_msg_feed(&s->req, c->rx->data + at, c->rx_end - at, &k);
 			if (step == HTTP_ERROR) {
 				int status = s->req.error_status ? s->req.error_status : 400;
 				if (s->up) {
+					/* The upstream saw part of the request:
+					 * closing the connection discards it. */
 					upstream_release(s->up, false);
 					s->up = NULL;
 				}
@@ -350,26 +392,7 @@ static int process(struct session *s)
 					return close_when_flushed(s);
 				return reject(s, status, s->req.error_reason);
 			}
-			s->parse_pos = at + (uint32_t)k;
-			c->rx_start = s->parse_pos;
-			forward_body(s, at, (uint32_t)k);
-			if (s->up)
-				upstream_flush(s->up);
-			if (step == HTTP_NEED_MORE) {
-				if (s->up && conn_out_len(&s->up->c) > RELAY_HIGH_WATER)
-					conn_want_read(c, false, 0); /* resumed when drained */
-				else
-					conn_want_read(c, true, cfg->timeouts.client_idle_ms);
-				return 0;
-			}
-			/* The request is complete. */
-			s->req_done = true;
-			if (!s->up)
-				return end_exchange(s);
-			s->state = SS_WAIT;
-			conn_want_read(c, false, 0);
-			return 0;
-		}
+			return body_step(s, step, at, k);
 		case SS_TUNNEL:
 			if (conn_rx_len(c) && s->up) {
 				buf_add_ref(s->up->c.out, c->rx, c->rx_start, conn_rx_len(c));
