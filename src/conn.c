@@ -41,6 +41,7 @@ void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_f
 	c->rx_start = c->rx_end = 0;
 	c->reading = false;
 	c->eof = false;
+	c->read_timeout_ms = 0;
 	event_assign(&c->rev, base, fd, EV_READ | EV_PERSIST, on_read, arg);
 	event_assign(&c->wev, base, fd, EV_WRITE | EV_PERSIST, on_write, arg);
 }
@@ -147,7 +148,12 @@ void conn_want_read(struct conn *c, bool on, uint32_t timeout_ms)
 {
 	if (on) {
 		struct timeval tv = ms_tv(timeout_ms);
+		/* event_add() without a timeout keeps a timeout set before:
+		 * removing one takes a del first. */
+		if (!timeout_ms && c->reading && c->read_timeout_ms)
+			event_del(&c->rev);
 		event_add(&c->rev, timeout_ms ? &tv : NULL);
+		c->read_timeout_ms = timeout_ms;
 	} else if (c->reading) {
 		event_del(&c->rev);
 	}

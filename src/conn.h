@@ -32,6 +32,7 @@ struct conn {
 	struct buf *rx;
 	uint32_t rx_start, rx_end;
 	bool reading;          /* rev is armed */
+	uint32_t read_timeout_ms; /* the timeout rev was armed with */
 	bool eof;              /* the peer closed its side */
 };
 

@@ -306,10 +306,13 @@ static int body_step(struct session *s, enum http_step step, uint32_t at, size_t
 			conn_want_read(c, true, cfg->timeouts.client_idle_ms);
 		return 0;
 	}
-	/* The request is complete: the response is awaited. */
+	/* The request is complete: the response is awaited. The client
+	 * stays watched (without a timeout) so that its close is seen;
+	 * pipelined bytes wait in the block. */
 	s->req_done = true;
 	s->state = SS_WAIT;
-	conn_want_read(c, false, 0);
+	upstream_request_sent(s->up);
+	conn_want_read(c, true, 0);
 	return 0;
 }
 
@@ -424,8 +427,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 		}
 		return;
 	}
-	if (s->state == SS_CLOSING || s->state == SS_WAIT) {
-		/* Not reading: a wake-up here is a stale event. */
+	if (s->state == SS_CLOSING) {
 		conn_want_read(c, false, 0);
 		return;
 	}
@@ -438,6 +440,33 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 	ssize_t n = conn_recv(c, &w->bufs, max_block);
 	if (n == -2)
 		return;
+	if (n > 0 && (c->rx != before || c->rx_start != before_start)) {
+		/* The block was replaced or rewound: only unparsed or
+		 * head bytes were pending; parse them from their new place. */
+		s->parse_pos = c->rx_start;
+		if (s->state == SS_HEAD) {
+			llhttp_reset(&s->req.parser);
+			http_msg_begin(&s->req, c->rx->data, c->rx_start);
+		}
+	}
+	if (c->rx)
+		s->req.base = c->rx->data;
+	if (s->state == SS_WAIT) {
+		/* Bytes while a response is awaited: a pipelined request,
+		 * parsed after the response; or the client's end. */
+		if (n == 0) {
+			s->close_after = true; /* half-closed: answer, then close */
+			conn_want_read(c, false, 0);
+			return;
+		}
+		if (n < 0 && n != -3) {
+			session_close(s);
+			return;
+		}
+		if (n == -3 || c->rx_end == c->rx->size)
+			conn_want_read(c, false, 0); /* the block is full: wait */
+		return;
+	}
 	if (n == -3) {
 		reject(s, 431, "header section too large");
 		return;
@@ -448,16 +477,6 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 		session_close(s);
 		return;
 	}
-	if (c->rx != before || c->rx_start != before_start) {
-		/* The block was replaced or rewound: only unparsed or
-		 * head bytes were pending; parse them from their new place. */
-		s->parse_pos = c->rx_start;
-		if (s->state == SS_HEAD) {
-			llhttp_reset(&s->req.parser);
-			http_msg_begin(&s->req, c->rx->data, c->rx_start);
-		}
-	}
-	s->req.base = c->rx->data;
 	process(s);
 }
 
@@ -616,6 +635,8 @@ static int switch_upstream(struct session *s, struct upconn *u, struct upconn *n
 	upstream_release(u, false);
 	s->up = nu;
 	upstream_start(nu, s->method == HTTP_HEAD);
+	if (s->req_done)
+		upstream_request_sent(nu);
 	upstream_flush(nu);
 	return -1;
 }

@@ -100,6 +100,7 @@ static void reset_exchange(struct upconn *u, struct session *s)
 	u->got_byte = false;
 	u->dechunk = false;
 	u->tunnel = false;
+	u->req_sent = false;
 	u->resp.on_body = NULL;
 }
 
@@ -114,8 +115,8 @@ struct upconn *upstream_get(struct worker *w, uint32_t server_id, struct session
 			upconn_free(u);
 			continue;
 		}
-		event_del(&u->c.rev);
-		u->c.reading = false;
+		/* The read event stays armed (no epoll change); only its
+		 * timeout is changed by upstream_start(). */
 		u->reused = true;
 		reset_exchange(u, s);
 		return u;
@@ -159,6 +160,16 @@ void upstream_start(struct upconn *u, bool head_request)
 		http_msg_begin(&u->resp, u->c.rx->data, u->c.rx_start);
 	else
 		http_msg_begin(&u->resp, NULL, 0);
+	/* While the request body is still streaming, the upstream owes no
+	 * response yet: timeouts.upstream_response starts once the request is
+	 * complete (upstream_request_sent). */
+	if (u->state == UC_ACTIVE)
+		conn_want_read(&u->c, true, 0);
+}
+
+void upstream_request_sent(struct upconn *u)
+{
+	u->req_sent = true;
 	if (u->state == UC_ACTIVE)
 		conn_want_read(&u->c, true, u->w->cfg->timeouts.upstream_response_ms);
 }
@@ -176,7 +187,8 @@ void upstream_pause(struct upconn *u, bool paused)
 {
 	if (u->state != UC_ACTIVE)
 		return;
-	conn_want_read(&u->c, !paused, paused ? 0 : u->w->cfg->timeouts.upstream_response_ms);
+	conn_want_read(&u->c, !paused,
+	               paused || !u->req_sent ? 0 : u->w->cfg->timeouts.upstream_response_ms);
 }
 
 void upstream_release(struct upconn *u, bool reusable)
@@ -364,7 +376,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		}
 		u->state = UC_ACTIVE;
 		event_del(&u->c.wev);
-		conn_want_read(&u->c, true, w->cfg->timeouts.upstream_response_ms);
+		conn_want_read(&u->c, true, u->req_sent ? w->cfg->timeouts.upstream_response_ms : 0);
 		/* fall through to write what was queued meanwhile */
 	} else if (what & EV_TIMEOUT) {
 		fail(u, UP_ERR_TIMEOUT);

@@ -30,6 +30,10 @@ void upstream_release(struct upconn *u, bool reusable);
 /* Starts reading the response (after the request head is queued). */
 void upstream_start(struct upconn *u, bool head_request);
 
+/* The whole request is queued: the response is now due within
+ * timeouts.upstream_response. */
+void upstream_request_sent(struct upconn *u);
+
 /* Resumes or pauses reading responses (flow control). */
 void upstream_pause(struct upconn *u, bool paused);
 

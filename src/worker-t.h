@@ -54,6 +54,7 @@ struct upconn {
 	bool got_byte;                /* some response byte arrived */
 	bool dechunk;                 /* body bytes from the parser, not raw */
 	bool tunnel;                  /* after a 101: raw bytes both ways */
+	bool req_sent;                /* the whole request is queued */
 	struct upconn *next, *prev;   /* idle list or free list */
 };
 

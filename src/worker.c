@@ -78,8 +78,11 @@ struct worker *worker_new(const struct config *cfg)
 	struct worker *w = xcalloc(1, sizeof(*w));
 	struct event_config *ec = event_config_new();
 
-	/* Each worker's loop is used by its own thread only. */
+	/* Each worker's loop is used by its own thread only. The changelist
+	 * folds the event changes of one loop iteration into one epoll_ctl
+	 * per descriptor, or none when they cancel out. */
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	w->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!w->base) {
