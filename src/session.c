@@ -307,12 +307,12 @@ static int body_step(struct session *s, enum http_step step, uint32_t at, size_t
 		return 0;
 	}
 	/* The request is complete: the response is awaited. The client
-	 * stays watched (without a timeout) so that its close is seen;
-	 * pipelined bytes wait in the block. */
+	 * stays watched so that its close is seen; pipelined bytes wait in
+	 * the block. Its timeout is ignored while waiting (the upstream's
+	 * runs), but kept so that the event never needs an epoll change. */
 	s->req_done = true;
 	s->state = SS_WAIT;
 	upstream_request_sent(s->up);
-	conn_want_read(c, true, 0);
 	return 0;
 }
 
@@ -419,6 +419,8 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 
 	if (what & EV_TIMEOUT) {
+		if (s->state == SS_WAIT)
+			return; /* timeouts.upstream_response applies */
 		if (s->state == SS_HEAD) {
 			log_debug("client %s: request head not complete in time", s->ip);
 			reject(s, 408, "request header timeout");
@@ -567,12 +569,16 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	evbuffer_add(out, "\r\n", 2);
 
 	if (status == 101) {
+		/* A tunnel idle for timeouts.client_idle either way ends. */
 		s->state = SS_TUNNEL;
-		conn_want_read(&s->c, true, 0);
+		conn_want_read(&s->c, true, cfg->timeouts.client_idle_ms);
+		conn_want_read(&u->c, true, cfg->timeouts.client_idle_ms);
 		if (process(s) < 0)
 			return -1;
 	}
-	if (conn_flush(&s->c, cfg->timeouts.client_idle_ms) < 0) {
+	/* Written with the first body bytes, or when the message ends: one
+	 * write for a small response. */
+	if ((interim || status == 101) && conn_flush(&s->c, cfg->timeouts.client_idle_ms) < 0) {
 		session_close(s);
 		return -1;
 	}

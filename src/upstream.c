@@ -161,10 +161,12 @@ void upstream_start(struct upconn *u, bool head_request)
 	else
 		http_msg_begin(&u->resp, NULL, 0);
 	/* While the request body is still streaming, the upstream owes no
-	 * response yet: timeouts.upstream_response starts once the request is
-	 * complete (upstream_request_sent). */
+	 * response yet: a timeout then is ignored (on_read), and the full
+	 * timeouts.upstream_response runs from upstream_request_sent(). The
+	 * event keeps a timeout throughout, so re-arming it never needs an
+	 * epoll change. */
 	if (u->state == UC_ACTIVE)
-		conn_want_read(&u->c, true, 0);
+		conn_want_read(&u->c, true, u->w->cfg->timeouts.upstream_response_ms);
 }
 
 void upstream_request_sent(struct upconn *u)
@@ -187,8 +189,7 @@ void upstream_pause(struct upconn *u, bool paused)
 {
 	if (u->state != UC_ACTIVE)
 		return;
-	conn_want_read(&u->c, !paused,
-	               paused || !u->req_sent ? 0 : u->w->cfg->timeouts.upstream_response_ms);
+	conn_want_read(&u->c, !paused, u->w->cfg->timeouts.upstream_response_ms);
 }
 
 void upstream_release(struct upconn *u, bool reusable)
@@ -310,6 +311,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (what & EV_TIMEOUT) {
+		if (!u->req_sent)
+			return; /* the request is still streaming in */
 		fail(u, UP_ERR_TIMEOUT);
 		return;
 	}
@@ -376,7 +379,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		}
 		u->state = UC_ACTIVE;
 		event_del(&u->c.wev);
-		conn_want_read(&u->c, true, u->req_sent ? w->cfg->timeouts.upstream_response_ms : 0);
+		conn_want_read(&u->c, true, w->cfg->timeouts.upstream_response_ms);
 		/* fall through to write what was queued meanwhile */
 	} else if (what & EV_TIMEOUT) {
 		fail(u, UP_ERR_TIMEOUT);

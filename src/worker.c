@@ -101,7 +101,7 @@ struct worker *worker_new(const struct config *cfg)
 		struct listener_slot *ls = &w->listeners[i];
 		ls->w = w;
 		ls->cfg = &cfg->listen[i];
-		int fd = listener_open(&cfg->listen[i].addr, 1024, 0);
+		int fd = listener_open(&cfg->listen[i].addr, 4096, 0);
 		if (fd < 0)
 			goto fail;
 		ls->lev = evconnlistener_new(w->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1, fd);
