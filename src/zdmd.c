@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "evmem.h"
 #include "http.h"
 #include "log.h"
 #include "worker.h"
@@ -127,6 +128,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	evmem_install();
 	d.cfg = load_config(d.config_path);
 	if (!d.cfg)
 		return 1;
