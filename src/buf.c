@@ -23,6 +23,7 @@ void buf_pool_init(struct buf_pool *bp, uint32_t block_size, uint32_t max_free)
 
 void buf_pool_clear(struct buf_pool *bp)
 {
+	bp->max_free = 0; /* blocks still referenced are freed by their last unref */
 	while (bp->free) {
 		struct buf *b = bp->free;
 		bp->free = b->next;

@@ -3,10 +3,12 @@
  * the proxy (what is rejected rather than forwarded) and the hop-by-hop
  * header rules.
  *
- * llhttp is strict already: it rejects bare CR or LF line ends, control
- * bytes in names and values, duplicate or conflicting Content-Length, both
- * Content-Length and Transfer-Encoding, and bad chunk sizes. What it lets
- * through and the proxy must not forward — obs-fold continuation lines, a
+ * llhttp is strict about most of it: bare CR or LF after header values,
+ * control bytes in names and values, duplicate or conflicting
+ * Content-Length, both Content-Length and Transfer-Encoding, bad chunk sizes.
+ * What it lets through and the proxy must not forward — obs-fold
+ * continuation lines, a bare LF ending the start line or the head, bytes
+ * between chunk data and its CRLF, whitespace before a header colon, a
  * request Transfer-Encoding whose last coding is not chunked — is checked
  * here. The parser is paused at the end of every head and every message so
  * that the caller sees exactly where one ends and the next begins.
@@ -201,8 +203,12 @@ static int on_headers_complete(llhttp_t *p)
 {
 	struct http_msg *m = msg_of(p);
 	m->pause = PAUSE_HEAD;
-	/* A response to HEAD has no body whatever its framing headers say. */
-	if (m->skip_body)
+	/* A response to HEAD, a 204, a 304 and an interim response end at
+	 * their blank line whatever their framing headers say (RFC 9112
+	 * §6.3); a 304 may carry the resource's Content-Length. */
+	int st = p->status_code;
+	if (m->skip_body ||
+	    (p->type == HTTP_RESPONSE && (st == 204 || st == 304 || (st < 200 && st != 101))))
 		p->flags |= F_SKIPBODY;
 	return HPE_PAUSED;
 }
@@ -382,6 +388,22 @@ int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 	return 0;
 }
 
+/* Every line of a head ends with CRLF: llhttp lets a bare LF end the
+ * start line or the head, which must not be forwarded. */
+static bool line_ends_ok(const char *p, size_t n)
+{
+	const char *end = p + n, *q = p;
+	while ((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+		if (q == p || q[-1] != '\r')
+			return false;
+		q++;
+	}
+	for (q = p; (q = memchr(q, '\r', (size_t)(end - q))) != NULL; q++)
+		if (q + 1 == end || q[1] != '\n')
+			return false;
+	return n >= 4 && end[-1] == '\n' && end[-2] == '\r' && end[-3] == '\n';
+}
+
 enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, size_t *consumed)
 {
 	if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
@@ -408,6 +430,11 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 		*consumed = k;
 		if (m->pause == PAUSE_HEAD) {
 			m->head.end = (uint32_t)(data + *consumed - m->base);
+			if (!line_ends_ok(m->base + m->head.start, m->head.end - m->head.start)) {
+				m->error_status = 400;
+				m->error_reason = "bare CR or LF in the header section";
+				return HTTP_ERROR;
+			}
 			m->in_body = true;
 			memset(&m->chunks, 0, sizeof(m->chunks));
 			return HTTP_HEAD_DONE;

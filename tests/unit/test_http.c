@@ -1,0 +1,827 @@
+/*
+ * test_http.c — message heads (src/http.c): parsing in place with llhttp,
+ * the framing the proxy refuses to forward, hop-by-hop header rewriting as
+ * runs of the original bytes, pins, the chunked framing scanner, response
+ * heads and the self-made error responses.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http.h"
+#include "tap.h"
+
+#define BUF_SIZE 16384
+
+/* A request or response parsed in place in its own block. */
+struct parsed {
+	struct http_msg m;
+	enum http_step st;
+	size_t used; /* bytes consumed up to the step reported */
+	size_t len;
+	char buf[BUF_SIZE];
+};
+
+/* Copies len bytes of text into p->buf and feeds them step bytes at a time
+ * (0: all at once) until the head is complete or the parser stops. */
+static enum http_step parse_n(struct parsed *p, llhttp_type_t type, const char *text, size_t len,
+                              size_t step)
+{
+	if (len > sizeof(p->buf)) {
+		printf("Bail out! test message too large\n");
+		exit(1);
+	}
+	memcpy(p->buf, text, len);
+	p->len = len;
+	p->used = 0;
+	http_msg_init(&p->m, type, NULL);
+	http_msg_begin(&p->m, p->buf, 0);
+	p->st = HTTP_NEED_MORE;
+	while (p->used < len) {
+		size_t n = step && len - p->used > step ? step : len - p->used;
+		size_t c = 0;
+
+		p->st = http_msg_feed(&p->m, p->buf + p->used, n, &c);
+		p->used += c;
+		if (p->st != HTTP_NEED_MORE)
+			break;
+	}
+	return p->st;
+}
+
+static enum http_step parse(struct parsed *p, llhttp_type_t type, const char *text)
+{
+	return parse_n(p, type, text, strlen(text), 0);
+}
+
+/* Feeds what follows the current step; returns the next step. */
+static enum http_step feed_rest(struct parsed *p)
+{
+	size_t c = 0;
+
+	p->st = http_msg_feed(&p->m, p->buf + p->used, p->len - p->used, &c);
+	p->used += c;
+	return p->st;
+}
+
+/* The status a request gets: the parser's error, or http_req_check's
+ * verdict once the head is complete (0: forwarded), -1 if incomplete. */
+static int req_status_n(struct parsed *p, const char *text, size_t len, uint64_t max_body)
+{
+	const char *reason = NULL;
+
+	parse_n(p, HTTP_REQUEST, text, len, 0);
+	if (p->st == HTTP_ERROR)
+		return p->m.error_status ? p->m.error_status : 400;
+	if (p->st != HTTP_HEAD_DONE)
+		return -1;
+	return http_req_check(&p->m, max_body, &reason);
+}
+
+static int req_status(const char *text, uint64_t max_body)
+{
+	static struct parsed p;
+	return req_status_n(&p, text, strlen(text), max_body);
+}
+
+/* The forwarded head as http_head_runs describes it, NUL-terminated. */
+static size_t forwarded(const struct parsed *p, char *out, size_t outlen)
+{
+	struct http_run runs[HTTP_MAX_HEADERS + 1];
+	size_t n = http_head_runs(&p->m.head, runs), k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (k + runs[i].len >= outlen)
+			break;
+		memcpy(out + k, p->buf + runs[i].off, runs[i].len);
+		k += runs[i].len;
+	}
+	out[k] = '\0';
+	return n;
+}
+
+static const struct http_hdr *find_hdr(const struct parsed *p, const char *name)
+{
+	for (uint32_t i = 0; i < p->m.head.nhdrs; i++) {
+		const struct http_hdr *hd = &p->m.head.hdrs[i];
+		if (http_name_eq(p->buf + hd->name, hd->name_len, name))
+			return hd;
+	}
+	return NULL;
+}
+
+/* 1 if the header is marked drop, 0 if kept, -1 if absent. */
+static int is_dropped(const struct parsed *p, const char *name)
+{
+	const struct http_hdr *hd = find_hdr(p, name);
+	return hd ? hd->drop : -1;
+}
+
+static void test_simple_head(void)
+{
+	static struct parsed p;
+	static const char req[] = "GET /a?b=c HTTP/1.1\r\n"
+	                          "Host: example.com\r\n"
+	                          "User-Agent: t/1.0\r\n"
+	                          "X-Spaces:   padded value  \r\n"
+	                          "X-Empty:\r\n"
+	                          "\r\n";
+	char out[512];
+	const char *reason = NULL;
+	const struct http_hdr *hd;
+
+	CHECK_EQ_INT(parse(&p, HTTP_REQUEST, req), HTTP_HEAD_DONE, "simple GET: head done");
+	CHECK_EQ_INT(p.used, sizeof(req) - 1, "simple GET: the whole head consumed");
+	CHECK(p.m.head.start == 0 && p.m.head.end == sizeof(req) - 1,
+	      "simple GET: head spans start to one past the blank line");
+	CHECK_EQ_INT(p.m.head.nhdrs, 4, "simple GET: four headers");
+	CHECK_EQ_INT(http_req_check(&p.m, 0, &reason), 0, "simple GET: accepted");
+	CHECK_EQ_INT(http_msg_method(&p.m), HTTP_GET, "simple GET: method");
+	CHECK_EQ_INT(http_msg_version(&p.m), 11, "simple GET: version 1.1");
+	hd = find_hdr(&p, "host");
+	CHECK(hd && hd->kind == HK_HOST && hd->value_len == 11 &&
+	              memcmp(p.buf + hd->value, "example.com", 11) == 0,
+	      "simple GET: Host found case-insensitively, value in place");
+	hd = find_hdr(&p, "X-Spaces");
+	CHECK(hd && hd->value_len == 12 && memcmp(p.buf + hd->value, "padded value", 12) == 0,
+	      "simple GET: value without leading or trailing whitespace");
+	hd = find_hdr(&p, "X-Empty");
+	CHECK(hd && hd->value_len == 0, "simple GET: empty value");
+	CHECK_EQ_INT(forwarded(&p, out, sizeof(out)), 1,
+	             "simple GET: nothing dropped is a single run");
+	CHECK(strlen(out) == sizeof(req) - 3 && memcmp(out, req, sizeof(req) - 3) == 0,
+	      "simple GET: the run is the head without its blank line");
+	CHECK_EQ_INT(feed_rest(&p), HTTP_MSG_DONE, "simple GET: no body, message done");
+
+	/* HTTP/1.0 needs no Host. */
+	CHECK_EQ_INT(req_status("GET / HTTP/1.0\r\n\r\n", 0), 0, "HTTP/1.0 without Host accepted");
+}
+
+static void test_rewrite(void)
+{
+	static struct parsed p;
+	static const char req[] = "POST /submit HTTP/1.1\r\n"
+	                          "Host: example.com\r\n"
+	                          "Connection: keep-alive, X-Hop, content-length, Host\r\n"
+	                          "Keep-Alive: timeout=5\r\n"
+	                          "Proxy-Connection: keep-alive\r\n"
+	                          "TE: trailers\r\n"
+	                          "Upgrade: websocket\r\n"
+	                          "x-hop: 1\r\n"
+	                          "X-Keep: 2\r\n"
+	                          "X-Forwarded-For: 10.0.0.1\r\n"
+	                          "X-Real-IP: 10.0.0.2\r\n"
+	                          "X-Forwarded-Proto: https\r\n"
+	                          "Content-Length: 3\r\n"
+	                          "Accept: */*\r\n"
+	                          "\r\n"
+	                          "abc";
+	static const char want[] = "POST /submit HTTP/1.1\r\n"
+	                           "Host: example.com\r\n"
+	                           "X-Keep: 2\r\n"
+	                           "Content-Length: 3\r\n"
+	                           "Accept: */*\r\n";
+	char out[1024];
+	const char *reason = NULL;
+	size_t n;
+
+	CHECK_EQ_INT(parse(&p, HTTP_REQUEST, req), HTTP_HEAD_DONE, "rewrite: head done");
+	CHECK_EQ_INT(http_req_check(&p.m, 0, &reason), 0, "rewrite: accepted");
+	CHECK(p.m.head.conn_tokens & HTTP_CONN_KEEP_ALIVE, "rewrite: keep-alive token seen");
+	CHECK(p.m.head.conn_tokens & HTTP_CONN_OTHER, "rewrite: a header named in Connection");
+	CHECK(is_dropped(&p, "Connection") == 1 && is_dropped(&p, "Keep-Alive") == 1 &&
+	              is_dropped(&p, "Proxy-Connection") == 1 && is_dropped(&p, "TE") == 1,
+	      "rewrite: Connection, Keep-Alive, Proxy-Connection and TE dropped");
+	CHECK(is_dropped(&p, "Upgrade") == 1,
+	      "rewrite: Upgrade without Connection: upgrade dropped");
+	CHECK(is_dropped(&p, "X-Hop") == 1, "rewrite: a header named in Connection dropped");
+	CHECK(is_dropped(&p, "Content-Length") == 0 && is_dropped(&p, "Host") == 0,
+	      "rewrite: Content-Length and Host kept although named in Connection");
+	CHECK(is_dropped(&p, "X-Forwarded-For") == 1 && is_dropped(&p, "X-Real-IP") == 1 &&
+	              is_dropped(&p, "X-Forwarded-Proto") == 1,
+	      "rewrite: X-Forwarded-For, X-Real-IP, X-Forwarded-Proto dropped");
+	CHECK(is_dropped(&p, "X-Keep") == 0 && is_dropped(&p, "Accept") == 0,
+	      "rewrite: end-to-end headers kept");
+	n = forwarded(&p, out, sizeof(out));
+	CHECK_EQ_STR(out, want, "rewrite: forwarded head byte for byte");
+	CHECK_EQ_INT(n, 3, "rewrite: adjacent kept lines merged into three runs");
+	CHECK_EQ_INT(http_msg_content_length(&p.m), 3, "rewrite: Content-Length 3");
+	CHECK_EQ_INT(feed_rest(&p), HTTP_MSG_DONE, "rewrite: the body completes the message");
+	CHECK_EQ_INT(p.used, sizeof(req) - 1, "rewrite: body consumed exactly");
+
+	/* Transfer-Encoding named in Connection stays. */
+	static const char te_req[] = "POST / HTTP/1.1\r\n"
+	                             "Connection: Transfer-Encoding, HOST\r\n"
+	                             "Host: a\r\n"
+	                             "Transfer-Encoding: chunked\r\n"
+	                             "\r\n";
+	CHECK_EQ_INT(parse(&p, HTTP_REQUEST, te_req), HTTP_HEAD_DONE, "te named: head done");
+	CHECK_EQ_INT(http_req_check(&p.m, 0, &reason), 0, "te named: accepted");
+	forwarded(&p, out, sizeof(out));
+	CHECK_EQ_STR(out, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n",
+	             "te named: Transfer-Encoding and Host kept, Connection dropped");
+	CHECK(http_msg_chunked(&p.m), "te named: chunked framing");
+
+	/* Upgrade with Connection: upgrade is kept (the session re-adds the
+	 * Connection line). */
+	static const char up_req[] = "GET /ws HTTP/1.1\r\n"
+	                             "Host: a\r\n"
+	                             "Connection: Upgrade\r\n"
+	                             "Upgrade: websocket\r\n"
+	                             "\r\n";
+	CHECK_EQ_INT(parse(&p, HTTP_REQUEST, up_req), HTTP_HEAD_DONE, "upgrade: head done");
+	CHECK_EQ_INT(http_req_check(&p.m, 0, &reason), 0, "upgrade: accepted");
+	CHECK(p.m.head.conn_tokens == HTTP_CONN_UPGRADE, "upgrade: only the upgrade token");
+	n = forwarded(&p, out, sizeof(out));
+	CHECK_EQ_STR(out, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n",
+	             "upgrade: Upgrade kept, Connection dropped");
+	CHECK_EQ_INT(n, 2, "upgrade: two runs around the dropped line");
+
+	/* The first and the last header dropped. */
+	static const char ends_req[] = "GET / HTTP/1.1\r\n"
+	                               "X-Real-IP: 1.2.3.4\r\n"
+	                               "Host: a\r\n"
+	                               "X-Forwarded-For: 5.6.7.8\r\n"
+	                               "\r\n";
+	CHECK_EQ_INT(parse(&p, HTTP_REQUEST, ends_req), HTTP_HEAD_DONE, "ends: head done");
+	CHECK_EQ_INT(http_req_check(&p.m, 0, &reason), 0, "ends: accepted");
+	n = forwarded(&p, out, sizeof(out));
+	CHECK_EQ_STR(out, "GET / HTTP/1.1\r\nHost: a\r\n",
+	             "ends: first and last headers dropped cleanly");
+	CHECK_EQ_INT(n, 2, "ends: start line and Host are two runs");
+
+	/* Every header dropped: the start line alone. */
+	CHECK_EQ_INT(parse(&p, HTTP_REQUEST,
+	                   "GET / HTTP/1.0\r\nConnection: close\r\nTE: trailers\r\n\r\n"),
+	             HTTP_HEAD_DONE, "all dropped: head done");
+	CHECK_EQ_INT(http_req_check(&p.m, 0, &reason), 0, "all dropped: accepted");
+	n = forwarded(&p, out, sizeof(out));
+	CHECK(n == 1 && strcmp(out, "GET / HTTP/1.0\r\n") == 0, "all dropped: the start line only");
+	CHECK(p.m.head.conn_tokens == HTTP_CONN_CLOSE && !http_msg_keep_alive(&p.m),
+	      "all dropped: Connection: close seen");
+}
+
+static void test_framing(void)
+{
+	static struct parsed p;
+	static char many[8192];
+	size_t k;
+
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+	                        "Transfer-Encoding: chunked\r\n\r\n",
+	                        0),
+	             400, "Content-Length with Transfer-Encoding rejected");
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+	                        "Content-Length: 3\r\n\r\n",
+	                        0),
+	             400, "Transfer-Encoding with Content-Length rejected");
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+	                        "Content-Length: 4\r\n\r\n",
+	                        0),
+	             400, "two different Content-Lengths rejected");
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\n", 0),
+	             400, "a Content-Length list rejected");
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 0),
+	             400, "Transfer-Encoding: gzip rejected");
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\n"
+	                        "Transfer-Encoding: chunked, gzip\r\n\r\n",
+	                        0),
+	             400, "Transfer-Encoding: chunked, gzip rejected");
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+	                        "Transfer-Encoding: chunked\r\n\r\n",
+	                        0),
+	             0, "gzip then chunked over two headers accepted");
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\n"
+	                        "Transfer-Encoding: gzip, chunked\r\n\r\n",
+	                        0),
+	             0, "Transfer-Encoding: gzip, chunked accepted");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 0), 400,
+	             "obs-fold (space) rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n", 0), 400,
+	             "obs-fold (tab) rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\nX-A: b\r\n\r\n", 0), 400,
+	             "bare LF after a header line rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n", 0), 400,
+	             "bare CR in a value rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\rHost: a\r\n\r\n", 0), 400,
+	             "bare CR after the request line rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\nX-\001A: b\r\n\r\n", 0), 400,
+	             "control byte in a name rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\001c\r\n\r\n", 0), 400,
+	             "control byte in a value rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\177c\r\n\r\n", 0), 400,
+	             "DEL in a value rejected");
+	CHECK_EQ_INT(req_status_n(&p, "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n", 37, 0), 400,
+	             "NUL in a value rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n", 0), 400,
+	             "whitespace before the colon rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 0), 400,
+	             "whitespace before the colon of Host rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nX-A: b\r\n\r\n", 0), 400,
+	             "HTTP/1.1 without Host rejected");
+	CHECK_EQ_INT(req_status("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 0), 400,
+	             "two Hosts rejected");
+	CHECK_EQ_INT(
+	        req_status("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 0),
+	        400, "CONNECT rejected");
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n", 100),
+	             413, "Content-Length over max_body -> 413");
+	CHECK_EQ_INT(req_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n", 100),
+	             0, "Content-Length at max_body accepted");
+	CHECK_EQ_INT(
+	        req_status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\n", 0),
+	        0, "max_body 0 is unlimited");
+
+	/* A chunked body over max_body fails while it streams. */
+	static const char big[] =
+	        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	        "40\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	        "40\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	        "0\r\n\r\n";
+	CHECK_EQ_INT(req_status_n(&p, big, sizeof(big) - 1, 100), 0,
+	             "chunked over max_body: head ok");
+	CHECK(feed_rest(&p) == HTTP_ERROR && p.m.error_status == 413,
+	      "chunked body over max_body -> 413 while streaming");
+
+	/* A malformed chunk is caught before it is forwarded. */
+	static const char badchunk[] =
+	        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	        "5\r\nhelloXX0\r\n\r\n";
+	CHECK_EQ_INT(req_status_n(&p, badchunk, sizeof(badchunk) - 1, 0), 0, "bad chunk: head ok");
+	CHECK(feed_rest(&p) == HTTP_ERROR && p.m.error_status == 400,
+	      "missing CRLF after chunk data -> 400");
+
+	/* 100 headers are allowed, 101 are 431 from the parser. */
+	k = (size_t)snprintf(many, sizeof(many), "GET / HTTP/1.1\r\nHost: a\r\n");
+	for (int i = 1; i < HTTP_MAX_HEADERS; i++)
+		k += (size_t)snprintf(many + k, sizeof(many) - k, "X-H%d: %d\r\n", i, i);
+	k += (size_t)snprintf(many + k, sizeof(many) - k, "\r\n");
+	CHECK_EQ_INT(req_status(many, 0), 0, "100 headers accepted");
+	k -= 2;
+	k += (size_t)snprintf(many + k, sizeof(many) - k, "X-Last: 1\r\n\r\n");
+	CHECK(parse(&p, HTTP_REQUEST, many) == HTTP_ERROR && p.m.error_status == 431,
+	      "101 headers -> 431 from the parser");
+}
+
+static void print_escaped(const char *label, const char *s)
+{
+	printf("#   %s \"", label);
+	for (; *s; s++) {
+		if (*s == '\r')
+			printf("\\r");
+		else if (*s == '\n')
+			printf("\\n");
+		else
+			putchar(*s);
+	}
+	printf("\"\n");
+}
+
+/* Checks that a head whose blank line is a bare LF is rejected, and that,
+ * were it accepted, its runs would still end at a line end: the session
+ * appends its own header lines right after the last run. */
+static void check_bare_lf_end(const char *text, const char *what, const char *runs_what)
+{
+	static struct parsed p;
+	char out[256];
+	size_t n;
+
+	CHECK(req_status_n(&p, text, strlen(text), 0) != 0, what);
+	if (p.st != HTTP_HEAD_DONE) {
+		CHECK(1, runs_what);
+		return;
+	}
+	forwarded(&p, out, sizeof(out));
+	n = strlen(out);
+	if (!CHECK(n >= 2 && out[n - 2] == '\r' && out[n - 1] == '\n', runs_what))
+		print_escaped("forwarded", out);
+}
+
+/* Bare LF line ends other than after a header value: the parser lets them
+ * through after the start line and as the blank line; the proxy must not
+ * forward such a head. */
+static void test_bare_lf(void)
+{
+	static struct parsed p;
+
+	CHECK(req_status_n(&p, "GET / HTTP/1.1\nHost: a\r\n\r\n", 26, 0) != 0,
+	      "bare LF after the request line rejected");
+	check_bare_lf_end("GET / HTTP/1.1\r\nHost: a\r\n\n", "bare LF as the blank line rejected",
+	                  "runs of a head ending in bare LF end with CRLF (after a header)");
+	check_bare_lf_end("GET / HTTP/1.0\n\n",
+	                  "bare LF after the request line and as the blank "
+	                  "line rejected",
+	                  "runs of a head ending in bare LF end with CRLF (request line only)");
+	parse(&p, HTTP_RESPONSE, "HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok");
+	CHECK(p.st == HTTP_ERROR, "bare LF after the status line of a response rejected");
+}
+
+struct pin_case {
+	const char *headers;
+	int pin;
+	const char *what;
+};
+
+static void test_pins(void)
+{
+	static const char yaml[] = "listen: [\"127.0.0.1:8080\"]\n"
+	                           "pools:\n"
+	                           "  old: {servers: [\"127.0.0.1:9001\"]}\n"
+	                           "  new: {servers: [\"127.0.0.1:9101\"]}\n"
+	                           "pins:\n"
+	                           "  - {header: X-Canary, value: \"yes\", pool: new}\n"
+	                           "  - {header: cookie, value: \"beta=1\", pool: old}\n";
+	static const struct pin_case cases[] = {
+	        {"X-Canary: yes\r\n", 0, "pin: exact header and value"},
+	        {"x-CANARY: yes\r\n", 0, "pin: header name case-insensitive"},
+	        {"X-Canary: Yes\r\n", -1, "pin: value is case-sensitive"},
+	        {"X-Canary: yes2\r\n", -1, "pin: value must match entirely"},
+	        {"X-Canary: ye\r\n", -1, "pin: a prefix of the value does not match"},
+	        {"X-Canary:   yes  \r\n", 0,
+	         "pin: surrounding whitespace is not part of the value"},
+	        {"X-Canaryy: yes\r\n", -1, "pin: header name must match entirely"},
+	        {"Cookie: beta=1\r\n", 1, "pin: second pin"},
+	        {"Cookie: beta=1\r\nX-Canary: yes\r\n", 0,
+	         "pin: the first pin in config order wins (header later)"},
+	        {"X-Canary: yes\r\nCookie: beta=1\r\n", 0,
+	         "pin: the first pin in config order wins (header first)"},
+	        {"X-Canary: no\r\nCookie: beta=1\r\nX-Canary: yes\r\n", 0,
+	         "pin: any header line may match"},
+	        {"Accept: */*\r\n", -1, "pin: no pin header, no pin"},
+	};
+	struct config_errors errs;
+	struct config *cfg;
+	static struct parsed p;
+	char req[256];
+
+	memset(&errs, 0, sizeof(errs));
+	cfg = config_parse("pins.yaml", yaml, sizeof(yaml) - 1, &errs);
+	config_errors_free(&errs);
+	if (!CHECK(cfg && cfg->npins == 2, "pins: config loads")) {
+		config_free(cfg);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int len = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n",
+		                   cases[i].headers);
+		memcpy(p.buf, req, (size_t)len);
+		p.len = (size_t)len;
+		p.used = 0;
+		http_msg_init(&p.m, HTTP_REQUEST, NULL);
+		p.m.pins = cfg->pins;
+		p.m.npins = cfg->npins;
+		http_msg_begin(&p.m, p.buf, 0);
+		if (feed_rest(&p) != HTTP_HEAD_DONE) {
+			CHECK(0, cases[i].what);
+			continue;
+		}
+		CHECK_EQ_INT(p.m.head.pin, cases[i].pin, cases[i].what);
+	}
+	/* Pins are per message: a new head starts without one. */
+	http_msg_begin(&p.m, p.buf, (uint32_t)p.used);
+	CHECK_EQ_INT(p.m.head.pin, -1, "pin: reset by http_msg_begin");
+	config_free(cfg);
+}
+
+/* Whether two parses of the same bytes produced the same head. */
+static int same_head(const struct parsed *a, const struct parsed *b)
+{
+	const struct http_head *x = &a->m.head, *y = &b->m.head;
+
+	if (a->st != b->st || a->used != b->used || x->start != y->start || x->end != y->end ||
+	    x->nhdrs != y->nhdrs || x->conn_tokens != y->conn_tokens || x->pin != y->pin ||
+	    x->nhost != y->nhost)
+		return 0;
+	for (uint32_t i = 0; i < x->nhdrs; i++) {
+		const struct http_hdr *h = &x->hdrs[i], *k = &y->hdrs[i];
+		if (h->name != k->name || h->name_len != k->name_len || h->value != k->value ||
+		    h->value_len != k->value_len || h->kind != k->kind || h->drop != k->drop)
+			return 0;
+	}
+	return 1;
+}
+
+static void test_incremental(void)
+{
+	static const char *const reqs[] = {
+	        "GET /a HTTP/1.1\r\nHost: example.com\r\nX-Canary: yes\r\n\r\n",
+	        "POST /submit HTTP/1.1\r\nHost: example.com\r\n"
+	        "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nX-Pad:    v  \r\n"
+	        "X-Forwarded-For: 10.0.0.1\r\nContent-Length: 3\r\nX-Empty:\r\n\r\nabc",
+	        "GET / HTTP/1.0\r\n\r\n",
+	        "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
+	        "GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n",
+	};
+	static const struct cfg_pin pin = {.header = "x-canary", .value = "yes", .pool = 1};
+	static struct parsed whole, part;
+	char a[1024], b[1024];
+
+	for (size_t r = 0; r < sizeof(reqs) / sizeof(reqs[0]); r++) {
+		size_t len = strlen(reqs[r]);
+		const char *ra = NULL, *rb = NULL;
+		int bad = 0, ca, cb;
+
+		parse_n(&whole, HTTP_REQUEST, reqs[r], len, 0);
+		ca = whole.st == HTTP_HEAD_DONE ? http_req_check(&whole.m, 0, &ra) : -1;
+		if (whole.st == HTTP_HEAD_DONE)
+			forwarded(&whole, a, sizeof(a));
+		/* 1 byte per call, then every two-part split. */
+		for (size_t step = 1; step <= len; step++) {
+			size_t c = 0;
+
+			if (step == 1) {
+				parse_n(&part, HTTP_REQUEST, reqs[r], len, 1);
+			} else {
+				size_t cut = step - 1;
+				memcpy(part.buf, reqs[r], len);
+				part.len = len;
+				http_msg_init(&part.m, HTTP_REQUEST, NULL);
+				http_msg_begin(&part.m, part.buf, 0);
+				part.st = http_msg_feed(&part.m, part.buf, cut, &c);
+				part.used = c;
+				if (part.st == HTTP_NEED_MORE)
+					feed_rest(&part);
+			}
+			cb = part.st == HTTP_HEAD_DONE ? http_req_check(&part.m, 0, &rb) : -1;
+			if (part.st == HTTP_ERROR && whole.st == HTTP_ERROR) {
+				bad += part.m.error_status != whole.m.error_status;
+				continue;
+			}
+			if (ca != cb || !same_head(&whole, &part)) {
+				bad++;
+				continue;
+			}
+			if (part.st == HTTP_HEAD_DONE) {
+				forwarded(&part, b, sizeof(b));
+				bad += strcmp(a, b) != 0;
+			}
+		}
+		char what[96];
+		snprintf(what, sizeof(what),
+		         "incremental: request %zu parses the same at any split", r);
+		CHECK_EQ_INT(bad, 0, what);
+	}
+
+	/* A pin still matches when its header arrives one byte per call. */
+	memcpy(part.buf, reqs[0], strlen(reqs[0]));
+	part.len = strlen(reqs[0]);
+	part.used = 0;
+	http_msg_init(&part.m, HTTP_REQUEST, NULL);
+	part.m.pins = &pin;
+	part.m.npins = 1;
+	http_msg_begin(&part.m, part.buf, 0);
+	while (part.used < part.len) {
+		size_t c = 0;
+		part.st = http_msg_feed(&part.m, part.buf + part.used, 1, &c);
+		part.used += c;
+		if (part.st != HTTP_NEED_MORE)
+			break;
+	}
+	CHECK(part.st == HTTP_HEAD_DONE && part.m.head.pin == 0,
+	      "incremental: a pin matches when fed byte by byte");
+
+	/* A chunked body fed byte by byte ends where the message does. */
+	static const char chunked[] =
+	        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	        "5;x=y\r\nhello\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
+	        "GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
+	size_t body_end = sizeof(chunked) - 1 - strlen("GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+	parse_n(&part, HTTP_REQUEST, chunked, sizeof(chunked) - 1, 1);
+	int ok = part.st == HTTP_HEAD_DONE, steps = 0;
+	while (ok && part.st != HTTP_MSG_DONE && part.used < part.len && steps++ < 1000) {
+		size_t c = 0;
+		part.st = http_msg_feed(&part.m, part.buf + part.used, 1, &c);
+		part.used += c;
+		ok = part.st == HTTP_NEED_MORE || part.st == HTTP_MSG_DONE;
+	}
+	CHECK(ok && part.st == HTTP_MSG_DONE && part.used == body_end,
+	      "incremental: chunked body with trailer ends exactly at the message end");
+	http_msg_begin(&part.m, part.buf, (uint32_t)part.used);
+	CHECK_EQ_INT(feed_rest(&part), HTTP_HEAD_DONE,
+	             "incremental: the pipelined request follows");
+	CHECK(part.m.head.start == body_end && part.used == part.len,
+	      "incremental: the second head's offsets are in the same block");
+}
+
+/* Scans s whole, then split in two at every byte, then byte by byte;
+ * returns how many of these disagree with want (0 valid, -1 invalid). */
+static int chunk_scan_all(const char *s, size_t len, int want)
+{
+	struct http_chunk_scan cs;
+	int bad = 0;
+
+	memset(&cs, 0, sizeof(cs));
+	bad += http_chunk_scan(&cs, s, len) != want;
+	for (size_t cut = 0; cut <= len; cut++) {
+		int r;
+
+		memset(&cs, 0, sizeof(cs));
+		r = http_chunk_scan(&cs, s, cut);
+		if (r == 0)
+			r = http_chunk_scan(&cs, s + cut, len - cut);
+		bad += r != want;
+	}
+	memset(&cs, 0, sizeof(cs));
+	int r = 0;
+	for (size_t i = 0; i < len && r == 0; i++)
+		r = http_chunk_scan(&cs, s + i, 1);
+	bad += r != want;
+	return bad;
+}
+
+static void test_chunk_scan(void)
+{
+	static const struct {
+		const char *body;
+		int want;
+		const char *what;
+	} cases[] = {
+	        {"0\r\n\r\n", 0, "chunks: empty body"},
+	        {"5\r\nhello\r\n0\r\n\r\n", 0, "chunks: one chunk"},
+	        {"A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n", 0, "chunks: hex in both cases"},
+	        {"5;name=value;flag\r\nhello\r\n0;last\r\n\r\n", 0, "chunks: extensions"},
+	        {"5 ;ext\r\nhello\r\n0\r\n\r\n", 0, "chunks: whitespace before an extension"},
+	        {"5\r\nhello\r\n0\r\nX-Trailer: 1\r\nX-Other: two\r\n\r\n", 0, "chunks: trailers"},
+	        {"005\r\nhello\r\n000\r\n\r\n", 0, "chunks: leading zeros"},
+	        {"5\r\nhe\r\nl\r\n0\r\n\r\n", 0, "chunks: CR LF inside the data is data"},
+	        {"fffffffffffffff\r\n", 0, "chunks: 15 hex digits are accepted"},
+	        {"g\r\n", -1, "chunks: bad hex digit"},
+	        {"5x\r\nhello\r\n0\r\n\r\n", -1, "chunks: garbage after the size"},
+	        {"\r\n", -1, "chunks: empty size"},
+	        {";ext\r\n", -1, "chunks: extension without size"},
+	        {"-1\r\n", -1, "chunks: negative size"},
+	        {"5\r\nhelloXX0\r\n\r\n", -1, "chunks: missing CRLF after data"},
+	        {"5\r\nhello\rX0\r\n\r\n", -1, "chunks: CR without LF after data"},
+	        {"5\r\nhello\r\n\r\n", -1, "chunks: missing size after data"},
+	        {"ffffffffffffffff\r\n", -1, "chunks: 16 hex digits (size overflow)"},
+	        {"10000000000000000\r\nx", -1, "chunks: 17 hex digits (size overflow)"},
+	        {"5\nhello\r\n0\r\n\r\n", -1, "chunks: bare LF after the size"},
+	        {"5\r\nhello\n0\r\n\r\n", -1, "chunks: bare LF after the data"},
+	        {"0\r\n\n", -1, "chunks: bare LF as the final line"},
+	        {"0\r\nX-T: 1\n\r\n", -1, "chunks: bare LF after a trailer"},
+	        {"5;a\001b\r\nhello\r\n0\r\n\r\n", -1, "chunks: control byte in an extension"},
+	        {"0\r\nX-T: \001\r\n\r\n", -1, "chunks: control byte in a trailer"},
+	        {"0\r\n\r\nx", -1, "chunks: bytes after the last chunk"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECK_EQ_INT(chunk_scan_all(cases[i].body, strlen(cases[i].body), cases[i].want), 0,
+		             cases[i].what);
+}
+
+static void test_responses(void)
+{
+	static struct parsed p;
+	char out[256];
+	const char *reason = NULL;
+
+	/* HEAD: the head says 5 bytes, none follow. */
+	static const char head_resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+	static const char next_resp[] = "HTTP/1.1 204 No Content\r\n\r\n";
+	memcpy(p.buf, head_resp, sizeof(head_resp) - 1);
+	memcpy(p.buf + sizeof(head_resp) - 1, next_resp, sizeof(next_resp));
+	p.len = sizeof(head_resp) + sizeof(next_resp) - 2;
+	p.used = 0;
+	http_msg_init(&p.m, HTTP_RESPONSE, NULL);
+	p.m.skip_body = true;
+	http_msg_begin(&p.m, p.buf, 0);
+	CHECK_EQ_INT(feed_rest(&p), HTTP_HEAD_DONE, "HEAD response: head done");
+	CHECK_EQ_INT(http_msg_content_length(&p.m), 5, "HEAD response: Content-Length 5");
+	CHECK(feed_rest(&p) == HTTP_MSG_DONE && p.used == sizeof(head_resp) - 1,
+	      "HEAD response: complete without a body");
+	p.m.skip_body = false;
+	http_msg_begin(&p.m, p.buf, (uint32_t)p.used);
+	CHECK(feed_rest(&p) == HTTP_HEAD_DONE && http_msg_status(&p.m) == 204,
+	      "HEAD response: the next response parses after it");
+
+	/* 204 and 304 end at the blank line whatever their framing headers
+	 * say (RFC 9112 §6.3); a 304 may carry the Content-Length or the
+	 * Transfer-Encoding of the representation (RFC 9110 §8.6, 9112 §6.1). */
+	static const char *const nobody[] = {
+	        "HTTP/1.1 204 No Content\r\n\r\n",
+	        "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+	        "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n",
+	        "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+	        "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+	};
+	static const char *const nobody_what[] = {
+	        "204: no body, the next response follows",
+	        "304: no body, the next response follows",
+	        "204 with Content-Length: no body, the next response follows",
+	        "304 with Content-Length: no body, the next response follows",
+	        "304 with Transfer-Encoding: chunked: no body, the next response follows",
+	};
+	for (size_t i = 0; i < sizeof(nobody) / sizeof(nobody[0]); i++) {
+		char text[256];
+		size_t hl = strlen(nobody[i]);
+		int ok;
+
+		snprintf(text, sizeof(text), "%sHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		         nobody[i]);
+		ok = parse(&p, HTTP_RESPONSE, text) == HTTP_HEAD_DONE && p.used == hl;
+		ok = ok && !http_msg_needs_eof(&p.m);
+		ok = ok && feed_rest(&p) == HTTP_MSG_DONE && p.used == hl;
+		if (ok) {
+			http_msg_begin(&p.m, p.buf, (uint32_t)p.used);
+			ok = feed_rest(&p) == HTTP_HEAD_DONE && http_msg_status(&p.m) == 200;
+		}
+		if (!CHECK(ok, nobody_what[i]))
+			printf("#   step %d after %zu bytes (head is %zu)%s%s\n", p.st, p.used, hl,
+			       p.m.error_reason ? ": " : "",
+			       p.m.error_reason ? p.m.error_reason : "");
+	}
+
+	/* 100 Continue, then the final response: two heads. */
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n"
+	                           "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	parse(&p, HTTP_RESPONSE, cont);
+	CHECK(p.st == HTTP_HEAD_DONE && http_msg_status(&p.m) == 100 && p.used == 25,
+	      "100 Continue: first head");
+	CHECK(feed_rest(&p) == HTTP_MSG_DONE && p.used == 25, "100 Continue: no body");
+	http_msg_begin(&p.m, p.buf, (uint32_t)p.used);
+	CHECK(feed_rest(&p) == HTTP_HEAD_DONE && http_msg_status(&p.m) == 200 &&
+	              p.m.head.start == 25 && p.m.head.end == 63,
+	      "100 Continue: then the 200 head");
+	CHECK(feed_rest(&p) == HTTP_MSG_DONE && p.used == sizeof(cont) - 1,
+	      "100 Continue: the 200's body ends the message");
+
+	/* Neither Content-Length nor chunked: the close ends the body. */
+	parse(&p, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nsome body");
+	CHECK_EQ_INT(p.st, HTTP_HEAD_DONE, "close-delimited: head done");
+	CHECK(http_msg_needs_eof(&p.m) && !http_msg_keep_alive(&p.m),
+	      "close-delimited: needs EOF, no keep-alive");
+	CHECK(feed_rest(&p) == HTTP_NEED_MORE && p.used == p.len,
+	      "close-delimited: body bytes do not end it");
+	CHECK_EQ_INT(http_msg_finish(&p.m), 0, "close-delimited: EOF ends it cleanly");
+
+	parse(&p, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort");
+	CHECK(!http_msg_needs_eof(&p.m) && feed_rest(&p) == HTTP_NEED_MORE,
+	      "truncated: Content-Length body incomplete");
+	CHECK(http_msg_finish(&p.m) != 0, "truncated: EOF before the body ends is an error");
+
+	/* Response hop-by-hop headers. */
+	parse(&p, HTTP_RESPONSE,
+	      "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Internal\r\nKeep-Alive: timeout=5\r\n"
+	      "X-Internal: 1\r\nUpgrade: h2c\r\nContent-Length: 0\r\nX-Keep: 1\r\n\r\n");
+	CHECK_EQ_INT(http_resp_check(&p.m, &reason), 0, "response check: accepted");
+	forwarded(&p, out, sizeof(out));
+	CHECK_EQ_STR(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Keep: 1\r\n",
+	             "response check: hop-by-hop and Connection-named headers dropped");
+	parse(&p, HTTP_RESPONSE,
+	      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "
+	      "websocket\r\n\r\n");
+	CHECK_EQ_INT(http_resp_check(&p.m, &reason), 0, "101: accepted");
+	forwarded(&p, out, sizeof(out));
+	CHECK_EQ_STR(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n",
+	             "101: Upgrade kept");
+	CHECK(feed_rest(&p) == HTTP_MSG_DONE && feed_rest(&p) == HTTP_UPGRADE &&
+	              http_msg_upgrade(&p.m) && p.used == p.len,
+	      "101: the message ends, then a tunnel follows");
+}
+
+static void test_error_responses(void)
+{
+	static const int statuses[] = {400, 408, 413, 431, 502, 503, 504};
+	static struct parsed p;
+
+	http_init();
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+		for (int close = 0; close < 2; close++) {
+			size_t len = 0;
+			const char *r = http_error_response(statuses[i], close, &len);
+			char what[96];
+			int ok;
+
+			ok = r && len > 0 && len == strlen(r);
+			ok = ok && parse_n(&p, HTTP_RESPONSE, r, len, 0) == HTTP_HEAD_DONE;
+			ok = ok && http_msg_status(&p.m) == statuses[i];
+			ok = ok && http_msg_content_length(&p.m) == len - p.m.head.end;
+			ok = ok && p.m.head.end < len;
+			ok = ok && feed_rest(&p) == HTTP_MSG_DONE && p.used == len;
+			ok = ok && http_msg_keep_alive(&p.m) == !close;
+			snprintf(what, sizeof(what),
+			         "error response %d%s: parses, Content-Length matches the body",
+			         statuses[i], close ? " (close)" : "");
+			CHECK(ok, what);
+		}
+	}
+	size_t l1 = 0, l2 = 0;
+	const char *r1 = http_error_response(500, false, &l1);
+	const char *r2 = http_error_response(502, false, &l2);
+	CHECK(r1 == r2 && l1 == l2, "error response: an unknown status is answered as 502");
+}
+
+int main(void)
+{
+	test_simple_head();
+	test_rewrite();
+	test_framing();
+	test_bare_lf();
+	test_pins();
+	test_incremental();
+	test_chunk_scan();
+	test_responses();
+	test_error_responses();
+	return tap_done();
+}
