@@ -1802,6 +1802,7 @@ static void syntax_error(struct loader *ld, const yaml_parser_t *parser)
 static struct config *load_root(struct loader *ld, const char *name, yaml_node_t *root)
 {
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	cfg->refs = 1;
 
 	cfg->path = xstrdup(name);
 	config_defaults(cfg);
@@ -1999,4 +2000,16 @@ void config_free(struct config *cfg)
 	free(cfg->pins);
 	free(cfg->path);
 	free(cfg);
+}
+
+struct config *config_hold(struct config *cfg)
+{
+	__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+	return cfg;
+}
+
+void config_release(struct config *cfg)
+{
+	if (cfg && __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		config_free(cfg);
 }

@@ -106,6 +106,7 @@ struct cfg_limits {
 
 struct config {
 	char *path;                   /* the file it was read from */
+	unsigned refs;                /* holders (config_hold); 1 when loaded */
 
 	struct cfg_listen *listen;
 	size_t nlisten;
@@ -149,6 +150,12 @@ struct config *config_parse(const char *name, const char *yaml, size_t len,
                             struct config_errors *errs);
 
 void config_free(struct config *cfg);
+
+/* Reference counting for configs shared by the snapshots built from them:
+ * config_release() frees the config when the last holder lets go. */
+struct config *config_hold(struct config *cfg);
+void config_release(struct config *cfg);
+
 void config_errors_free(struct config_errors *errs);
 
 /* Index of the pool called NAME, or -1. */

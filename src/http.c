@@ -555,6 +555,24 @@ static bool te_ends_chunked(const char *v, size_t len)
 	return http_name_eq(v + s, len - s, "chunked");
 }
 
+/* The request line is exactly METHOD SP TARGET SP VERSION: llhttp lets
+ * extra spaces through. */
+static bool request_line_ok(const char *p, size_t n)
+{
+	const char *eol = memchr(p, '\r', n);
+	int spaces = 0;
+	if (!eol || eol == p)
+		return false;
+	for (const char *q = p; q < eol; q++) {
+		if (*q != ' ')
+			continue;
+		if (q == p || q[-1] == ' ' || q + 1 == eol)
+			return false;
+		spaces++;
+	}
+	return spaces == 2;
+}
+
 int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 {
 	struct http_head *h = &m->head;
@@ -563,6 +581,14 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 
 	if (p->method == HTTP_CONNECT) {
 		*reason = "CONNECT is not supported";
+		return 400;
+	}
+	if (p->http_major != 1) {
+		*reason = "only HTTP/1.0 and HTTP/1.1 are served";
+		return 400;
+	}
+	if (!request_line_ok(m->base + h->start, h->end - h->start)) {
+		*reason = "malformed request line";
 		return 400;
 	}
 	if (h->nhost > 1) {

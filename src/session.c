@@ -71,6 +71,15 @@ static struct session *session_alloc(struct worker *w)
 	return s;
 }
 
+/* The request is over: the snapshot it was routed with is let go. */
+static void request_end(struct session *s)
+{
+	if (s->snap) {
+		snapshot_release(s->snap);
+		s->snap = NULL;
+	}
+}
+
 /* Closes the client connection, drops any upstream exchange, and recycles
  * the session. */
 static void session_close(struct session *s)
@@ -81,6 +90,7 @@ static void session_close(struct session *s)
 		upstream_release(s->up, false);
 		s->up = NULL;
 	}
+	request_end(s);
 	conn_close(&s->c);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -111,8 +121,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	conn_open(&s->c, w->base, fd, on_client_read, on_client_write, s);
 	http_msg_init(&s->req, HTTP_REQUEST, s);
-	s->req.pins = w->cfg->pins;
-	s->req.npins = w->cfg->npins;
+	s->snap = NULL;
 	s->tls = lc->tls != NULL;
 	s->state = SS_IDLE;
 	s->close_after = false;
@@ -127,7 +136,9 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->ip, sizeof(s->ip));
 	}
 	s->ip_len = (uint8_t)strlen(s->ip);
-	conn_want_read(&s->c, true, w->cfg->timeouts.client_idle_ms);
+	/* The first request is due within request_header, like any request
+	 * once begun; between requests a keep-alive client has client_idle. */
+	conn_want_read(&s->c, true, w->cfg->timeouts.request_header_ms);
 }
 
 /* Closes once the output is written; stops reading meanwhile. */
@@ -214,18 +225,18 @@ static void forward_head(struct session *s, struct evbuffer *out)
 static int attach_upstream(struct session *s)
 {
 	struct worker *w = s->w;
-	const struct snap_pool *p = &w->snap->pools[s->route.pool];
+	const struct snap_pool *p = &s->snap->pools[s->route.pool];
 
-	s->up = upstream_get(w, p->servers[s->route.server].id, s, false);
+	s->up = upstream_get(w, s->snap, &p->servers[s->route.server], s, false);
 	if (s->up)
 		return 0;
 	struct route_choice next;
-	if (s->retried || route_retry(w->snap, &w->rr, &s->route, &next))
+	if (s->retried || route_retry(s->snap, &w->rr, &s->route, &next))
 		return 502;
 	s->retried = true;
 	s->route = next;
-	p = &w->snap->pools[next.pool];
-	s->up = upstream_get(w, p->servers[next.server].id, s, false);
+	p = &s->snap->pools[next.pool];
+	s->up = upstream_get(w, s->snap, &p->servers[next.server], s, false);
 	return s->up ? 0 : 502;
 }
 
@@ -254,10 +265,10 @@ static int check_request(struct session *s)
 static int start_exchange(struct session *s)
 {
 	struct worker *w = s->w;
-	const struct config *cfg = w->cfg;
+	const struct config *cfg = s->snap->cfg;
 
 	int pin = s->req.head.pin >= 0 ? (int)cfg->pins[s->req.head.pin].pool : -1;
-	int status = route_pick(w->snap, &w->rr, pin, &s->route);
+	int status = route_pick(s->snap, &w->rr, pin, &s->route);
 	if (!status)
 		status = attach_upstream(s);
 	if (status) {
@@ -274,6 +285,7 @@ static int start_exchange(struct session *s)
 /* The response is complete and the upstream let go: next request. */
 static int end_exchange(struct session *s)
 {
+	request_end(s);
 	if (s->close_after || !s->keep_alive || s->w->draining)
 		return close_when_flushed(s);
 	s->state = SS_IDLE;
@@ -340,6 +352,11 @@ static int process(struct session *s)
 			}
 			s->state = SS_HEAD;
 			s->parse_pos = c->rx_start;
+			/* The request is routed with the snapshot current as it
+			 * begins, whatever changes while it is handled. */
+			s->snap = snapshot_hold(w->snap);
+			s->req.pins = s->snap->cfg->pins;
+			s->req.npins = s->snap->cfg->npins;
 			http_msg_begin(&s->req, c->rx->data, c->rx_start);
 			s->head_deadline_ms = now_ms(w) + cfg->timeouts.request_header_ms;
 			conn_want_read(c, true, cfg->timeouts.request_header_ms);
@@ -374,6 +391,7 @@ static int process(struct session *s)
 				if (s->state == SS_CLOSING)
 					return 0;
 				llhttp_reset(&s->req.parser);
+				request_end(s);
 				c->rx_start = s->parse_pos;
 				s->state = SS_IDLE;
 				continue;
@@ -553,7 +571,7 @@ int session_on_response_head(struct session *s, struct upconn *u)
 		buf_add_ref(out, u->c.rx, runs[i].off, runs[i].len);
 	if (!interim) {
 		if (cfg->expose_pool_header) {
-			const char *name = s->w->snap->pools[s->route.pool].cfg->name;
+			const char *name = s->snap->pools[s->route.pool].cfg->name;
 			evbuffer_add(out, "X-Zdm-Pool: ", 12);
 			evbuffer_add(out, name, strlen(name));
 			evbuffer_add(out, "\r\n", 2);
@@ -650,8 +668,8 @@ static int switch_upstream(struct session *s, struct upconn *u, struct upconn *n
 int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error err)
 {
 	struct worker *w = s->w;
-	const struct snap_pool *p = &w->snap->pools[s->route.pool];
-	const struct cfg_server *sc = p->servers[s->route.server].cfg;
+	const struct snap_pool *p = &s->snap->pools[s->route.pool];
+	const struct cfg_server *sc = u->srv;
 
 	log_warn("client %s %s: upstream %s/%s (%s): %s%s", s->ip,
 	         llhttp_method_name(s->method), p->cfg->name, sc->name, sc->addr.text,
@@ -660,28 +678,34 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 	if (s->state == SS_TUNNEL || s->resp_started)
 		return session_close(s), -1;
 
-	if (err == UP_ERR_CONNECT && !s->retried) {
-		/* Nothing reached the upstream: the queued bytes move to
-		 * another server. */
-		struct route_choice next;
-		s->retried = true;
-		if (route_retry(w->snap, &w->rr, &s->route, &next) == 0) {
-			const struct snap_pool *np = &w->snap->pools[next.pool];
-			struct upconn *nu = upstream_get(w, np->servers[next.server].id, s, false);
-			if (nu) {
-				s->route = next;
-				return switch_upstream(s, u, nu, false);
-			}
-		}
-	} else if (err == UP_ERR_RESET && u->reused && !u->got_byte && s->replayable &&
-	           s->req_done && !s->stale_retried) {
+	/* A request that can be sent again: idempotent, no body, its head
+	 * still in the block, and no response byte came back. */
+	bool replay = err == UP_ERR_RESET && !u->got_byte && s->replayable && s->req_done;
+
+	if (replay && u->reused && !s->stale_retried) {
 		/* A reused connection the server had closed as the request
-		 * went out: the request is idempotent and has no body, so it is
-		 * sent again on a new connection to the same server. */
+		 * went out (the keep-alive race): sent again on a new
+		 * connection to the same server; not counted as the retry. */
 		s->stale_retried = true;
-		struct upconn *nu = upstream_get(w, u->server_id, s, true);
+		struct upconn *nu =
+		        upstream_get(w, s->snap, &p->servers[s->route.server], s, true);
 		if (nu)
 			return switch_upstream(s, u, nu, true);
+	} else if ((err == UP_ERR_CONNECT || replay) && !s->retried) {
+		/* Refused, or reset before any response byte: once more on
+		 * another server. After a connect failure nothing was
+		 * written and the queued bytes move along. */
+		struct route_choice next;
+		s->retried = true;
+		if (route_retry(s->snap, &w->rr, &s->route, &next) == 0) {
+			const struct snap_pool *np = &s->snap->pools[next.pool];
+			struct upconn *nu =
+			        upstream_get(w, s->snap, &np->servers[next.server], s, false);
+			if (nu) {
+				s->route = next;
+				return switch_upstream(s, u, nu, replay);
+			}
+		}
 	}
 
 	s->up = NULL;

@@ -9,10 +9,11 @@
 #include "route.h"
 #include "snapshot.h"
 
-struct snapshot *snapshot_from_config(const struct config *cfg, uint64_t gen)
+struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen)
 {
 	struct snapshot *s = xcalloc(1, sizeof(*s));
-	s->cfg = cfg;
+	s->refs = 1;
+	s->cfg = config_hold(cfg);
 	s->gen = gen;
 	s->npools = cfg->npools;
 	s->pools = xcalloc(cfg->npools, sizeof(*s->pools));
@@ -62,10 +63,17 @@ void snapshot_compute(struct snapshot *s)
 	free(split);
 }
 
-void snapshot_free(struct snapshot *s)
+struct snapshot *snapshot_hold(struct snapshot *s)
 {
-	if (!s)
+	__atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+	return s;
+}
+
+void snapshot_release(struct snapshot *s)
+{
+	if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
+	config_release(s->cfg);
 	for (size_t i = 0; i < s->npools; i++) {
 		free(s->pools[i].servers);
 		free(s->pools[i].server_w);

@@ -36,7 +36,8 @@ struct snap_pool {
 };
 
 struct snapshot {
-	const struct config *cfg;
+	unsigned refs;          /* holders: the worker, sessions routing with it */
+	struct config *cfg;     /* held: a config lives as long as its snapshots */
 	uint64_t gen;
 	struct snap_pool *pools;
 	size_t npools;
@@ -44,13 +45,17 @@ struct snapshot {
 	size_t nservers;        /* over all pools */
 };
 
-/* A snapshot of cfg with its configured weights, every server available. */
-struct snapshot *snapshot_from_config(const struct config *cfg, uint64_t gen);
+/* A snapshot of cfg with its configured weights, every server available.
+ * It holds cfg (config_hold) and starts with one reference. */
+struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen);
+
+struct snapshot *snapshot_hold(struct snapshot *s);
+/* Frees the snapshot (and releases its config) with the last reference. */
+void snapshot_release(struct snapshot *s);
 
 /* Recomputes the effective weights after pools[].split, servers[].weight or
  * servers[].available changed (before the snapshot is published). */
 void snapshot_compute(struct snapshot *s);
 
-void snapshot_free(struct snapshot *s);
 
 #endif

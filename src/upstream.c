@@ -68,17 +68,6 @@ static void upconn_free(struct upconn *u)
 	}
 }
 
-static const struct cfg_server *server_cfg(const struct worker *w, uint32_t id)
-{
-	const struct snapshot *s = w->snap;
-	for (size_t i = 0; i < s->npools; i++) {
-		const struct snap_pool *p = &s->pools[i];
-		if (id < p->first_id + p->nservers)
-			return p->servers[id - p->first_id].cfg;
-	}
-	return NULL;
-}
-
 static void idle_unlink(struct upconn *u)
 {
 	struct server_rt *rt = &u->w->servers[u->server_id];
@@ -104,14 +93,19 @@ static void reset_exchange(struct upconn *u, struct session *s)
 	u->resp.on_body = NULL;
 }
 
-struct upconn *upstream_get(struct worker *w, uint32_t server_id, struct session *s, bool fresh)
+struct upconn *upstream_get(struct worker *w, const struct snapshot *snap,
+                            const struct snap_server *sv, struct session *s, bool fresh)
 {
-	struct server_rt *rt = &w->servers[server_id];
+	/* Idle connections are kept for the worker's current layout only; a
+	 * request routed with an older snapshot (a reload came in between)
+	 * gets a new connection. */
+	bool current = snap->cfg == w->cfg;
+	struct server_rt *rt = &w->servers[sv->id];
 
-	while (rt->idle && !fresh) {
+	while (current && !fresh && rt->idle) {
 		struct upconn *u = rt->idle;
 		idle_unlink(u);
-		if (u->gen != w->snap->gen || u->c.eof) {
+		if (u->c.eof) {
 			upconn_free(u);
 			continue;
 		}
@@ -122,7 +116,7 @@ struct upconn *upstream_get(struct worker *w, uint32_t server_id, struct session
 		return u;
 	}
 
-	const struct cfg_server *sc = server_cfg(w, server_id);
+	const struct cfg_server *sc = sv->cfg;
 	int fd = socket(sc->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error("upstream %s (%s): cannot create a socket: %s", sc->name, sc->addr.text,
@@ -142,8 +136,9 @@ struct upconn *upstream_get(struct worker *w, uint32_t server_id, struct session
 	struct upconn *u = upconn_alloc(w);
 	conn_open(&u->c, w->base, fd, on_read, on_write, u);
 	http_msg_init(&u->resp, HTTP_RESPONSE, u);
-	u->server_id = server_id;
-	u->gen = w->snap->gen;
+	u->srv = sc;
+	u->server_id = sv->id;
+	u->layout = snap->cfg;
 	u->reused = false;
 	reset_exchange(u, s);
 	u->state = UC_CONNECTING;
@@ -199,7 +194,7 @@ void upstream_release(struct upconn *u, bool reusable)
 	u->s = NULL;
 	if (!reusable || u->state != UC_ACTIVE || u->c.eof || u->tunnel ||
 	    u->c.rx_end != u->c.rx_start || conn_out_len(&u->c) || w->draining ||
-	    u->gen != w->snap->gen) {
+	    u->layout != w->cfg) {
 		upconn_free(u);
 		return;
 	}
@@ -371,7 +366,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 			err = errno;
 		if (err) {
-			const struct cfg_server *sc = server_cfg(w, u->server_id);
+			const struct cfg_server *sc = u->srv;
 			log_warn("upstream %s (%s): connect failed: %s", sc->name, sc->addr.text,
 			         strerror(err));
 			fail(u, UP_ERR_CONNECT);

@@ -16,10 +16,14 @@ struct worker;
 struct upconn;
 struct session;
 
-/* A connection to server server_id for session s: an idle one if there is
- * one (unless fresh), else a new connect. Returns NULL if no socket could be
- * made (the caller treats it as a connect failure). */
-struct upconn *upstream_get(struct worker *w, uint32_t server_id, struct session *s, bool fresh);
+struct snapshot;
+struct snap_server;
+
+/* A connection to server sv of snapshot snap for session s: an idle one if
+ * there is one (unless fresh), else a new connect. Returns NULL if no socket
+ * could be made (the caller treats it as a connect failure). */
+struct upconn *upstream_get(struct worker *w, const struct snapshot *snap,
+                            const struct snap_server *sv, struct session *s, bool fresh);
 
 /* Writes what the session queued on u->c.out (or waits for the connect). */
 void upstream_flush(struct upconn *u);

@@ -46,8 +46,9 @@ struct upconn {
 	struct http_msg resp;
 	struct session *s;            /* the session it serves (UC_ACTIVE) */
 	enum upconn_state state;
-	uint32_t server_id;           /* snapshot server id */
-	uint64_t gen;                 /* snapshot generation it was made for */
+	const struct cfg_server *srv; /* its server, in config layout */
+	const struct config *layout;  /* the config whose servers it belongs to */
+	uint32_t server_id;           /* index of srv in the worker's servers[] */
 	uint32_t parse_pos;
 	bool in_body;                 /* the response head has been handled */
 	bool reused;                  /* served a request before this one */
@@ -78,6 +79,7 @@ struct session {
 	struct worker *w;
 	struct conn c;
 	struct http_msg req;
+	struct snapshot *snap;        /* held while a request is handled */
 	struct upconn *up;
 	struct route_choice route;
 	enum session_state state;
@@ -102,12 +104,13 @@ struct listener_slot {
 	struct worker *w;
 	struct evconnlistener *lev;
 	const struct cfg_listen *cfg;
+	bool reused;                  /* taken over from the previous config */
 };
 
 struct worker {
 	struct event_base *base;
-	const struct config *cfg;
-	struct snapshot *snap;
+	const struct config *cfg;     /* snap->cfg */
+	struct snapshot *snap;        /* held; replaced by worker_apply() */
 	struct route_rr rr;
 	struct buf_pool bufs;
 	struct server_rt *servers;    /* [snap->nservers] */

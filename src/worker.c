@@ -73,7 +73,69 @@ void worker_session_closed(struct worker *w)
 		event_base_loopexit(w->base, NULL);
 }
 
-struct worker *worker_new(const struct config *cfg)
+/* Opens the listeners of cfg into slots, reusing those of old (by address)
+ * where they exist: a reused listener is moved out of old. Returns 0, or -1
+ * when one cannot be opened (the ones opened here are closed again). */
+static int open_listeners(struct worker *w, const struct config *cfg, struct listener_slot *slots,
+                          struct listener_slot *old, size_t nold)
+{
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		struct listener_slot *ls = &slots[i];
+		const struct cfg_addr *addr = &cfg->listen[i].addr;
+		ls->w = w;
+		ls->cfg = &cfg->listen[i];
+		for (size_t j = 0; j < nold && !ls->lev; j++) {
+			const struct cfg_addr *oa = &old[j].cfg->addr;
+			if (old[j].lev && oa->len == addr->len && !memcmp(&oa->ss, &addr->ss, addr->len)) {
+				ls->lev = old[j].lev;
+				old[j].lev = NULL;
+				ls->reused = true;
+			}
+		}
+		if (ls->lev) {
+			evconnlistener_set_cb(ls->lev, on_accept, ls);
+			continue;
+		}
+		int fd = listener_open(addr, 4096, 0);
+		if (fd >= 0) {
+			ls->lev = evconnlistener_new(w->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1,
+			                             fd);
+			if (!ls->lev)
+				close(fd);
+		}
+		if (!ls->lev) {
+			log_error("listen %s: cannot open the listener", addr->text);
+			goto fail;
+		}
+		evconnlistener_set_error_cb(ls->lev, on_accept_error);
+		if (w->accept_paused)
+			evconnlistener_disable(ls->lev);
+	}
+	return 0;
+fail:
+	/* Give back what was reused, close what was opened. */
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		struct listener_slot *ls = &slots[i];
+		if (!ls->lev)
+			continue;
+		if (ls->reused) {
+			for (size_t j = 0; j < nold; j++) {
+				if (!old[j].lev && old[j].cfg->addr.len == ls->cfg->addr.len &&
+				    !memcmp(&old[j].cfg->addr.ss, &ls->cfg->addr.ss, ls->cfg->addr.len)) {
+					old[j].lev = ls->lev;
+					evconnlistener_set_cb(old[j].lev, on_accept, &old[j]);
+					break;
+				}
+			}
+		} else {
+			evconnlistener_free(ls->lev);
+		}
+		ls->lev = NULL;
+	}
+	return -1;
+}
+
+struct worker *worker_new(struct snapshot *snap)
 {
 	struct worker *w = xcalloc(1, sizeof(*w));
 	struct event_config *ec = event_config_new();
@@ -85,41 +147,62 @@ struct worker *worker_new(const struct config *cfg)
 	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	w->base = event_base_new_with_config(ec);
 	event_config_free(ec);
+	w->snap = snap;
+	w->cfg = snap->cfg;
 	if (!w->base) {
 		log_error("cannot create an event loop");
-		free(w);
-		return NULL;
+		goto fail;
 	}
-	w->cfg = cfg;
 	buf_pool_init(&w->bufs, BLOCK_SIZE, MAX_FREE_BLOCKS);
-	w->snap = snapshot_from_config(cfg, 1);
-	w->servers = xcalloc(w->snap->nservers ? w->snap->nservers : 1, sizeof(*w->servers));
-
-	w->nlisteners = cfg->nlisten;
-	w->listeners = xcalloc(cfg->nlisten, sizeof(*w->listeners));
-	for (size_t i = 0; i < cfg->nlisten; i++) {
-		struct listener_slot *ls = &w->listeners[i];
-		ls->w = w;
-		ls->cfg = &cfg->listen[i];
-		int fd = listener_open(&cfg->listen[i].addr, 4096, 0);
-		if (fd < 0)
-			goto fail;
-		ls->lev = evconnlistener_new(w->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-		if (!ls->lev) {
-			close(fd);
-			log_error("listen %s: cannot watch the socket", cfg->listen[i].addr.text);
-			goto fail;
-		}
-		evconnlistener_set_error_cb(ls->lev, on_accept_error);
-	}
+	w->servers = xcalloc(snap->nservers ? snap->nservers : 1, sizeof(*w->servers));
+	w->nlisteners = w->cfg->nlisten;
+	w->listeners = xcalloc(w->nlisteners, sizeof(*w->listeners));
+	if (open_listeners(w, w->cfg, w->listeners, NULL, 0) < 0)
+		goto fail;
 	return w;
 fail:
 	worker_free(w);
 	return NULL;
 }
 
+int worker_apply(struct worker *w, struct snapshot *next)
+{
+	if (next->cfg != w->cfg) {
+		const struct config *cfg = next->cfg;
+		struct listener_slot *slots = xcalloc(cfg->nlisten, sizeof(*slots));
+		if (open_listeners(w, cfg, slots, w->listeners, w->nlisteners) < 0) {
+			free(slots);
+			snapshot_release(next);
+			return -1;
+		}
+		for (size_t i = 0; i < w->nlisteners; i++)
+			if (w->listeners[i].lev)
+				evconnlistener_free(w->listeners[i].lev);
+		free(w->listeners);
+		w->listeners = slots;
+		w->nlisteners = cfg->nlisten;
+
+		/* A new server layout: the idle connections of the old one
+		 * go; busy ones are closed when their request ends. */
+		upstream_close_idle(w);
+		free(w->servers);
+		w->servers = xcalloc(next->nservers ? next->nservers : 1, sizeof(*w->servers));
+		w->cfg = cfg;
+		if (w->accept_paused && w->nsessions < cfg->limits.max_connections) {
+			w->accept_paused = false;
+			set_accepting(w, true);
+		}
+	}
+	struct snapshot *old = w->snap;
+	w->snap = next;
+	snapshot_release(old);
+	return 0;
+}
+
 static void close_listeners(struct worker *w)
 {
+	if (!w->listeners)
+		return;
 	for (size_t i = 0; i < w->nlisteners; i++) {
 		if (w->listeners[i].lev)
 			evconnlistener_free(w->listeners[i].lev);
@@ -171,14 +254,16 @@ void worker_free(struct worker *w)
 	if (!w)
 		return;
 	close_listeners(w);
-	session_free_all(w);
-	upstream_free_all(w);
+	if (w->base) {
+		session_free_all(w);
+		upstream_free_all(w);
+	}
 	if (w->drain_timer)
 		event_free(w->drain_timer);
 	free(w->listeners);
 	free(w->servers);
 	route_rr_free(&w->rr);
-	snapshot_free(w->snap);
+	snapshot_release(w->snap);
 	buf_pool_clear(&w->bufs);
 	if (w->base)
 		event_base_free(w->base);

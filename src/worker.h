@@ -9,11 +9,19 @@
 
 #include "worker-t.h"
 
-struct config;
+struct snapshot;
 
-/* A worker for cfg with its listeners bound. Returns NULL (errors logged)
- * when a listener cannot be opened. */
-struct worker *worker_new(const struct config *cfg);
+/* A worker routing with snap (it takes over the caller's reference), its
+ * listeners bound. Returns NULL (errors logged) when a listener cannot be
+ * opened. */
+struct worker *worker_new(struct snapshot *snap);
+
+/* Switches to snapshot next, taking over the caller's reference. A new
+ * config brings its listeners (kept, opened or closed by address) and a new
+ * server layout (idle upstream connections are closed; in-flight requests
+ * finish with the snapshot they began with). Returns 0, or -1 with nothing
+ * changed (and next released) when a new listener cannot be opened. */
+int worker_apply(struct worker *w, struct snapshot *next);
 void worker_free(struct worker *w);
 
 /* Runs the event loop until the worker has drained or is stopped. */

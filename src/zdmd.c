@@ -19,6 +19,7 @@
 #include "evmem.h"
 #include "http.h"
 #include "log.h"
+#include "snapshot.h"
 #include "worker.h"
 
 #ifndef ZDM_DEFAULT_CONFIG
@@ -28,8 +29,8 @@
 
 struct daemon {
 	const char *config_path;
-	struct config *cfg;
 	struct worker *w;
+	uint64_t gen;                 /* of the last snapshot published */
 	struct event *sig_term, *sig_int, *sig_hup;
 	int stop_signals;
 };
@@ -75,7 +76,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("signal %d: shutting down gracefully (at most %ums)", (int)sig,
-	         d->cfg->timeouts.drain_ms);
+	         d->w->cfg->timeouts.drain_ms);
 	worker_drain(d->w);
 }
 
@@ -84,17 +85,21 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 	(void)sig;
 	(void)what;
-	struct config *next = load_config(d->config_path);
-	if (!next) {
+	struct config *cfg = load_config(d->config_path);
+	if (!cfg) {
 		log_error("reload of %s failed: keeping the running configuration",
 		          d->config_path);
 		return;
 	}
-	/* Applying a new configuration at run time comes with the control
-	 * plane; until then a valid file is only checked. */
-	log_warn("reload of %s: the configuration is valid, but applying it needs a restart",
-	         d->config_path);
-	config_free(next);
+	struct snapshot *next = snapshot_from_config(cfg, ++d->gen);
+	config_release(cfg);
+	if (worker_apply(d->w, next) < 0) {
+		log_error("reload of %s failed: keeping the running configuration",
+		          d->config_path);
+		return;
+	}
+	log_info("reloaded %s: %zu pools, %zu listeners", d->config_path, d->w->cfg->npools,
+	         d->w->cfg->nlisten);
 }
 
 int main(int argc, char **argv)
@@ -129,22 +134,21 @@ int main(int argc, char **argv)
 	}
 
 	evmem_install();
-	d.cfg = load_config(d.config_path);
-	if (!d.cfg)
+	struct config *cfg = load_config(d.config_path);
+	if (!cfg)
 		return 1;
 	if (check_only) {
 		printf("configuration OK\n");
-		config_free(d.cfg);
+		config_release(cfg);
 		return 0;
 	}
 
 	signal(SIGPIPE, SIG_IGN);
 	http_init();
-	d.w = worker_new(d.cfg);
-	if (!d.w) {
-		config_free(d.cfg);
+	d.w = worker_new(snapshot_from_config(cfg, ++d.gen));
+	config_release(cfg);
+	if (!d.w)
 		return 1;
-	}
 	d.sig_term = evsignal_new(d.w->base, SIGTERM, on_stop_signal, &d);
 	d.sig_int = evsignal_new(d.w->base, SIGINT, on_stop_signal, &d);
 	d.sig_hup = evsignal_new(d.w->base, SIGHUP, on_hup, &d);
@@ -152,8 +156,9 @@ int main(int argc, char **argv)
 	event_add(d.sig_int, NULL);
 	event_add(d.sig_hup, NULL);
 
-	log_info("zdmd %s: listening on %s%s, %zu pools", ZDM_VERSION, d.cfg->listen[0].addr.text,
-	         d.cfg->nlisten > 1 ? " and more" : "", d.cfg->npools);
+	log_info("zdmd %s: listening on %s%s, %zu pools", ZDM_VERSION,
+	         d.w->cfg->listen[0].addr.text, d.w->cfg->nlisten > 1 ? " and more" : "",
+	         d.w->cfg->npools);
 	worker_run(d.w);
 	log_info("zdmd: stopped");
 
@@ -161,6 +166,5 @@ int main(int argc, char **argv)
 	event_free(d.sig_int);
 	event_free(d.sig_hup);
 	worker_free(d.w);
-	config_free(d.cfg);
 	return 0;
 }

@@ -300,7 +300,7 @@ static void test_pick(const struct config *cfg)
 	CHECK_EQ_INT(counts[P_NEW], 20, "pick: split changed to 0/100 sends everything to new");
 
 	route_rr_free(&rr);
-	snapshot_free(s);
+	snapshot_release(s);
 }
 
 static void test_retry(const struct config *cfg)
@@ -356,7 +356,7 @@ static void test_retry(const struct config *cfg)
 	CHECK(rc == 0 && c.pool == P_NEW, "retry: the only other available pool, at 0%");
 
 	route_rr_free(&rr);
-	snapshot_free(s);
+	snapshot_release(s);
 }
 
 static void test_generation(const struct config *cfg)
@@ -399,8 +399,8 @@ static void test_generation(const struct config *cfg)
 	route_rr_free(&fresh);
 	CHECK(!rr.pool_cur && !rr.server_cur, "rr: route_rr_free clears the cursors");
 	route_rr_free(&rr); /* twice is harmless */
-	snapshot_free(s1);
-	snapshot_free(s2);
+	snapshot_release(s1);
+	snapshot_release(s2);
 }
 
 int main(void)
