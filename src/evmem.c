@@ -104,10 +104,14 @@ static void *evmem_realloc(void *p, size_t n)
 
 void evmem_install(void)
 {
-#ifndef __SANITIZE_ADDRESS__
 	/* Under AddressSanitizer libevent keeps the system allocator, so
 	 * that every chain's use and release is checked. */
+#ifndef __SANITIZE_ADDRESS__
 	event_set_mem_functions(evmem_malloc, evmem_realloc, evmem_free);
+#else
+	(void)evmem_malloc;
+	(void)evmem_realloc;
+	(void)evmem_free;
 #endif
 }
 
