@@ -62,6 +62,8 @@ static struct session *session_alloc(struct worker *w)
 	}
 	s->w = w;
 	s->up = NULL;
+	s->stat = NULL;
+	s->snap = NULL;
 	s->prev = NULL;
 	s->next = w->sessions;
 	if (w->sessions)
@@ -80,16 +82,39 @@ static void request_end(struct session *s)
 	}
 }
 
+/* Attaches connection u, serving server sv of the session's snapshot, and
+ * counts the request for that server. */
+static void attach(struct session *s, struct upconn *u, const struct snap_server *sv)
+{
+	s->up = u;
+	s->stat = &s->snap->stats->srv[sv->id];
+	s->stat->requests++;
+	s->stat->inflight++;
+}
+
+/* Lets go of the upstream connection (back to its idle list when
+ * reusable); failed counts a failure for its server. */
+static void detach(struct session *s, bool reusable, bool failed)
+{
+	struct upconn *u = s->up;
+	s->up = NULL;
+	if (s->stat) {
+		s->stat->inflight--;
+		if (failed)
+			s->stat->failures++;
+		s->stat = NULL;
+	}
+	if (u)
+		upstream_release(u, reusable);
+}
+
 /* Closes the client connection, drops any upstream exchange, and recycles
  * the session. */
 static void session_close(struct session *s)
 {
 	struct worker *w = s->w;
 
-	if (s->up) {
-		upstream_release(s->up, false);
-		s->up = NULL;
-	}
+	detach(s, false, false);
 	request_end(s);
 	conn_close(&s->c);
 	if (s->prev)
@@ -144,10 +169,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 /* Closes once the output is written; stops reading meanwhile. */
 static int close_when_flushed(struct session *s)
 {
-	if (s->up) {
-		upstream_release(s->up, false);
-		s->up = NULL;
-	}
+	detach(s, false, false);
 	int r = conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms);
 	if (r != 1) {
 		session_close(s);
@@ -227,17 +249,27 @@ static int attach_upstream(struct session *s)
 	struct worker *w = s->w;
 	const struct snap_pool *p = &s->snap->pools[s->route.pool];
 
-	s->up = upstream_get(w, s->snap, &p->servers[s->route.server], s, false);
-	if (s->up)
+	const struct snap_server *sv = &p->servers[s->route.server];
+	struct upconn *u = upstream_get(w, s->snap, sv, s, false);
+	if (u) {
+		attach(s, u, sv);
 		return 0;
+	}
+	s->snap->stats->srv[sv->id].failures++;
 	struct route_choice next;
 	if (s->retried || route_retry(s->snap, &w->rr, &s->route, &next))
 		return 502;
 	s->retried = true;
 	s->route = next;
 	p = &s->snap->pools[next.pool];
-	s->up = upstream_get(w, s->snap, &p->servers[next.server], s, false);
-	return s->up ? 0 : 502;
+	sv = &p->servers[next.server];
+	u = upstream_get(w, s->snap, sv, s, false);
+	if (!u) {
+		s->snap->stats->srv[sv->id].failures++;
+		return 502;
+	}
+	attach(s, u, sv);
+	return 0;
 }
 
 /* The head is complete: note what the request is and check it. Returns 0,
@@ -403,12 +435,9 @@ static int process(struct session *s)
 			step = http_msg_feed(&s->req, c->rx->data + at, c->rx_end - at, &k);
 			if (step == HTTP_ERROR) {
 				int status = s->req.error_status ? s->req.error_status : 400;
-				if (s->up) {
-					/* The upstream saw part of the request:
-					 * closing the connection discards it. */
-					upstream_release(s->up, false);
-					s->up = NULL;
-				}
+				/* The upstream saw part of the request:
+				 * closing the connection discards it. */
+				detach(s, false, false);
 				if (s->resp_started)
 					return close_when_flushed(s);
 				return reject(s, status, s->req.error_reason);
@@ -620,8 +649,7 @@ int session_on_response_done(struct session *s, struct upconn *u)
 {
 	bool reusable = s->req_done && http_msg_keep_alive(&u->resp);
 
-	s->up = NULL;
-	upstream_release(u, reusable);
+	detach(s, reusable, false);
 	if (!s->req_done)
 		s->close_after = true; /* the rest of the request body is unread */
 	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
@@ -650,14 +678,15 @@ static const char *const error_names[] = {
 /* Moves the exchange to another connection after a failure that happened
  * before any response byte. The request bytes not yet written move along
  * (chain transfer, no copy); a replayed request gets its head again. */
-static int switch_upstream(struct session *s, struct upconn *u, struct upconn *nu, bool replay)
+static int switch_upstream(struct session *s, struct upconn *u, struct upconn *nu,
+                           const struct snap_server *sv, bool replay)
 {
 	if (replay)
 		forward_head(s, nu->c.out);
 	else
 		evbuffer_add_buffer(nu->c.out, u->c.out);
-	upstream_release(u, false);
-	s->up = nu;
+	detach(s, false, true);
+	attach(s, nu, sv);
 	upstream_start(nu, s->method == HTTP_HEAD);
 	if (s->req_done)
 		upstream_request_sent(nu);
@@ -675,8 +704,11 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 	         llhttp_method_name(s->method), p->cfg->name, sc->name, sc->addr.text,
 	         error_names[err], s->resp_started ? " mid-response" : "");
 
-	if (s->state == SS_TUNNEL || s->resp_started)
-		return session_close(s), -1;
+	if (s->state == SS_TUNNEL || s->resp_started) {
+		detach(s, false, s->state != SS_TUNNEL);
+		session_close(s);
+		return -1;
+	}
 
 	/* A request that can be sent again: idempotent, no body, its head
 	 * still in the block, and no response byte came back. */
@@ -687,10 +719,10 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 		 * went out (the keep-alive race): sent again on a new
 		 * connection to the same server; not counted as the retry. */
 		s->stale_retried = true;
-		struct upconn *nu =
-		        upstream_get(w, s->snap, &p->servers[s->route.server], s, true);
+		const struct snap_server *sv = &p->servers[s->route.server];
+		struct upconn *nu = upstream_get(w, s->snap, sv, s, true);
 		if (nu)
-			return switch_upstream(s, u, nu, true);
+			return switch_upstream(s, u, nu, sv, true);
 	} else if ((err == UP_ERR_CONNECT || replay) && !s->retried) {
 		/* Refused, or reset before any response byte: once more on
 		 * another server. After a connect failure nothing was
@@ -698,18 +730,16 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 		struct route_choice next;
 		s->retried = true;
 		if (route_retry(s->snap, &w->rr, &s->route, &next) == 0) {
-			const struct snap_pool *np = &s->snap->pools[next.pool];
-			struct upconn *nu =
-			        upstream_get(w, s->snap, &np->servers[next.server], s, false);
+			const struct snap_server *sv = &s->snap->pools[next.pool].servers[next.server];
+			struct upconn *nu = upstream_get(w, s->snap, sv, s, false);
 			if (nu) {
 				s->route = next;
-				return switch_upstream(s, u, nu, replay);
+				return switch_upstream(s, u, nu, sv, replay);
 			}
 		}
 	}
 
-	s->up = NULL;
-	upstream_release(u, false);
+	detach(s, false, true);
 	int status = err == UP_ERR_TIMEOUT ? 504 : 502;
 	if (respond(s, status, !s->req_done) < 0)
 		return -1;

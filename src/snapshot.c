@@ -3,6 +3,7 @@
  * state.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "config.h"
 #include "mem.h"
@@ -37,8 +38,76 @@ struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen)
 		}
 	}
 	s->nservers = id;
+	s->stats = xcalloc(1, sizeof(*s->stats) + (id ? id : 1) * sizeof(s->stats->srv[0]));
+	s->stats->refs = 1;
+	s->stats->n = id;
 	snapshot_compute(s);
 	return s;
+}
+
+struct snapshot *snapshot_derive(const struct snapshot *prev, uint64_t gen)
+{
+	struct snapshot *s = xcalloc(1, sizeof(*s));
+	s->refs = 1;
+	s->cfg = config_hold(prev->cfg);
+	s->gen = gen;
+	s->npools = prev->npools;
+	s->nservers = prev->nservers;
+	s->stats = prev->stats;
+	__atomic_add_fetch(&s->stats->refs, 1, __ATOMIC_RELAXED);
+	s->pools = xcalloc(s->npools, sizeof(*s->pools));
+	s->pool_w = xcalloc(s->npools, sizeof(*s->pool_w));
+	memcpy(s->pool_w, prev->pool_w, s->npools * sizeof(*s->pool_w));
+	for (size_t i = 0; i < s->npools; i++) {
+		const struct snap_pool *pp = &prev->pools[i];
+		struct snap_pool *p = &s->pools[i];
+		*p = *pp;
+		p->servers = xcalloc(pp->nservers, sizeof(*p->servers));
+		p->server_w = xcalloc(pp->nservers, sizeof(*p->server_w));
+		memcpy(p->servers, pp->servers, pp->nservers * sizeof(*p->servers));
+		memcpy(p->server_w, pp->server_w, pp->nservers * sizeof(*p->server_w));
+	}
+	return s;
+}
+
+int snapshot_pool_index(const struct snapshot *s, const char *name, size_t len)
+{
+	for (size_t i = 0; i < s->npools; i++) {
+		const char *n = s->pools[i].cfg->name;
+		if (strlen(n) == len && memcmp(n, name, len) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+int snapshot_server_index(const struct snap_pool *p, const char *name, size_t len)
+{
+	for (size_t j = 0; j < p->nservers; j++) {
+		const char *n = p->servers[j].cfg->name;
+		if (strlen(n) == len && memcmp(n, name, len) == 0)
+			return (int)j;
+	}
+	return -1;
+}
+
+void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev)
+{
+	for (size_t i = 0; i < prev->npools; i++) {
+		const struct snap_pool *pp = &prev->pools[i];
+		int pi = snapshot_pool_index(s, pp->cfg->name, strlen(pp->cfg->name));
+		if (pi < 0)
+			continue;
+		for (size_t j = 0; j < pp->nservers; j++) {
+			const char *name = pp->servers[j].cfg->name;
+			int sj = snapshot_server_index(&s->pools[pi], name, strlen(name));
+			if (sj < 0)
+				continue;
+			const struct srv_stats *from = &prev->stats->srv[pp->servers[j].id];
+			struct srv_stats *to = &s->stats->srv[s->pools[pi].servers[sj].id];
+			to->requests = from->requests;
+			to->failures = from->failures;
+		}
+	}
 }
 
 void snapshot_compute(struct snapshot *s)
@@ -74,6 +143,8 @@ void snapshot_release(struct snapshot *s)
 	if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	config_release(s->cfg);
+	if (__atomic_sub_fetch(&s->stats->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(s->stats);
 	for (size_t i = 0; i < s->npools; i++) {
 		free(s->pools[i].servers);
 		free(s->pools[i].server_w);

@@ -18,6 +18,21 @@ struct config;
 struct cfg_pool;
 struct cfg_server;
 
+/* Counters of one server, kept by the hot path and read by status. They
+ * belong to a server layout (a config): every snapshot of that config
+ * shares them, and a reload carries them over by pool and server name. */
+struct srv_stats {
+	uint64_t requests;      /* requests sent to it */
+	uint64_t failures;      /* exchanges that failed (connect, reset, timeout, invalid) */
+	int64_t inflight;       /* requests being served by it now */
+};
+
+struct snap_stats {
+	unsigned refs;
+	size_t n;
+	struct srv_stats srv[];
+};
+
 struct snap_server {
 	const struct cfg_server *cfg;
 	uint32_t id;            /* index over all servers, pools back to back */
@@ -43,11 +58,25 @@ struct snapshot {
 	size_t npools;
 	uint32_t *pool_w;       /* effective split, see route_effective_split() */
 	size_t nservers;        /* over all pools */
+	struct snap_stats *stats; /* [nservers], shared with sibling snapshots */
 };
 
 /* A snapshot of cfg with its configured weights, every server available.
  * It holds cfg (config_hold) and starts with one reference. */
 struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen);
+
+/* A copy of prev (same config and counters) with generation gen, to be
+ * changed (split, weights, availability) and snapshot_compute()d before it
+ * is published. */
+struct snapshot *snapshot_derive(const struct snapshot *prev, uint64_t gen);
+
+/* Copies the request and failure counters of the servers of prev into the
+ * servers of s with the same pool and server names (after a reload). */
+void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev);
+
+/* The index of pool NAME, or of server NAME in pool p; -1 if none. */
+int snapshot_pool_index(const struct snapshot *s, const char *name, size_t len);
+int snapshot_server_index(const struct snap_pool *p, const char *name, size_t len);
 
 struct snapshot *snapshot_hold(struct snapshot *s);
 /* Frees the snapshot (and releases its config) with the last reference. */

@@ -80,6 +80,7 @@ struct session {
 	struct conn c;
 	struct http_msg req;
 	struct snapshot *snap;        /* held while a request is handled */
+	struct srv_stats *stat;       /* counters of the server serving it */
 	struct upconn *up;
 	struct route_choice route;
 	enum session_state state;
