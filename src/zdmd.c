@@ -18,7 +18,9 @@
 #include "config.h"
 #include "evmem.h"
 #include "http.h"
+#include "control.h"
 #include "log.h"
+#include "runtime.h"
 #include "snapshot.h"
 #include "worker.h"
 
@@ -29,8 +31,9 @@
 
 struct daemon {
 	const char *config_path;
+	struct runtime *rt;
 	struct worker *w;
-	uint64_t gen;                 /* of the last snapshot published */
+	struct control *ctl;
 	struct event *sig_term, *sig_int, *sig_hup;
 	int stop_signals;
 };
@@ -85,21 +88,17 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 	(void)sig;
 	(void)what;
-	struct config *cfg = load_config(d->config_path);
-	if (!cfg) {
+	struct config_errors errs = {0};
+	if (runtime_reload(d->rt, &errs) < 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			log_error("%s", errs.msgs[i]);
 		log_error("reload of %s failed: keeping the running configuration",
 		          d->config_path);
-		return;
+	} else {
+		log_info("reloaded %s (SIGHUP): %zu pools, %zu listeners", d->config_path,
+		         d->w->cfg->npools, d->w->cfg->nlisten);
 	}
-	struct snapshot *next = snapshot_from_config(cfg, ++d->gen);
-	config_release(cfg);
-	if (worker_apply(d->w, next) < 0) {
-		log_error("reload of %s failed: keeping the running configuration",
-		          d->config_path);
-		return;
-	}
-	log_info("reloaded %s: %zu pools, %zu listeners", d->config_path, d->w->cfg->npools,
-	         d->w->cfg->nlisten);
+	config_errors_free(&errs);
 }
 
 int main(int argc, char **argv)
@@ -145,10 +144,19 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	http_init();
-	d.w = worker_new(snapshot_from_config(cfg, ++d.gen));
+	d.rt = runtime_new(cfg, d.config_path);
 	config_release(cfg);
-	if (!d.w)
+	d.w = worker_new(snapshot_hold(d.rt->snap));
+	if (!d.w) {
+		runtime_free(d.rt);
 		return 1;
+	}
+	runtime_attach(d.rt, d.w);
+	if (control_open(d.w->base, d.rt, &d.ctl) < 0) {
+		worker_free(d.w);
+		runtime_free(d.rt);
+		return 1;
+	}
 	d.sig_term = evsignal_new(d.w->base, SIGTERM, on_stop_signal, &d);
 	d.sig_int = evsignal_new(d.w->base, SIGINT, on_stop_signal, &d);
 	d.sig_hup = evsignal_new(d.w->base, SIGHUP, on_hup, &d);
@@ -165,6 +173,8 @@ int main(int argc, char **argv)
 	event_free(d.sig_term);
 	event_free(d.sig_int);
 	event_free(d.sig_hup);
+	control_close(d.ctl);
 	worker_free(d.w);
+	runtime_free(d.rt);
 	return 0;
 }
