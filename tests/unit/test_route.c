@@ -222,7 +222,7 @@ static void test_effective_split(void)
 	}
 }
 
-static void test_pick(const struct config *cfg)
+static void test_pick(struct config *cfg)
 {
 	struct snapshot *s = snapshot_from_config(cfg, 1);
 	struct route_rr rr = {0};
@@ -303,7 +303,7 @@ static void test_pick(const struct config *cfg)
 	snapshot_release(s);
 }
 
-static void test_retry(const struct config *cfg)
+static void test_retry(struct config *cfg)
 {
 	struct snapshot *s = snapshot_from_config(cfg, 7);
 	struct route_rr rr = {0};
@@ -359,7 +359,7 @@ static void test_retry(const struct config *cfg)
 	snapshot_release(s);
 }
 
-static void test_generation(const struct config *cfg)
+static void test_generation(struct config *cfg)
 {
 	struct snapshot *s1 = snapshot_from_config(cfg, 1);
 	struct snapshot *s2 = snapshot_from_config(cfg, 2);
