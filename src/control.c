@@ -148,6 +148,26 @@ static void write_pools(struct control *ctl, struct evbuffer *out)
 	json_raw(out, "]");
 }
 
+/* {"at":"2026-11-21T10:00:00.123Z","reason":"..."}, or null before any */
+static void write_change(struct evbuffer *out, int64_t at_ms, const char *reason)
+{
+	if (!at_ms) {
+		json_raw(out, "null");
+		return;
+	}
+	char when[40];
+	struct tm tm;
+	time_t sec = (time_t)(at_ms / 1000);
+	gmtime_r(&sec, &tm);
+	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(at_ms % 1000));
+	json_raw(out, "{\"at\":");
+	json_str(out, when);
+	json_raw(out, ",\"reason\":");
+	json_str(out, reason);
+	json_raw(out, "}");
+}
+
 static void ctl_status(struct control *ctl, struct evbuffer *out, int argc, char **argv)
 {
 	const struct runtime *rt = ctl->rt;
@@ -178,8 +198,17 @@ static void ctl_status(struct control *ctl, struct evbuffer *out, int argc, char
 			json_str(out, sv->cfg->addr.text);
 			json_raw(out, ",\"weight\":");
 			json_u64(out, sv->weight);
-			json_raw(out, ",\"health\":\"up\",\"circuit\":\"closed\",\"admin\":");
+			const struct srv_state *ss = &rt->srv[sv->id];
+			json_raw(out, ",\"health\":");
+			json_str(out, ss->up ? "up" : "down");
+			json_raw(out, ",\"circuit\":");
+			json_str(out, breaker_state_names[ss->brk.state]);
+			json_raw(out, ",\"admin\":");
 			json_str(out, admin_state_names[rt->v.admin[sv->id]]);
+			json_raw(out, ",\"health_change\":");
+			write_change(out, ss->health_at, ss->health_reason);
+			json_raw(out, ",\"circuit_change\":");
+			write_change(out, ss->circuit_at, ss->circuit_reason);
 			json_raw(out, ",\"inflight\":");
 			json_i64(out, st->inflight);
 			json_raw(out, ",\"requests\":");

@@ -12,15 +12,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "mem.h"
 #include "runtime.h"
 #include "snapshot.h"
 #include "state.h"
 #include "worker.h"
+#include "worker-t.h"
 
 const char *const admin_state_names[] = {
 	[ADMIN_ENABLED] = "enabled",
@@ -69,6 +74,31 @@ static void values_free(struct runtime_values *v)
 	v->admin = NULL;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct srv_state *srv_states_new(const struct config *cfg)
+{
+	size_t n = count_servers(cfg);
+	struct srv_state *st = xcalloc(n ? n : 1, sizeof(*st));
+	for (size_t i = 0; i < n; i++) {
+		st[i].up = true;
+		breaker_init(&st[i].brk);
+	}
+	return st;
+}
+
 /* The snapshot for values v of cfg: derived from the published one when
  * the layout is the same (its counters go on), else a new layout with the
  * counters carried over by name. */
@@ -88,8 +118,11 @@ static struct snapshot *build(struct runtime *rt, const struct runtime_values *v
 		p->split = v->split[i];
 		for (size_t j = 0; j < p->nservers; j++) {
 			struct snap_server *sv = &p->servers[j];
+			const struct srv_state *st = &rt->srv[sv->id];
 			sv->weight = v->weight[sv->id];
-			sv->available = v->admin[sv->id] == ADMIN_ENABLED;
+			sv->available = v->admin[sv->id] == ADMIN_ENABLED && st->up &&
+			                breaker_available(&st->brk, &p->cfg->breaker);
+			sv->probing = st->brk.state == BREAKER_HALF_OPEN;
 		}
 	}
 	snapshot_compute(s);
@@ -117,6 +150,7 @@ struct runtime *runtime_new(struct config *cfg, const char *config_path)
 	rt->started_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	rt->config_path = xstrdup(config_path);
 	rt->cfg = config_hold(cfg);
+	rt->srv = srv_states_new(cfg);
 	values_init(&rt->v, cfg);
 	if (cfg->state_file && state_load(cfg->state_file, cfg, &rt->v) == 0)
 		log_info("state: runtime changes restored from %s", cfg->state_file);
@@ -128,16 +162,172 @@ void runtime_free(struct runtime *rt)
 {
 	if (!rt)
 		return;
+	health_stop(rt->health);
+	if (rt->breaker_timer)
+		event_free(rt->breaker_timer);
 	snapshot_release(rt->snap);
 	config_release(rt->cfg);
 	values_free(&rt->v);
+	free(rt->srv);
 	free(rt->config_path);
 	free(rt);
+}
+
+/* The server's names for log lines. */
+static void server_names(const struct runtime *rt, uint32_t id, const char **pool,
+                         const char **server)
+{
+	const struct snapshot *s = rt->snap;
+	for (size_t i = 0; i < s->npools; i++) {
+		const struct snap_pool *p = &s->pools[i];
+		if (id < p->first_id + p->nservers) {
+			*pool = p->cfg->name;
+			*server = p->servers[id - p->first_id].cfg->name;
+			return;
+		}
+	}
+	*pool = *server = "?";
+}
+
+static const struct cfg_breaker *breaker_cfg(const struct runtime *rt, uint32_t id)
+{
+	const struct snapshot *s = rt->snap;
+	for (size_t i = 0; i < s->npools; i++)
+		if (id < s->pools[i].first_id + s->pools[i].nservers)
+			return &s->pools[i].cfg->breaker;
+	return &s->pools[0].cfg->breaker;
+}
+
+static void republish(struct runtime *rt)
+{
+	publish(rt, build(rt, &rt->v, rt->cfg));
+}
+
+static void on_health(void *arg, uint32_t id, bool up, const char *reason)
+{
+	struct runtime *rt = arg;
+	struct srv_state *st = &rt->srv[id];
+	st->up = up;
+	st->health_at = wall_ms();
+	snprintf(st->health_reason, sizeof(st->health_reason), "%s", reason);
+	republish(rt);
+}
+
+/* Arms the timer for the earliest end of an open period. */
+static void arm_breaker_timer(struct runtime *rt)
+{
+	uint64_t next = 0, now = mono_ms();
+	size_t n = rt->snap->nservers;
+	for (size_t i = 0; i < n; i++) {
+		const struct breaker *b = &rt->srv[i].brk;
+		if (b->state == BREAKER_OPEN && (!next || b->open_until_ms < next))
+			next = b->open_until_ms;
+	}
+	if (!next || !rt->breaker_timer)
+		return;
+	uint64_t d = next > now ? next - now : 0;
+	struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
+	evtimer_add(rt->breaker_timer, &tv);
+}
+
+static void on_breaker_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct runtime *rt = arg;
+	uint64_t now = mono_ms();
+	bool changed = false;
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < rt->snap->nservers; i++) {
+		struct srv_state *st = &rt->srv[i];
+		const struct cfg_breaker *c = breaker_cfg(rt, (uint32_t)i);
+		if (breaker_tick(&st->brk, c, now)) {
+			const char *pool, *server;
+			server_names(rt, (uint32_t)i, &pool, &server);
+			st->circuit_at = wall_ms();
+			snprintf(st->circuit_reason, sizeof(st->circuit_reason),
+			         "open for %ums: admitting %u probe%s", c->open_for_ms,
+			         c->half_open_probes, c->half_open_probes == 1 ? "" : "s");
+			log_info("circuit: %s/%s half_open: %s", pool, server, st->circuit_reason);
+			changed = true;
+		}
+	}
+	if (changed)
+		republish(rt);
+	arm_breaker_timer(rt);
+}
+
+void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, bool ok,
+                     const char *what)
+{
+	if (snap->cfg != rt->cfg)
+		return; /* routed before a reload: its server layout is gone */
+	struct srv_state *st = &rt->srv[id];
+	const struct cfg_breaker *c = breaker_cfg(rt, id);
+	enum breaker_state was = st->brk.state;
+	if (!breaker_result(&st->brk, c, ok, mono_ms()))
+		return;
+
+	const char *pool, *server;
+	server_names(rt, id, &pool, &server);
+	st->circuit_at = wall_ms();
+	if (st->brk.state == BREAKER_OPEN && was == BREAKER_CLOSED)
+		snprintf(st->circuit_reason, sizeof(st->circuit_reason),
+		         "%u consecutive failures (last: %s)", c->failures, what ? what : "failure");
+	else if (st->brk.state == BREAKER_OPEN)
+		snprintf(st->circuit_reason, sizeof(st->circuit_reason), "a probe failed (%s)",
+		         what ? what : "failure");
+	else
+		snprintf(st->circuit_reason, sizeof(st->circuit_reason), "a probe succeeded");
+	if (st->brk.state == BREAKER_OPEN)
+		log_warn("circuit: %s/%s open: %s", pool, server, st->circuit_reason);
+	else
+		log_info("circuit: %s/%s %s: %s", pool, server, breaker_state_names[st->brk.state],
+		         st->circuit_reason);
+	republish(rt);
+	arm_breaker_timer(rt);
+}
+
+void runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t id)
+{
+	if (snap->cfg != rt->cfg)
+		return;
+	struct srv_state *st = &rt->srv[id];
+	const struct cfg_breaker *c = breaker_cfg(rt, id);
+	bool before = breaker_available(&st->brk, c);
+	breaker_admitted(&st->brk);
+	if (before != breaker_available(&st->brk, c))
+		republish(rt); /* the probe slots are taken */
+}
+
+static void hook_outcome(void *arg, const struct snapshot *snap, uint32_t server, bool ok,
+                         const char *what)
+{
+	runtime_outcome(arg, snap, server, ok, what);
+}
+
+static void hook_admitted(void *arg, const struct snapshot *snap, uint32_t server)
+{
+	runtime_admitted(arg, snap, server);
+}
+
+static void start_health(struct runtime *rt)
+{
+	size_t n = count_servers(rt->cfg);
+	bool *up = xcalloc(n ? n : 1, sizeof(*up));
+	for (size_t i = 0; i < n; i++)
+		up[i] = rt->srv[i].up;
+	rt->health = health_start(rt->w->base, rt->cfg, up, on_health, rt);
+	free(up);
 }
 
 void runtime_attach(struct runtime *rt, struct worker *w)
 {
 	rt->w = w;
+	w->hooks.outcome = hook_outcome;
+	w->hooks.admitted = hook_admitted;
+	w->hooks.arg = rt;
+	rt->breaker_timer = evtimer_new(w->base, on_breaker_timer, rt);
+	start_health(rt);
 }
 
 /* Persists nv, then makes it the runtime values and publishes them. */
@@ -284,6 +474,21 @@ static void merge(const struct runtime *rt, const struct config *next, struct ru
 	}
 }
 
+/* Health and circuit states follow their servers into the new layout. */
+static void carry_states(const struct runtime *rt, const struct config *next,
+                         struct srv_state *nst)
+{
+	size_t id = 0;
+	for (size_t i = 0; i < next->npools; i++) {
+		const struct cfg_pool *p = &next->pools[i];
+		for (size_t j = 0; j < p->nservers; j++, id++) {
+			size_t opool, oid;
+			if (find_server(rt->cfg, p->name, p->servers[j].name, &opool, &oid) >= 0)
+				nst[id] = rt->srv[oid];
+		}
+	}
+}
+
 int runtime_reload(struct runtime *rt, struct config_errors *errs)
 {
 	char err[512];
@@ -294,6 +499,10 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 	struct runtime_values nv;
 	values_init(&nv, next);
 	merge(rt, next, &nv);
+	struct srv_state *nst = srv_states_new(next);
+	carry_states(rt, next, nst);
+	struct srv_state *ost = rt->srv;
+	rt->srv = nst; /* build() reads them */
 	if (next->state_file && state_save(next->state_file, next, &nv, err, sizeof(err)) < 0) {
 		errs_add(errs, xstrdup(err));
 		goto fail;
@@ -313,8 +522,16 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 	rt->cfg = next;
 	values_free(&rt->v);
 	rt->v = nv;
+	free(ost);
+	if (rt->w) {
+		health_stop(rt->health);
+		start_health(rt);
+		arm_breaker_timer(rt);
+	}
 	return 0;
 fail:
+	rt->srv = ost;
+	free(nst);
 	values_free(&nv);
 	config_release(next);
 	return -1;

@@ -15,10 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "breaker.h"
+
 struct config;
 struct config_errors;
 struct snapshot;
 struct worker;
+struct health;
+struct event;
 
 enum admin_state {
 	ADMIN_ENABLED,   /* in rotation */
@@ -36,6 +40,16 @@ struct runtime_values {
 	uint8_t *admin;
 };
 
+/* The volatile state of a server: health and circuit, with their last
+ * transitions (not persisted: a restart checks again). */
+struct srv_state {
+	bool up;                        /* health */
+	struct breaker brk;
+	int64_t health_at, circuit_at;  /* wall-clock ms of the last transition, 0: none */
+	char health_reason[160];
+	char circuit_reason[160];
+};
+
 struct runtime {
 	char *config_path;
 	struct config *cfg;             /* held */
@@ -44,6 +58,9 @@ struct runtime {
 	uint64_t gen;
 	struct worker *w;               /* where snapshots go */
 	uint64_t started_ms;
+	struct srv_state *srv;          /* per server id of cfg */
+	struct health *health;          /* active checks of cfg */
+	struct event *breaker_timer;    /* turns open circuits half-open */
 };
 
 /* Runtime state for cfg (held), with the config's values, and the state
@@ -52,8 +69,17 @@ struct runtime *runtime_new(struct config *cfg, const char *config_path);
 void runtime_free(struct runtime *rt);
 
 /* Publishes the current snapshot to w from now on (the worker takes its
- * own reference). */
+ * own reference), starts the health checks on w's loop and gives the
+ * worker its hooks (runtime_outcome, runtime_admitted). */
 void runtime_attach(struct runtime *rt, struct worker *w);
+
+/* The outcome of a request to server id of snap (from the hot path):
+ * feeds the server's circuit breaker. what describes a failure. */
+void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, bool ok,
+                     const char *what);
+
+/* A request was sent to a server whose circuit is half-open (a probe). */
+void runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t id);
 
 /* The changes. Each returns 0, or -1 with a message for the operator in
  * err (nothing changed). pool and server are indexes in rt->snap. */

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -86,10 +87,31 @@ static void request_end(struct session *s)
  * counts the request for that server. */
 static void attach(struct session *s, struct upconn *u, const struct snap_server *sv)
 {
+	struct worker *w = s->w;
 	s->up = u;
 	s->stat = &s->snap->stats->srv[sv->id];
 	s->stat->requests++;
 	s->stat->inflight++;
+	s->server_id = sv->id;
+	s->outcome_told = false;
+	if (sv->probing && w->hooks.admitted)
+		w->hooks.admitted(w->hooks.arg, s->snap, sv->id);
+}
+
+/* Tells the server's circuit breaker how the exchange went, once. */
+static void tell_outcome(struct session *s, uint32_t server_id, bool ok, const char *what)
+{
+	struct worker *w = s->w;
+	if (w->hooks.outcome)
+		w->hooks.outcome(w->hooks.arg, s->snap, server_id, ok, what);
+}
+
+static void outcome(struct session *s, bool ok, const char *what)
+{
+	if (!s->stat || s->outcome_told)
+		return;
+	s->outcome_told = true;
+	tell_outcome(s, s->server_id, ok, what);
 }
 
 /* Lets go of the upstream connection (back to its idle list when
@@ -256,6 +278,7 @@ static int attach_upstream(struct session *s)
 		return 0;
 	}
 	s->snap->stats->srv[sv->id].failures++;
+	tell_outcome(s, sv->id, false, "connect failed");
 	struct route_choice next;
 	if (s->retried || route_retry(s->snap, &w->rr, &s->route, &next))
 		return 502;
@@ -266,6 +289,7 @@ static int attach_upstream(struct session *s)
 	u = upstream_get(w, s->snap, sv, s, false);
 	if (!u) {
 		s->snap->stats->srv[sv->id].failures++;
+		tell_outcome(s, sv->id, false, "connect failed");
 		return 502;
 	}
 	attach(s, u, sv);
@@ -574,6 +598,11 @@ int session_on_response_head(struct session *s, struct upconn *u)
 		return session_on_upstream_error(s, u, UP_ERR_INVALID);
 	}
 
+	if (!interim) {
+		char what[32];
+		snprintf(what, sizeof(what), "%d response", status);
+		outcome(s, status < 500, what);
+	}
 	bool keep = !interim && s->keep_alive && !s->close_after && !s->w->draining;
 	if (!interim && status != 101) {
 		if (http_msg_upgrade(&s->req))
@@ -703,6 +732,7 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 	log_warn("client %s %s: upstream %s/%s (%s): %s%s", s->ip,
 	         llhttp_method_name(s->method), p->cfg->name, sc->name, sc->addr.text,
 	         error_names[err], s->resp_started ? " mid-response" : "");
+	outcome(s, false, error_names[err]);
 
 	if (s->state == SS_TUNNEL || s->resp_started) {
 		detach(s, false, s->state != SS_TUNNEL);

@@ -38,6 +38,7 @@ struct snap_server {
 	uint32_t id;            /* index over all servers, pools back to back */
 	uint32_t weight;        /* the server's relative weight (runtime) */
 	bool available;         /* health up, circuit not open, enabled */
+	bool probing;           /* circuit half-open: report each request admitted */
 };
 
 struct snap_pool {

@@ -81,6 +81,8 @@ struct session {
 	struct http_msg req;
 	struct snapshot *snap;        /* held while a request is handled */
 	struct srv_stats *stat;       /* counters of the server serving it */
+	uint32_t server_id;           /* that server */
+	bool outcome_told;            /* its outcome went to the breaker */
 	struct upconn *up;
 	struct route_choice route;
 	enum session_state state;
@@ -108,8 +110,17 @@ struct listener_slot {
 	bool reused;                  /* taken over from the previous config */
 };
 
+/* What the hot path tells the control plane. */
+struct worker_hooks {
+	void (*outcome)(void *arg, const struct snapshot *snap, uint32_t server, bool ok,
+	                const char *what);
+	void (*admitted)(void *arg, const struct snapshot *snap, uint32_t server);
+	void *arg;
+};
+
 struct worker {
 	struct event_base *base;
+	struct worker_hooks hooks;
 	const struct config *cfg;     /* snap->cfg */
 	struct snapshot *snap;        /* held; replaced by worker_apply() */
 	struct route_rr rr;

@@ -46,7 +46,7 @@
 #define CTL_LINE_MAX   4096        /* a command line with its '\n' (SPEC §6) */
 #define CTL_ANSWER_MAX (64u << 20) /* an answer longer than this is not zdmd's */
 #define CTL_TIMEOUT_MS 5000        /* connect, send and answer, all together */
-#define JSON_DEPTH_MAX 64
+#define JV_DEPTH_MAX   64
 #define HELP_WIDTH     78
 
 /* Exit statuses (SPEC §6). */
@@ -80,7 +80,7 @@ static void put_clean(FILE *f, const char *s)
 
 /* ---- the command table ------------------------------------------------- */
 
-struct json;
+struct jval;
 
 struct ctl_command {
 	const char *name;
@@ -100,14 +100,14 @@ static const struct ctl_command ctl_commands[] = {
  * is the answer to a command without a row here (one added to commands.def
  * later).
  */
-static bool print_status(const struct json *a);
-static bool print_weight(const struct json *a);
-static bool print_admin(const struct json *a);
-static bool print_reload(const struct json *a);
+static bool print_status(const struct jval *a);
+static bool print_weight(const struct jval *a);
+static bool print_admin(const struct jval *a);
+static bool print_reload(const struct jval *a);
 
 static const struct ctl_printer {
 	const char *name;
-	bool (*print)(const struct json *answer);
+	bool (*print)(const struct jval *answer);
 } ctl_printers[] = {
         {"status", print_status},   {"set-weight", print_weight}, {"promote", print_weight},
         {"rollback", print_weight}, {"drain", print_admin},       {"disable", print_admin},
@@ -243,59 +243,51 @@ fail:
 	return false;
 }
 
-/* ---- a small JSON reader ----------------------------------------------- */
+/* ---- a small JSON reader: jval, a value read back ------------------------ */
 
-enum json_type {
-	JSON_NULL,
-	JSON_FALSE,
-	JSON_TRUE,
-	JSON_NUMBER,
-	JSON_STRING,
-	JSON_ARRAY,
-	JSON_OBJECT
-};
+enum jval_type { JV_NULL, JV_FALSE, JV_TRUE, JV_NUMBER, JV_STRING, JV_ARRAY, JV_OBJECT };
 
 /* A parsed JSON value. Strings are unescaped UTF-8; numbers keep the text
  * they were written as, so counters print exactly. */
-struct json {
-	enum json_type type;
+struct jval {
+	enum jval_type type;
 	char *key;          /* the member's name within an object, else NULL */
 	char *text;         /* a string's value, or a number as written */
-	struct json *items; /* the elements of an array, the members of an object */
+	struct jval *items; /* the elements of an array, the members of an object */
 	size_t nitems;
 };
 
-struct json_reader {
+struct jval_reader {
 	const char *start, *p, *end;
 	int depth;
 	const char *err; /* what was wrong, at p */
 };
 
-static void json_free_items(struct json *v)
+static void jval_free_items(struct jval *v)
 {
 	for (size_t i = 0; i < v->nitems; i++) {
 		free(v->items[i].key);
-		json_free_items(&v->items[i]);
+		jval_free_items(&v->items[i]);
 	}
 	free(v->items);
 	free(v->text);
 }
 
-static void json_free(struct json *v)
+static void jval_free(struct jval *v)
 {
 	if (!v)
 		return;
-	json_free_items(v);
+	jval_free_items(v);
 	free(v);
 }
 
-static void json_skip_ws(struct json_reader *r)
+static void jval_skip_ws(struct jval_reader *r)
 {
 	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
 		r->p++;
 }
 
-static bool json_fail(struct json_reader *r, const char *why)
+static bool jval_fail(struct jval_reader *r, const char *why)
 {
 	if (!r->err)
 		r->err = why;
@@ -351,7 +343,7 @@ static size_t utf8_put(char *out, unsigned long cp)
  * size serves. \u0000 and lone surrogates become U+FFFD: a C string cannot
  * hold the one, UTF-8 cannot hold the other.
  */
-static char *json_string(struct json_reader *r)
+static char *jval_string(struct jval_reader *r)
 {
 	static const char simple_from[] = "\"\\/bfnrt", simple_to[] = "\"\\/\b\f\n\r\t";
 	const char *s = ++r->p, *q = s;
@@ -360,7 +352,7 @@ static char *json_string(struct json_reader *r)
 	while (q < r->end && *q != '"')
 		q += *q == '\\' && q + 1 < r->end ? 2 : 1;
 	if (q >= r->end) {
-		json_fail(r, "unterminated string");
+		jval_fail(r, "unterminated string");
 		return NULL;
 	}
 	o = out = xmalloc((size_t)(q - s) + 1);
@@ -369,7 +361,7 @@ static char *json_string(struct json_reader *r)
 		long cp;
 
 		if (c < 0x20) {
-			json_fail(r, "control character in a string");
+			jval_fail(r, "control character in a string");
 			goto fail;
 		}
 		if (c != '\\') {
@@ -382,7 +374,7 @@ static char *json_string(struct json_reader *r)
 			const char *e = strchr(simple_from, *r->p);
 
 			if (!*r->p || !e) {
-				json_fail(r, "bad escape in a string");
+				jval_fail(r, "bad escape in a string");
 				goto fail;
 			}
 			*o++ = simple_to[e - simple_from];
@@ -391,7 +383,7 @@ static char *json_string(struct json_reader *r)
 		}
 		r->p++;
 		if (q - r->p < 4 || (cp = hex4(r->p)) < 0) {
-			json_fail(r, "bad \\u escape");
+			jval_fail(r, "bad \\u escape");
 			goto fail;
 		}
 		r->p += 4;
@@ -416,7 +408,7 @@ fail:
 }
 
 /* A number as JSON writes it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
-static bool json_number(struct json_reader *r, struct json *v)
+static bool jval_number(struct jval_reader *r, struct jval *v)
 {
 	const char *s = r->p, *p = s;
 
@@ -428,10 +420,10 @@ static bool json_number(struct json_reader *r, struct json *v)
 		while (p < r->end && *p >= '0' && *p <= '9')
 			p++;
 	else
-		return json_fail(r, "bad number");
+		return jval_fail(r, "bad number");
 	if (p < r->end && *p == '.') {
 		if (++p >= r->end || *p < '0' || *p > '9')
-			return json_fail(r, "bad number");
+			return jval_fail(r, "bad number");
 		while (p < r->end && *p >= '0' && *p <= '9')
 			p++;
 	}
@@ -440,19 +432,19 @@ static bool json_number(struct json_reader *r, struct json *v)
 		if (p < r->end && (*p == '+' || *p == '-'))
 			p++;
 		if (p >= r->end || *p < '0' || *p > '9')
-			return json_fail(r, "bad number");
+			return jval_fail(r, "bad number");
 		while (p < r->end && *p >= '0' && *p <= '9')
 			p++;
 	}
-	v->type = JSON_NUMBER;
+	v->type = JV_NUMBER;
 	v->text = xstrndup(s, (size_t)(p - s));
 	r->p = p;
 	return true;
 }
 
-static bool json_value(struct json_reader *r, struct json *v);
+static bool jval_value(struct jval_reader *r, struct jval *v);
 
-static void json_push(struct json *parent, size_t *cap, struct json *item)
+static void jval_push(struct jval *parent, size_t *cap, struct jval *item)
 {
 	if (parent->nitems == *cap) {
 		*cap = *cap ? 2 * *cap : 4;
@@ -462,44 +454,44 @@ static void json_push(struct json *parent, size_t *cap, struct json *item)
 }
 
 /* An array or an object at r->p (its opening bracket). */
-static bool json_container(struct json_reader *r, struct json *v, bool object)
+static bool jval_container(struct jval_reader *r, struct jval *v, bool object)
 {
 	char close = object ? '}' : ']';
 	size_t cap = 0;
 
-	v->type = object ? JSON_OBJECT : JSON_ARRAY;
-	if (++r->depth > JSON_DEPTH_MAX)
-		return json_fail(r, "nested too deep");
+	v->type = object ? JV_OBJECT : JV_ARRAY;
+	if (++r->depth > JV_DEPTH_MAX)
+		return jval_fail(r, "nested too deep");
 	r->p++;
-	json_skip_ws(r);
+	jval_skip_ws(r);
 	if (r->p < r->end && *r->p == close) {
 		r->p++;
 		r->depth--;
 		return true;
 	}
 	for (;;) {
-		struct json item = {0};
+		struct jval item = {0};
 
-		json_skip_ws(r);
+		jval_skip_ws(r);
 		if (object) {
 			if (r->p >= r->end || *r->p != '"')
-				return json_fail(r, "expected a member name");
-			if (!(item.key = json_string(r)))
+				return jval_fail(r, "expected a member name");
+			if (!(item.key = jval_string(r)))
 				return false;
-			json_skip_ws(r);
+			jval_skip_ws(r);
 			if (r->p >= r->end || *r->p != ':') {
 				free(item.key);
-				return json_fail(r, "expected ':'");
+				return jval_fail(r, "expected ':'");
 			}
 			r->p++;
 		}
-		if (!json_value(r, &item)) {
+		if (!jval_value(r, &item)) {
 			free(item.key);
-			json_free_items(&item);
+			jval_free_items(&item);
 			return false;
 		}
-		json_push(v, &cap, &item);
-		json_skip_ws(r);
+		jval_push(v, &cap, &item);
+		jval_skip_ws(r);
 		if (r->p < r->end && *r->p == ',') {
 			r->p++;
 			continue;
@@ -509,68 +501,68 @@ static bool json_container(struct json_reader *r, struct json *v, bool object)
 			r->depth--;
 			return true;
 		}
-		return json_fail(r, object ? "expected ',' or '}'" : "expected ',' or ']'");
+		return jval_fail(r, object ? "expected ',' or '}'" : "expected ',' or ']'");
 	}
 }
 
-static bool json_literal(struct json_reader *r, const char *word, struct json *v,
-                         enum json_type type)
+static bool jval_literal(struct jval_reader *r, const char *word, struct jval *v,
+                         enum jval_type type)
 {
 	size_t n = strlen(word);
 
 	if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n))
-		return json_fail(r, "unexpected character");
+		return jval_fail(r, "unexpected character");
 	r->p += n;
 	v->type = type;
 	return true;
 }
 
-static bool json_value(struct json_reader *r, struct json *v)
+static bool jval_value(struct jval_reader *r, struct jval *v)
 {
-	json_skip_ws(r);
+	jval_skip_ws(r);
 	if (r->p >= r->end)
-		return json_fail(r, "unexpected end");
+		return jval_fail(r, "unexpected end");
 	switch (*r->p) {
 	case '{':
-		return json_container(r, v, true);
+		return jval_container(r, v, true);
 	case '[':
-		return json_container(r, v, false);
+		return jval_container(r, v, false);
 	case '"':
-		v->type = JSON_STRING;
-		return (v->text = json_string(r)) != NULL;
+		v->type = JV_STRING;
+		return (v->text = jval_string(r)) != NULL;
 	case 't':
-		return json_literal(r, "true", v, JSON_TRUE);
+		return jval_literal(r, "true", v, JV_TRUE);
 	case 'f':
-		return json_literal(r, "false", v, JSON_FALSE);
+		return jval_literal(r, "false", v, JV_FALSE);
 	case 'n':
-		return json_literal(r, "null", v, JSON_NULL);
+		return jval_literal(r, "null", v, JV_NULL);
 	default:
-		return json_number(r, v);
+		return jval_number(r, v);
 	}
 }
 
 /* Parses TEXT (LEN bytes) as one JSON value. Returns NULL and, in *ERR, a
  * reason with its offset when it is not. */
-static struct json *json_parse(const char *text, size_t len, char **err)
+static struct jval *jval_parse(const char *text, size_t len, char **err)
 {
-	struct json_reader r = {.start = text, .p = text, .end = text + len};
-	struct json *v = xcalloc(1, sizeof(*v));
+	struct jval_reader r = {.start = text, .p = text, .end = text + len};
+	struct jval *v = xcalloc(1, sizeof(*v));
 
-	if (json_value(&r, v)) {
-		json_skip_ws(&r);
+	if (jval_value(&r, v)) {
+		jval_skip_ws(&r);
 		if (r.p == r.end)
 			return v;
-		json_fail(&r, "more text after the value");
+		jval_fail(&r, "more text after the value");
 	}
 	*err = xasprintf("%s at byte %zu", r.err ? r.err : "malformed", (size_t)(r.p - r.start));
-	json_free(v);
+	jval_free(v);
 	return NULL;
 }
 
 /* The member KEY of object V, or NULL. */
-static const struct json *json_get(const struct json *v, const char *key)
+static const struct jval *jval_get(const struct jval *v, const char *key)
 {
-	if (!v || v->type != JSON_OBJECT)
+	if (!v || v->type != JV_OBJECT)
 		return NULL;
 	for (size_t i = 0; i < v->nitems; i++)
 		if (!strcmp(v->items[i].key, key))
@@ -579,31 +571,31 @@ static const struct json *json_get(const struct json *v, const char *key)
 }
 
 /* The string member KEY of V, or NULL. */
-static const char *json_str(const struct json *v, const char *key)
+static const char *jval_str(const struct jval *v, const char *key)
 {
-	const struct json *m = json_get(v, key);
+	const struct jval *m = jval_get(v, key);
 
-	return m && m->type == JSON_STRING ? m->text : NULL;
+	return m && m->type == JV_STRING ? m->text : NULL;
 }
 
 /* The array member KEY of V, or NULL. */
-static const struct json *json_array(const struct json *v, const char *key)
+static const struct jval *jval_array(const struct jval *v, const char *key)
 {
-	const struct json *m = json_get(v, key);
+	const struct jval *m = jval_get(v, key);
 
-	return m && m->type == JSON_ARRAY ? m : NULL;
+	return m && m->type == JV_ARRAY ? m : NULL;
 }
 
 /* ---- readable output --------------------------------------------------- */
 
 /* A percentage with up to 2 decimals and no trailing zeros: 90, 12.5, 33.33. */
-static char *fmt_percent(const struct json *v)
+static char *fmt_percent(const struct jval *v)
 {
 	char buf[64];
 	size_t n;
 
-	if (!v || v->type != JSON_NUMBER)
-		return v && v->type == JSON_STRING ? clean(v->text) : xstrdup("-");
+	if (!v || v->type != JV_NUMBER)
+		return v && v->type == JV_STRING ? clean(v->text) : xstrdup("-");
 	snprintf(buf, sizeof(buf), "%.2f", strtod(v->text, NULL));
 	n = strlen(buf);
 	while (n && buf[n - 1] == '0')
@@ -615,22 +607,27 @@ static char *fmt_percent(const struct json *v)
 	return xasprintf("%s%%", buf);
 }
 
+static char *cell_percent(const struct jval *obj, const char *key)
+{
+	return fmt_percent(jval_get(obj, key));
+}
+
 /* A member as a table cell: strings and numbers as they are, "-" when
  * absent. */
-static char *cell_of(const struct json *obj, const char *key)
+static char *cell_of(const struct jval *obj, const char *key)
 {
-	const struct json *v = json_get(obj, key);
+	const struct jval *v = jval_get(obj, key);
 
 	if (!v)
 		return xstrdup("-");
 	switch (v->type) {
-	case JSON_STRING:
+	case JV_STRING:
 		return clean(v->text);
-	case JSON_NUMBER:
+	case JV_NUMBER:
 		return xstrdup(v->text);
-	case JSON_TRUE:
+	case JV_TRUE:
 		return xstrdup("true");
-	case JSON_FALSE:
+	case JV_FALSE:
 		return xstrdup("false");
 	default:
 		return xstrdup("-");
@@ -697,11 +694,11 @@ static const char *arrow(void)
 	return !strcmp(nl_langinfo(CODESET), "UTF-8") ? "\xe2\x86\x92" : "->";
 }
 
-static void print_uptime(const struct json *v)
+static void print_uptime(const struct jval *v)
 {
 	unsigned long long s;
 
-	if (!v || v->type != JSON_NUMBER)
+	if (!v || v->type != JV_NUMBER)
 		return;
 	s = strtoull(v->text, NULL, 10);
 	if (s >= 86400)
@@ -714,18 +711,28 @@ static void print_uptime(const struct json *v)
 		printf(", up %llus", s);
 }
 
-static bool print_status(const struct json *a)
+/* The columns of the status table: a member of the pool or of the server,
+ * and how it reads. */
+static const struct status_column {
+	const char *head;
+	const char *key;
+	bool of_pool;
+	char *(*cell)(const struct jval *obj, const char *key);
+} status_columns[] = {
+        {"POOL", "name", true, cell_of},          {"WEIGHT", "weight", true, cell_percent},
+        {"SERVER", "name", false, cell_of},       {"ADDRESS", "address", false, cell_of},
+        {"WEIGHT", "weight", false, cell_of},     {"HEALTH", "health", false, cell_of},
+        {"CIRCUIT", "circuit", false, cell_of},   {"ADMIN", "admin", false, cell_of},
+        {"INFLIGHT", "inflight", false, cell_of}, {"REQUESTS", "requests", false, cell_of},
+        {"FAILURES", "failures", false, cell_of},
+};
+
+static bool print_status(const struct jval *a)
 {
-	static const char *const head[] = {"POOL",     "WEIGHT",   "SERVER",  "ADDRESS",
-	                                   "WEIGHT",   "HEALTH",   "CIRCUIT", "ADMIN",
-	                                   "INFLIGHT", "REQUESTS", "FAILURES"};
-	static const char *const server_keys[] = {"name",     "address",  "weight",
-	                                          "health",   "circuit",  "admin",
-	                                          "inflight", "requests", "failures"};
-	const struct json *pools = json_array(a, "pools"), *pins = json_array(a, "pins");
-	struct table t = {.ncols = ARRAY_SIZE(head)};
-	char *row[ARRAY_SIZE(head)];
-	const char *version = json_str(a, "version");
+	const struct jval *pools = jval_array(a, "pools"), *pins = jval_array(a, "pins");
+	struct table t = {.ncols = ARRAY_SIZE(status_columns)};
+	char *row[ARRAY_SIZE(status_columns)];
+	const char *version = jval_str(a, "version");
 
 	if (!pools)
 		return false;
@@ -734,24 +741,28 @@ static bool print_status(const struct json *a)
 		putchar(' ');
 		put_clean(stdout, version);
 	}
-	print_uptime(json_get(a, "uptime_s"));
+	print_uptime(jval_get(a, "uptime_s"));
 	putchar('\n');
 
 	for (size_t c = 0; c < t.ncols; c++)
-		row[c] = xstrdup(head[c]);
+		row[c] = xstrdup(status_columns[c].head);
 	table_add(&t, row);
-	for (size_t i = 0; pools && i < pools->nitems; i++) {
-		const struct json *p = &pools->items[i];
-		const struct json *servers = json_array(p, "servers");
+	for (size_t i = 0; i < pools->nitems; i++) {
+		const struct jval *p = &pools->items[i];
+		const struct jval *servers = jval_array(p, "servers");
 		size_t n = servers ? servers->nitems : 0;
 
-		/* Every row names its pool, so that grep finds a pool's servers. */
+		/* Every row names its pool, so that grep finds a pool's servers;
+		 * a pool without servers still gets its row. */
 		for (size_t j = 0; j < n || (j == 0 && n == 0); j++) {
-			row[0] = cell_of(p, "name");
-			row[1] = fmt_percent(json_get(p, "weight"));
-			for (size_t k = 0; k < ARRAY_SIZE(server_keys); k++)
-				row[2 + k] = n ? cell_of(&servers->items[j], server_keys[k])
-				               : xstrdup("-");
+			for (size_t c = 0; c < t.ncols; c++) {
+				const struct status_column *col = &status_columns[c];
+				const struct jval *obj = col->of_pool ? p
+				                         : n          ? &servers->items[j]
+				                                      : NULL;
+
+				row[c] = col->cell(obj, col->key);
+			}
 			table_add(&t, row);
 		}
 	}
@@ -763,9 +774,9 @@ static bool print_status(const struct json *a)
 	if (!pins->nitems)
 		puts("pins: none");
 	for (size_t i = 0; i < pins->nitems; i++) {
-		const struct json *p = &pins->items[i];
-		const char *header = json_str(p, "header"), *value = json_str(p, "value");
-		const char *pool = json_str(p, "pool");
+		const struct jval *p = &pins->items[i];
+		const char *header = jval_str(p, "header"), *value = jval_str(p, "value");
+		const char *pool = jval_str(p, "pool");
 
 		fputs(i ? "      " : "pins: ", stdout);
 		put_clean(stdout, header ? header : "?");
@@ -782,12 +793,12 @@ static bool print_status(const struct json *a)
 }
 
 /* "old 75%  new 25%" */
-static void print_pools_line(const struct json *pools)
+static void print_pools_line(const struct jval *pools)
 {
 	for (size_t i = 0; i < pools->nitems; i++) {
-		const struct json *p = &pools->items[i];
-		const char *name = json_str(p, "name");
-		char *pct = fmt_percent(json_get(p, "weight"));
+		const struct jval *p = &pools->items[i];
+		const char *name = jval_str(p, "name");
+		char *pct = fmt_percent(jval_get(p, "weight"));
 
 		if (i)
 			fputs("  ", stdout);
@@ -799,9 +810,9 @@ static void print_pools_line(const struct json *pools)
 }
 
 /* "old/a: " */
-static void print_server_prefix(const struct json *a)
+static void print_server_prefix(const struct jval *a)
 {
-	const char *pool = json_str(a, "pool"), *server = json_str(a, "server");
+	const char *pool = jval_str(a, "pool"), *server = jval_str(a, "server");
 
 	put_clean(stdout, pool ? pool : "?");
 	putchar('/');
@@ -809,27 +820,27 @@ static void print_server_prefix(const struct json *a)
 	fputs(": ", stdout);
 }
 
-static bool print_weight(const struct json *a)
+static bool print_weight(const struct jval *a)
 {
-	const struct json *pools = json_array(a, "pools");
-	const struct json *w = json_get(a, "weight");
+	const struct jval *pools = jval_array(a, "pools");
+	const struct jval *w = jval_get(a, "weight");
 
 	if (pools) {
 		print_pools_line(pools);
 		return true;
 	}
-	if (!json_str(a, "server") || !w || w->type != JSON_NUMBER)
+	if (!jval_str(a, "server") || !w || w->type != JV_NUMBER)
 		return false;
 	print_server_prefix(a);
 	printf("weight %s\n", w->text);
 	return true;
 }
 
-static bool print_admin(const struct json *a)
+static bool print_admin(const struct jval *a)
 {
-	const char *admin = json_str(a, "admin");
+	const char *admin = jval_str(a, "admin");
 
-	if (!admin || !json_str(a, "server"))
+	if (!admin || !jval_str(a, "server"))
 		return false;
 	print_server_prefix(a);
 	put_clean(stdout, admin);
@@ -837,13 +848,13 @@ static bool print_admin(const struct json *a)
 	return true;
 }
 
-static bool print_reload(const struct json *a)
+static bool print_reload(const struct jval *a)
 {
-	const struct json *r = json_get(a, "reloaded");
+	const struct jval *r = jval_get(a, "reloaded");
 
 	if (!r)
 		return false;
-	puts(r->type == JSON_TRUE ? "reloaded" : "not reloaded");
+	puts(r->type == JV_TRUE ? "reloaded" : "not reloaded");
 	return true;
 }
 
@@ -899,7 +910,7 @@ static void help(FILE *f)
 	           "2 zdmd could not be reached or did not answer, or the arguments are wrong.\n");
 }
 
-static void json_put_string(FILE *f, const char *s)
+static void put_json_string(FILE *f, const char *s)
 {
 	putc('"', f);
 	for (; *s; s++) {
@@ -922,11 +933,11 @@ static void help_json(FILE *f)
 		const struct ctl_command *c = &ctl_commands[i];
 
 		fputs(i ? ",{\"name\":" : "{\"name\":", f);
-		json_put_string(f, c->name);
+		put_json_string(f, c->name);
 		fputs(",\"args\":", f);
-		json_put_string(f, c->args);
+		put_json_string(f, c->args);
 		fputs(",\"help\":", f);
-		json_put_string(f, c->help);
+		put_json_string(f, c->help);
 		fputc('}', f);
 	}
 	fputs("]}\n", f);
@@ -1133,16 +1144,16 @@ static char *ctl_exchange(const struct target *t, const char *line, size_t len, 
 static int show_answer(const struct ctl_command *cmd, const struct target *t, const char *line,
                        size_t len, bool raw)
 {
-	const struct json *ok, *errors;
-	struct json *a;
+	const struct jval *ok, *errors;
+	struct jval *a;
 	char *err = NULL;
 	int rc;
 
 	if (raw)
 		printf("%s\n", line);
-	a = json_parse(line, len, &err);
-	ok = json_get(a, "ok");
-	if (!a || !ok || (ok->type != JSON_TRUE && ok->type != JSON_FALSE)) {
+	a = jval_parse(line, len, &err);
+	ok = jval_get(a, "ok");
+	if (!a || !ok || (ok->type != JV_TRUE && ok->type != JV_FALSE)) {
 		fprintf(stderr, "zdmctl: unexpected answer from zdmd at %s: %s\n", t->path,
 		        err ? err : "no \"ok\" member");
 		if (!raw) {
@@ -1151,10 +1162,10 @@ static int show_answer(const struct ctl_command *cmd, const struct target *t, co
 			fputc('\n', stderr);
 		}
 		free(err);
-		json_free(a);
+		jval_free(a);
 		return CTL_EXIT_TROUBLE;
 	}
-	if (ok->type == JSON_TRUE) {
+	if (ok->type == JV_TRUE) {
 		if (!raw) {
 			const struct ctl_printer *pr = printer_find(cmd->name);
 
@@ -1163,21 +1174,21 @@ static int show_answer(const struct ctl_command *cmd, const struct target *t, co
 		}
 		rc = CTL_EXIT_OK;
 	} else {
-		const char *msg = json_str(a, "error");
+		const char *msg = jval_str(a, "error");
 
 		fputs("zdmctl: ", stderr);
 		put_clean(stderr, msg ? msg : "zdmd refused the command without saying why");
 		fputc('\n', stderr);
-		errors = json_array(a, "errors");
+		errors = jval_array(a, "errors");
 		for (size_t i = 0; errors && i < errors->nitems; i++) {
-			if (errors->items[i].type != JSON_STRING)
+			if (errors->items[i].type != JV_STRING)
 				continue;
 			put_clean(stderr, errors->items[i].text);
 			fputc('\n', stderr);
 		}
 		rc = CTL_EXIT_REFUSED;
 	}
-	json_free(a);
+	jval_free(a);
 	return rc;
 }
 

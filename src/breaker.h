@@ -1,0 +1,52 @@
+/*
+ * breaker.h — the circuit breaker of one upstream server, a pure state
+ * machine fed with the outcomes of real requests.
+ *
+ *   closed ──(failures consecutive failures)──▶ open
+ *   open ──(open_for elapsed)──▶ half_open
+ *   half_open ──(a success)──▶ closed
+ *   half_open ──(a failure)──▶ open
+ *
+ * While open the server takes no request; half-open, it takes at most
+ * half_open_probes requests until one of them has an outcome.
+ */
+#ifndef ZDM_BREAKER_H
+#define ZDM_BREAKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cfg_breaker;
+
+enum breaker_state {
+	BREAKER_CLOSED,     /* traffic flows; consecutive failures are counted */
+	BREAKER_OPEN,       /* no traffic until open_until */
+	BREAKER_HALF_OPEN,  /* a few probe requests decide */
+};
+
+extern const char *const breaker_state_names[];
+
+struct breaker {
+	enum breaker_state state;
+	uint32_t failures;       /* consecutive, while closed */
+	uint32_t probes;         /* requests admitted while half-open */
+	uint64_t open_until_ms;  /* while open */
+};
+
+void breaker_init(struct breaker *b);
+
+/* An outcome of a request to the server. Returns true when the state
+ * changed. */
+bool breaker_result(struct breaker *b, const struct cfg_breaker *c, bool ok, uint64_t now_ms);
+
+/* Time passes: an open breaker whose time is up turns half-open. Returns
+ * true when the state changed. */
+bool breaker_tick(struct breaker *b, const struct cfg_breaker *c, uint64_t now_ms);
+
+/* A request was admitted while half-open (a probe). */
+void breaker_admitted(struct breaker *b);
+
+/* Whether a new request may go to the server. */
+bool breaker_available(const struct breaker *b, const struct cfg_breaker *c);
+
+#endif
