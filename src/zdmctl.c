@@ -727,6 +727,62 @@ static const struct status_column {
         {"FAILURES", "failures", false, cell_of},
 };
 
+/* The states of a server that take it out of rotation on their own, with
+ * the member saying when and why the last change happened. */
+static const struct server_trouble {
+	const char *key;    /* the state */
+	const char *fine;   /* its value when all is well */
+	const char *label;  /* before the state in the note */
+	const char *change; /* {"at":"...","reason":"..."} or null */
+} server_troubles[] = {
+        {"health", "up", "", "health_change"},
+        {"circuit", "closed", "circuit ", "circuit_change"},
+};
+
+/*
+ * Under the table, one line per server that is down or whose circuit is not
+ * closed, with the reason zdmd gives:
+ *   old/b: down since 2026-11-21T10:00:00.123Z: 3 checks failed, last: timeout after 1s
+ */
+static void print_troubles(const struct jval *pools)
+{
+	for (size_t i = 0; i < pools->nitems; i++) {
+		const struct jval *p = &pools->items[i];
+		const struct jval *servers = jval_array(p, "servers");
+		const char *pool = jval_str(p, "name");
+
+		for (size_t j = 0; servers && j < servers->nitems; j++) {
+			const struct jval *sv = &servers->items[j];
+			const char *server = jval_str(sv, "name");
+
+			for (size_t k = 0; k < ARRAY_SIZE(server_troubles); k++) {
+				const struct server_trouble *tr = &server_troubles[k];
+				const char *state = jval_str(sv, tr->key);
+				const struct jval *change = jval_get(sv, tr->change);
+				const char *at = jval_str(change, "at");
+				const char *reason = jval_str(change, "reason");
+
+				if (!state || !strcmp(state, tr->fine))
+					continue;
+				put_clean(stdout, pool ? pool : "?");
+				putchar('/');
+				put_clean(stdout, server ? server : "?");
+				printf(": %s", tr->label);
+				put_clean(stdout, state);
+				if (at) {
+					fputs(" since ", stdout);
+					put_clean(stdout, at);
+				}
+				if (reason) {
+					fputs(": ", stdout);
+					put_clean(stdout, reason);
+				}
+				putchar('\n');
+			}
+		}
+	}
+}
+
 static bool print_status(const struct jval *a)
 {
 	const struct jval *pools = jval_array(a, "pools"), *pins = jval_array(a, "pins");
@@ -768,6 +824,7 @@ static bool print_status(const struct jval *a)
 	}
 	table_print(&t, stdout);
 	table_free(&t);
+	print_troubles(pools);
 
 	if (!pins)
 		return true;
