@@ -71,6 +71,12 @@ void breaker_admitted(struct breaker *b)
 		b->probes++;
 }
 
+void breaker_abandoned(struct breaker *b)
+{
+	if (b->state == BREAKER_HALF_OPEN && b->probes)
+		b->probes--;
+}
+
 bool breaker_available(const struct breaker *b, const struct cfg_breaker *c)
 {
 	switch (b->state) {

@@ -46,6 +46,10 @@ bool breaker_tick(struct breaker *b, const struct cfg_breaker *c, uint64_t now_m
 /* A request was admitted while half-open (a probe). */
 void breaker_admitted(struct breaker *b);
 
+/* A request ended without an outcome (its client went away): a probe slot
+ * it held is free again. */
+void breaker_abandoned(struct breaker *b);
+
 /* Whether a new request may go to the server. */
 bool breaker_available(const struct breaker *b, const struct cfg_breaker *c);
 

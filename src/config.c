@@ -1201,6 +1201,48 @@ static void top_access_log(struct loader *ld, const struct cfg_kw *kw, void *obj
 	}
 }
 
+/* A string that must be one of names[]; its index goes to *out. */
+static void want_choice(struct loader *ld, const char *path, yaml_node_t *val,
+                        const char *const *names, size_t n, int *out)
+{
+	char *v = NULL;
+	if (!want_string(ld, path, val, &v))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(v, names[i]) == 0) {
+			*out = (int)i;
+			free(v);
+			return;
+		}
+	}
+	char list[128] = "";
+	for (size_t i = 0; i < n; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+		         names[i]);
+	report(ld, val, path, "expected one of %s, got '%s'", list, v);
+	free(v);
+}
+
+static void top_access_log_format(struct loader *ld, const struct cfg_kw *kw, void *obj,
+                                  const char *path, yaml_node_t *key, yaml_node_t *val)
+{
+	static const char *const names[] = {"text", "json"};
+	struct config *cfg = obj;
+	int v = cfg->access_log_json;
+	want_choice(ld, path, val, names, 2, &v);
+	cfg->access_log_json = v == 1;
+}
+
+static void top_log_level(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                          yaml_node_t *key, yaml_node_t *val)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	struct config *cfg = obj;
+	int v = cfg->log_level;
+	want_choice(ld, path, val, names, 4, &v);
+	cfg->log_level = v;
+}
+
 static const struct cfg_kw timeout_kws[] = {
         {"connect", kw_duration, offsetof(struct cfg_timeouts, connect_ms), 0, 0, false,
          "connecting to an upstream"},
@@ -1346,6 +1388,12 @@ static void health_apply(struct loader *ld, const char *path, yaml_node_t *val,
 	to = map_get(ld, val, "timeout");
 	if (!(iv || to) || !sound_duration(iv) || !sound_duration(to))
 		return; /* nothing new to compare, or an error already said why */
+	if (h->timeout_ms > h->interval_ms && !to) {
+		/* A shorter interval under an inherited timeout: the check's
+		 * timeout is bounded by the interval, as the operator meant. */
+		h->timeout_ms = h->interval_ms;
+		return;
+	}
 	if (h->timeout_ms > h->interval_ms) {
 		sub = join(path, to ? "timeout" : "interval");
 		report(ld, to ? to : iv, sub, "timeout (%s) must not exceed interval (%s)",
@@ -1754,6 +1802,8 @@ static const struct cfg_kw top_kws[] = {
          "file keeping runtime changes across restarts"},
         {"workers", top_workers, 0, 0, 0, false, "event-loop threads, or \"auto\""},
         {"access_log", top_access_log, 0, 0, 0, false, "\"off\", \"-\" (stdout) or a file path"},
+        {"access_log_format", top_access_log_format, 0, 0, 0, false, "\"text\" or \"json\""},
+        {"log_level", top_log_level, 0, 0, 0, false, "error, warn, info or debug"},
         {"expose_pool_header", kw_bool, offsetof(struct config, expose_pool_header), 0, 0, false,
          "add X-Zdm-Pool to responses"},
         {"timeouts", top_timeouts, 0, 0, 0, false, "connect, request_header, ... durations"},
@@ -1768,6 +1818,7 @@ static const struct cfg_kw top_kws[] = {
 static void config_defaults(struct config *cfg)
 {
 	cfg->control_mode = 0600;
+	cfg->log_level = 2; /* info */
 	cfg->workers = 1;
 	cfg->timeouts = (struct cfg_timeouts){
 	        .connect_ms = 2000,

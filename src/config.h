@@ -120,6 +120,8 @@ struct config {
 	char *state_file;             /* NULL: runtime changes are not persisted */
 	unsigned workers;             /* 1..256; 0 means "auto" (one per core) */
 	char *access_log;             /* NULL when "off"; "-" is stdout */
+	bool access_log_json;         /* access_log_format: json (default text) */
+	int log_level;                /* 0 error, 1 warn, 2 info (default), 3 debug */
 	bool expose_pool_header;
 
 	struct cfg_timeouts timeouts;

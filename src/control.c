@@ -31,6 +31,7 @@
 #include "mem.h"
 #include "runtime.h"
 #include "snapshot.h"
+#include "status.h"
 
 #define CTL_MAX_LINE 4096
 #define CTL_MAX_ARGS 8
@@ -148,89 +149,10 @@ static void write_pools(struct control *ctl, struct evbuffer *out)
 	json_raw(out, "]");
 }
 
-/* {"at":"2026-11-21T10:00:00.123Z","reason":"..."}, or null before any */
-static void write_change(struct evbuffer *out, int64_t at_ms, const char *reason)
-{
-	if (!at_ms) {
-		json_raw(out, "null");
-		return;
-	}
-	char when[40];
-	struct tm tm;
-	time_t sec = (time_t)(at_ms / 1000);
-	gmtime_r(&sec, &tm);
-	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(at_ms % 1000));
-	json_raw(out, "{\"at\":");
-	json_str(out, when);
-	json_raw(out, ",\"reason\":");
-	json_str(out, reason);
-	json_raw(out, "}");
-}
-
 static void ctl_status(struct control *ctl, struct evbuffer *out, int argc, char **argv)
 {
-	const struct runtime *rt = ctl->rt;
-	const struct snapshot *s = rt->snap;
-	struct timespec ts;
-
-	if (!usage_ok(out, find_command(argv[0]), argc, 1))
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-
-	json_raw(out, "{\"ok\":true,\"version\":\"" ZDM_VERSION "\",\"uptime_s\":");
-	json_u64(out, (now - rt->started_ms) / 1000);
-	json_raw(out, ",\"pools\":[");
-	for (size_t i = 0; i < s->npools; i++) {
-		const struct snap_pool *p = &s->pools[i];
-		json_raw(out, i ? ",{\"name\":" : "{\"name\":");
-		json_str(out, p->cfg->name);
-		json_raw(out, ",\"weight\":");
-		json_percent(out, p->split);
-		json_raw(out, ",\"servers\":[");
-		for (size_t j = 0; j < p->nservers; j++) {
-			const struct snap_server *sv = &p->servers[j];
-			const struct srv_stats *st = &s->stats->srv[sv->id];
-			json_raw(out, j ? ",{\"name\":" : "{\"name\":");
-			json_str(out, sv->cfg->name);
-			json_raw(out, ",\"address\":");
-			json_str(out, sv->cfg->addr.text);
-			json_raw(out, ",\"weight\":");
-			json_u64(out, sv->weight);
-			const struct srv_state *ss = &rt->srv[sv->id];
-			json_raw(out, ",\"health\":");
-			json_str(out, ss->up ? "up" : "down");
-			json_raw(out, ",\"circuit\":");
-			json_str(out, breaker_state_names[ss->brk.state]);
-			json_raw(out, ",\"admin\":");
-			json_str(out, admin_state_names[rt->v.admin[sv->id]]);
-			json_raw(out, ",\"health_change\":");
-			write_change(out, ss->health_at, ss->health_reason);
-			json_raw(out, ",\"circuit_change\":");
-			write_change(out, ss->circuit_at, ss->circuit_reason);
-			json_raw(out, ",\"inflight\":");
-			json_i64(out, st->inflight);
-			json_raw(out, ",\"requests\":");
-			json_u64(out, st->requests);
-			json_raw(out, ",\"failures\":");
-			json_u64(out, st->failures);
-			json_raw(out, "}");
-		}
-		json_raw(out, "]}");
-	}
-	json_raw(out, "],\"pins\":[");
-	for (size_t i = 0; i < s->cfg->npins; i++) {
-		const struct cfg_pin *pin = &s->cfg->pins[i];
-		json_raw(out, i ? ",{\"header\":" : "{\"header\":");
-		json_str(out, pin->header);
-		json_raw(out, ",\"value\":");
-		json_str(out, pin->value);
-		json_raw(out, ",\"pool\":");
-		json_str(out, s->cfg->pools[pin->pool].name);
-		json_raw(out, "}");
-	}
-	json_raw(out, "]}");
+	if (usage_ok(out, find_command(argv[0]), argc, 1))
+		status_write(out, ctl->rt);
 }
 
 static void ctl_set_weight(struct control *ctl, struct evbuffer *out, int argc, char **argv)
@@ -469,6 +391,20 @@ static void client_free(struct ctl_client *cl)
 	free(cl);
 }
 
+/* A client that does not read its answers stops being read: its answers
+ * wait in at most CTL_MAX_PENDING bytes. Reading resumes when they drain. */
+#define CTL_MAX_PENDING (256 * 1024)
+
+static void on_client_read(struct bufferevent *bev, void *arg);
+
+static void on_client_drained(struct bufferevent *bev, void *arg)
+{
+	if (bufferevent_get_enabled(bev) & EV_READ)
+		return;
+	bufferevent_enable(bev, EV_READ);
+	on_client_read(bev, arg); /* the lines already received */
+}
+
 static void on_client_read(struct bufferevent *bev, void *arg)
 {
 	struct ctl_client *cl = arg;
@@ -476,6 +412,10 @@ static void on_client_read(struct bufferevent *bev, void *arg)
 	struct evbuffer *out = evbuffer_new();
 
 	for (;;) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > CTL_MAX_PENDING) {
+			bufferevent_disable(bev, EV_READ);
+			break;
+		}
 		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 		if (eol.pos < 0) {
 			if (evbuffer_get_length(in) > CTL_MAX_LINE) {
@@ -527,7 +467,10 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	if (ctl->clients)
 		ctl->clients->prev = cl;
 	ctl->clients = cl;
-	bufferevent_setcb(cl->bev, on_client_read, NULL, on_client_event, cl);
+	bufferevent_setcb(cl->bev, on_client_read, on_client_drained, on_client_event, cl);
+	bufferevent_setwatermark(cl->bev, EV_WRITE, CTL_MAX_PENDING / 4, 0);
+	/* Unread input is bounded too: beyond a line's length it is not read. */
+	bufferevent_setwatermark(cl->bev, EV_READ, 0, CTL_MAX_LINE * 4);
 	bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
 }
 

@@ -48,12 +48,6 @@ static void schedule(struct health_target *t, uint32_t delay_ms)
 	evtimer_add(t->timer, &tv);
 }
 
-/* interval ± 10%, so that checks of many servers drift apart */
-static uint32_t next_delay(const struct cfg_health *hc)
-{
-	uint32_t spread = hc->interval_ms / 5;
-	return hc->interval_ms - hc->interval_ms / 10 + (spread ? (uint32_t)random() % spread : 0);
-}
 
 static void fmt_duration(char *buf, size_t len, uint32_t ms)
 {
@@ -98,7 +92,6 @@ static void finish(struct health_target *t, bool ok, const char *why)
 			log_debug("health: %s/%s check failed: %s", t->pool->name, t->srv->name, why);
 		}
 	}
-	schedule(t, next_delay(t->hc));
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -168,6 +161,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
+	/* Checks start every interval, whatever the previous one took (its
+	 * timeout is at most the interval); the random first delay keeps
+	 * the servers' checks apart. */
+	schedule(t, hc->interval_ms);
+	if (t->bev)
+		finish(t, false, "no answer before the next check");
 	t->bev = bufferevent_socket_new(t->h->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!t->bev) {
 		finish(t, false, "cannot create a socket");

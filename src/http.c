@@ -82,6 +82,16 @@ static int on_message_begin(llhttp_t *p)
 	return 0;
 }
 
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_msg *m = msg_of(p);
+	uint32_t off = (uint32_t)(at - m->base);
+	if (!m->head.url_len)
+		m->head.url = off;
+	m->head.url_len += (uint32_t)len;
+	return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_msg *m = msg_of(p);
@@ -233,6 +243,7 @@ static int on_message_complete(llhttp_t *p)
 
 static const llhttp_settings_t settings = {
 	.on_message_begin = on_message_begin,
+	.on_url = on_url,
 	.on_header_field = on_header_field,
 	.on_header_field_complete = on_header_field_complete,
 	.on_header_value = on_header_value,
@@ -258,6 +269,7 @@ void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
 	m->head.end = start;
 	m->head.nhdrs = 0;
 	m->head.conn_tokens = 0;
+	m->head.url = m->head.url_len = 0;
 	m->head.pin = -1;
 	m->head.nhost = 0;
 	m->in_field = m->in_value = m->value_done = 0;

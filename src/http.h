@@ -57,6 +57,7 @@ struct http_head {
 	uint32_t end;        /* one past the blank line that ends the head */
 	uint32_t nhdrs;
 	uint32_t conn_tokens;
+	uint32_t url, url_len; /* request target */
 	int pin;             /* lowest index of a matching pin, -1 if none */
 	int nhost;
 	struct http_hdr hdrs[HTTP_MAX_HEADERS];

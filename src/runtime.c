@@ -247,7 +247,7 @@ static void on_breaker_timer(evutil_socket_t fd, short what, void *arg)
 			snprintf(st->circuit_reason, sizeof(st->circuit_reason),
 			         "open for %ums: admitting %u probe%s", c->open_for_ms,
 			         c->half_open_probes, c->half_open_probes == 1 ? "" : "s");
-			log_info("circuit: %s/%s half_open: %s", pool, server, st->circuit_reason);
+			log_info("circuit: %s/%s half-open: %s", pool, server, st->circuit_reason);
 			changed = true;
 		}
 	}
@@ -256,7 +256,7 @@ static void on_breaker_timer(evutil_socket_t fd, short what, void *arg)
 	arm_breaker_timer(rt);
 }
 
-void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, bool ok,
+void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, int result,
                      const char *what)
 {
 	if (snap->cfg != rt->cfg)
@@ -264,7 +264,14 @@ void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t i
 	struct srv_state *st = &rt->srv[id];
 	const struct cfg_breaker *c = breaker_cfg(rt, id);
 	enum breaker_state was = st->brk.state;
-	if (!breaker_result(&st->brk, c, ok, mono_ms()))
+	if (result < 0) {
+		bool before = breaker_available(&st->brk, c);
+		breaker_abandoned(&st->brk);
+		if (before != breaker_available(&st->brk, c))
+			republish(rt);
+		return;
+	}
+	if (!breaker_result(&st->brk, c, result > 0, mono_ms()))
 		return;
 
 	const char *pool, *server;
@@ -281,7 +288,8 @@ void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t i
 	if (st->brk.state == BREAKER_OPEN)
 		log_warn("circuit: %s/%s open: %s", pool, server, st->circuit_reason);
 	else
-		log_info("circuit: %s/%s %s: %s", pool, server, breaker_state_names[st->brk.state],
+		log_info("circuit: %s/%s %s: %s", pool, server,
+		         st->brk.state == BREAKER_HALF_OPEN ? "half-open" : "closed",
 		         st->circuit_reason);
 	republish(rt);
 	arm_breaker_timer(rt);
@@ -299,10 +307,10 @@ void runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t 
 		republish(rt); /* the probe slots are taken */
 }
 
-static void hook_outcome(void *arg, const struct snapshot *snap, uint32_t server, bool ok,
+static void hook_outcome(void *arg, const struct snapshot *snap, uint32_t server, int result,
                          const char *what)
 {
-	runtime_outcome(arg, snap, server, ok, what);
+	runtime_outcome(arg, snap, server, result, what);
 }
 
 static void hook_admitted(void *arg, const struct snapshot *snap, uint32_t server)
@@ -489,12 +497,32 @@ static void carry_states(const struct runtime *rt, const struct config *next,
 	}
 }
 
+int runtime_check_supported(const struct config *cfg, struct config_errors *errs)
+{
+	size_t before = errs->n;
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		if (cfg->listen[i].tls)
+			errs_add(errs, xasprintf("%s: listen %s: TLS termination is not available in "
+			                         "this version of zdmd; serving plain HTTP there "
+			                         "would expose clients",
+			                         cfg->path, cfg->listen[i].addr.text));
+	for (size_t i = 0; i < cfg->npools; i++)
+		if (cfg->pools[i].tls.enabled)
+			errs_add(errs, xasprintf("%s: pool %s: TLS to upstreams is not available in "
+			                         "this version of zdmd",
+			                         cfg->path, cfg->pools[i].name));
+	return errs->n > before ? -1 : 0;
+}
+
 int runtime_reload(struct runtime *rt, struct config_errors *errs)
 {
 	char err[512];
 	struct config *next = config_load(rt->config_path, errs);
-	if (!next)
+	if (!next || runtime_check_supported(next, errs) < 0) {
+		config_release(next);
+		rt->reloads_error++;
 		return -1;
+	}
 
 	struct runtime_values nv;
 	values_init(&nv, next);
@@ -528,8 +556,12 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 		start_health(rt);
 		arm_breaker_timer(rt);
 	}
+	rt->reloads_ok++;
+	if (rt->on_reload)
+		rt->on_reload(rt->on_reload_arg);
 	return 0;
 fail:
+	rt->reloads_error++;
 	rt->srv = ost;
 	free(nst);
 	values_free(&nv);

@@ -61,6 +61,11 @@ struct runtime {
 	struct srv_state *srv;          /* per server id of cfg */
 	struct health *health;          /* active checks of cfg */
 	struct event *breaker_timer;    /* turns open circuits half-open */
+	uint64_t reloads_ok, reloads_error;
+	/* Called after a reload was applied (the daemon reopens its logs and
+	 * admin listener as the new config says). */
+	void (*on_reload)(void *arg);
+	void *on_reload_arg;
 };
 
 /* Runtime state for cfg (held), with the config's values, and the state
@@ -74,8 +79,9 @@ void runtime_free(struct runtime *rt);
 void runtime_attach(struct runtime *rt, struct worker *w);
 
 /* The outcome of a request to server id of snap (from the hot path):
- * feeds the server's circuit breaker. what describes a failure. */
-void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, bool ok,
+ * feeds the server's circuit breaker. result: 1 success, 0 failure (what
+ * says which), -1 none (the request was abandoned by its client). */
+void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, int result,
                      const char *what);
 
 /* A request was sent to a server whose circuit is half-open (a probe). */
@@ -94,6 +100,10 @@ int runtime_set_admin(struct runtime *rt, int pool, int server, enum admin_state
  * runtime.c). Returns 0, or -1 with the reasons in errs (each an operator
  * message, config errors as FILE:LINE:COL) and the running config kept. */
 int runtime_reload(struct runtime *rt, struct config_errors *errs);
+
+/* Refuses what this version parses but cannot do yet (TLS): one message
+ * per use in errs. Returns 0 or -1. */
+int runtime_check_supported(const struct config *cfg, struct config_errors *errs);
 
 /* The split after POOL is set to VALUE (hundredths): the rest is shared by
  * the other pools in proportion to their current shares (equally when they

@@ -21,10 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 
+#include "accesslog.h"
 #include "config.h"
 #include "log.h"
 #include "mem.h"
@@ -42,6 +44,13 @@ static int process(struct session *s);
 static const struct config *cfg_of(const struct session *s)
 {
 	return s->w->cfg;
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static uint64_t now_ms(struct worker *w)
@@ -99,19 +108,57 @@ static void attach(struct session *s, struct upconn *u, const struct snap_server
 }
 
 /* Tells the server's circuit breaker how the exchange went, once. */
-static void tell_outcome(struct session *s, uint32_t server_id, bool ok, const char *what)
+static void tell_outcome(struct session *s, uint32_t server_id, int result, const char *what)
 {
 	struct worker *w = s->w;
 	if (w->hooks.outcome)
-		w->hooks.outcome(w->hooks.arg, s->snap, server_id, ok, what);
+		w->hooks.outcome(w->hooks.arg, s->snap, server_id, result, what);
 }
 
-static void outcome(struct session *s, bool ok, const char *what)
+static void outcome(struct session *s, int result, const char *what)
 {
 	if (!s->stat || s->outcome_told)
 		return;
 	s->outcome_told = true;
-	tell_outcome(s, s->server_id, ok, what);
+	tell_outcome(s, s->server_id, result, what);
+}
+
+/* The request is answered (status, 0 if nothing was sent): counts it for
+ * its pool and server (either may be -1) and writes its access log line. */
+static void finish_request(struct session *s, int status, int pool, int server)
+{
+	struct worker *w = s->w;
+	if (!s->snap || !s->t_start_us)
+		return;
+	uint64_t now = mono_us(), dur = now - s->t_start_us;
+	struct stats_table *t = s->snap->stats;
+	if (server >= 0 && status)
+		t->srv[server].codes[stats_class(status)]++;
+	else if (pool >= 0 && status)
+		t->pool[pool].codes[stats_class(status)]++;
+	stats_record(t, pool, status, dur, now / 1000000);
+	s->t_start_us = 0;
+
+	if (!w->alog)
+		return;
+	const struct snap_pool *p = pool >= 0 ? &s->snap->pools[pool] : NULL;
+	const char *sname = "-";
+	if (p && server >= 0)
+		sname = p->servers[server - (int)p->first_id].cfg->name;
+	struct access_entry e = {
+	        .client = s->ip,
+	        .method = llhttp_method_name(s->method),
+	        .target = s->target,
+	        .target_len = s->target_len,
+	        .status = status,
+	        .bytes = s->resp_bytes,
+	        .duration_us = dur,
+	        .pool = p ? p->cfg->name : "-",
+	        .server = sname,
+	        .pinned = s->route.pinned,
+	        .id = ++w->request_ids,
+	};
+	accesslog_write(w->alog, &e);
 }
 
 /* Lets go of the upstream connection (back to its idle list when
@@ -120,6 +167,7 @@ static void detach(struct session *s, bool reusable, bool failed)
 {
 	struct upconn *u = s->up;
 	s->up = NULL;
+	outcome(s, -1, NULL); /* ended with no outcome told: nothing to learn */
 	if (s->stat) {
 		s->stat->inflight--;
 		if (failed)
@@ -136,6 +184,9 @@ static void session_close(struct session *s)
 {
 	struct worker *w = s->w;
 
+	if (s->t_start_us && (s->state == SS_BODY || s->state == SS_WAIT || s->state == SS_TUNNEL))
+		/* The client went away mid-request: logged with what was sent. */
+		finish_request(s, s->resp_status, s->route.pool, s->stat ? (int)s->server_id : -1);
 	detach(s, false, false);
 	request_end(s);
 	conn_close(&s->c);
@@ -211,6 +262,8 @@ static int respond(struct session *s, int status, bool close)
 
 	evbuffer_add_reference(s->c.out, text, len, NULL, NULL);
 	s->resp_started = true;
+	s->resp_bytes += len;
+	s->resp_status = status;
 	if (close || s->close_after || !s->keep_alive)
 		return close_when_flushed(s);
 	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
@@ -225,6 +278,11 @@ static int respond(struct session *s, int status, bool close)
 static int reject(struct session *s, int status, const char *reason)
 {
 	log_debug("client %s: %d: %s", s->ip, status, reason ? reason : "");
+	if (s->t_start_us) {
+		s->resp_bytes = 0;
+		s->method = http_msg_method(&s->req);
+		finish_request(s, status, -1, -1);
+	}
 	return respond(s, status, true);
 }
 
@@ -278,7 +336,7 @@ static int attach_upstream(struct session *s)
 		return 0;
 	}
 	s->snap->stats->srv[sv->id].failures++;
-	tell_outcome(s, sv->id, false, "connect failed");
+	tell_outcome(s, sv->id, 0, errno == ECONNREFUSED ? "connect refused" : "connect failed");
 	struct route_choice next;
 	if (s->retried || route_retry(s->snap, &w->rr, &s->route, &next))
 		return 502;
@@ -289,7 +347,7 @@ static int attach_upstream(struct session *s)
 	u = upstream_get(w, s->snap, sv, s, false);
 	if (!u) {
 		s->snap->stats->srv[sv->id].failures++;
-		tell_outcome(s, sv->id, false, "connect failed");
+		tell_outcome(s, sv->id, 0, errno == ECONNREFUSED ? "connect refused" : "connect failed");
 		return 502;
 	}
 	attach(s, u, sv);
@@ -310,6 +368,13 @@ static int check_request(struct session *s)
 	s->replayable = http_method_idempotent(s->method) && !http_msg_chunked(&s->req) &&
 	                http_msg_content_length(&s->req) == 0;
 
+	if (w->alog) {
+		/* The target outlives its receive block only in the log line. */
+		const struct http_head *h = &s->req.head;
+		size_t n = h->url_len < sizeof(s->target) ? h->url_len : sizeof(s->target);
+		memcpy(s->target, s->c.rx->data + h->url, n);
+		s->target_len = (uint16_t)n;
+	}
 	int status = http_req_check(&s->req, w->cfg->limits.max_body_bytes, &reason);
 	if (status)
 		return reject(s, status, reason);
@@ -325,12 +390,17 @@ static int start_exchange(struct session *s)
 
 	int pin = s->req.head.pin >= 0 ? (int)cfg->pins[s->req.head.pin].pool : -1;
 	int status = route_pick(s->snap, &w->rr, pin, &s->route);
+	if (pin >= 0)
+		s->snap->stats->pool[pin].pinned++;
 	if (!status)
 		status = attach_upstream(s);
 	if (status) {
 		/* Unread body bytes would be taken for the next request: a
 		 * request with a body ends the connection. */
 		bool has_body = http_msg_chunked(&s->req) || http_msg_content_length(&s->req);
+		int pool = pin >= 0 ? pin : status == 502 ? s->route.pool : -1;
+		s->resp_status = status;
+		finish_request(s, status, pool, -1);
 		return respond(s, status, has_body);
 	}
 	forward_head(s, s->up->c.out);
@@ -411,6 +481,11 @@ static int process(struct session *s)
 			/* The request is routed with the snapshot current as it
 			 * begins, whatever changes while it is handled. */
 			s->snap = snapshot_hold(w->snap);
+			s->t_start_us = mono_us();
+			s->resp_bytes = 0;
+			s->resp_status = 0;
+			s->target_len = 0;
+			s->route.pinned = false;
 			s->req.pins = s->snap->cfg->pins;
 			s->req.npins = s->snap->cfg->npins;
 			http_msg_begin(&s->req, c->rx->data, c->rx_start);
@@ -578,6 +653,8 @@ static void dechunk_body(struct http_msg *m, const char *at, size_t len)
 {
 	struct upconn *u = m->owner;
 	if (u->s)
+		u->s->resp_bytes += len;
+	if (u->s)
 		buf_add_ref(u->s->c.out, u->c.rx, (uint32_t)(at - u->c.rx->data), (uint32_t)len);
 }
 
@@ -601,7 +678,7 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	if (!interim) {
 		char what[32];
 		snprintf(what, sizeof(what), "%d response", status);
-		outcome(s, status < 500, what);
+		outcome(s, status < 500 ? 1 : 0, what);
 	}
 	bool keep = !interim && s->keep_alive && !s->close_after && !s->w->draining;
 	if (!interim && status != 101) {
@@ -625,9 +702,11 @@ int session_on_response_head(struct session *s, struct upconn *u)
 
 	struct http_run runs[HTTP_MAX_HEADERS + 1];
 	size_t n = http_head_runs(&m->head, runs);
+	size_t before = evbuffer_get_length(out);
 	for (size_t i = 0; i < n; i++)
 		buf_add_ref(out, u->c.rx, runs[i].off, runs[i].len);
 	if (!interim) {
+		s->resp_status = status;
 		if (cfg->expose_pool_header) {
 			const char *name = s->snap->pools[s->route.pool].cfg->name;
 			evbuffer_add(out, "X-Zdm-Pool: ", 12);
@@ -643,6 +722,7 @@ int session_on_response_head(struct session *s, struct upconn *u)
 		s->resp_started = true;
 	}
 	evbuffer_add(out, "\r\n", 2);
+	s->resp_bytes += evbuffer_get_length(out) - before;
 
 	if (status == 101) {
 		/* A tunnel idle for timeouts.client_idle either way ends. */
@@ -663,6 +743,7 @@ int session_on_response_head(struct session *s, struct upconn *u)
 
 int session_on_response_body(struct session *s, struct upconn *u, uint32_t off, uint32_t len)
 {
+	s->resp_bytes += len;
 	if (len)
 		buf_add_ref(s->c.out, u->c.rx, off, len);
 	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
@@ -678,6 +759,7 @@ int session_on_response_done(struct session *s, struct upconn *u)
 {
 	bool reusable = s->req_done && http_msg_keep_alive(&u->resp);
 
+	finish_request(s, s->resp_status, s->route.pool, (int)s->server_id);
 	detach(s, reusable, false);
 	if (!s->req_done)
 		s->close_after = true; /* the rest of the request body is unread */
@@ -732,9 +814,16 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 	log_warn("client %s %s: upstream %s/%s (%s): %s%s", s->ip,
 	         llhttp_method_name(s->method), p->cfg->name, sc->name, sc->addr.text,
 	         error_names[err], s->resp_started ? " mid-response" : "");
-	outcome(s, false, error_names[err]);
+	outcome(s, 0,
+	        err != UP_ERR_CONNECT        ? error_names[err]
+	        : u->errnum == ECONNREFUSED ? "connect refused"
+	        : u->errnum == ETIMEDOUT    ? "connect timed out"
+	                                    : "connect failed");
+	if (s->stat)
+		s->stat->errors[err]++;
 
 	if (s->state == SS_TUNNEL || s->resp_started) {
+		finish_request(s, s->resp_status, s->route.pool, (int)s->server_id);
 		detach(s, false, s->state != SS_TUNNEL);
 		session_close(s);
 		return -1;
@@ -769,8 +858,9 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 		}
 	}
 
-	detach(s, false, true);
 	int status = err == UP_ERR_TIMEOUT ? 504 : 502;
+	finish_request(s, status, s->route.pool, (int)s->server_id);
+	detach(s, false, true);
 	if (respond(s, status, !s->req_done) < 0)
 		return -1;
 	if (s->state == SS_CLOSING)

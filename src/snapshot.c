@@ -38,9 +38,7 @@ struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen)
 		}
 	}
 	s->nservers = id;
-	s->stats = xcalloc(1, sizeof(*s->stats) + (id ? id : 1) * sizeof(s->stats->srv[0]));
-	s->stats->refs = 1;
-	s->stats->n = id;
+	s->stats = stats_new(cfg->npools, id);
 	snapshot_compute(s);
 	return s;
 }
@@ -53,8 +51,7 @@ struct snapshot *snapshot_derive(const struct snapshot *prev, uint64_t gen)
 	s->gen = gen;
 	s->npools = prev->npools;
 	s->nservers = prev->nservers;
-	s->stats = prev->stats;
-	__atomic_add_fetch(&s->stats->refs, 1, __ATOMIC_RELAXED);
+	s->stats = stats_hold(prev->stats);
 	s->pools = xcalloc(s->npools, sizeof(*s->pools));
 	s->pool_w = xcalloc(s->npools, sizeof(*s->pool_w));
 	memcpy(s->pool_w, prev->pool_w, s->npools * sizeof(*s->pool_w));
@@ -92,11 +89,13 @@ int snapshot_server_index(const struct snap_pool *p, const char *name, size_t le
 
 void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev)
 {
+	memcpy(s->stats->unrouted, prev->stats->unrouted, sizeof(s->stats->unrouted));
 	for (size_t i = 0; i < prev->npools; i++) {
 		const struct snap_pool *pp = &prev->pools[i];
 		int pi = snapshot_pool_index(s, pp->cfg->name, strlen(pp->cfg->name));
 		if (pi < 0)
 			continue;
+		s->stats->pool[pi] = prev->stats->pool[i];
 		for (size_t j = 0; j < pp->nservers; j++) {
 			const char *name = pp->servers[j].cfg->name;
 			int sj = snapshot_server_index(&s->pools[pi], name, strlen(name));
@@ -104,8 +103,8 @@ void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev)
 				continue;
 			const struct srv_stats *from = &prev->stats->srv[pp->servers[j].id];
 			struct srv_stats *to = &s->stats->srv[s->pools[pi].servers[sj].id];
-			to->requests = from->requests;
-			to->failures = from->failures;
+			*to = *from;
+			to->inflight = 0; /* those requests count in their own layout */
 		}
 	}
 }
@@ -143,8 +142,7 @@ void snapshot_release(struct snapshot *s)
 	if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	config_release(s->cfg);
-	if (__atomic_sub_fetch(&s->stats->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		free(s->stats);
+	stats_release(s->stats);
 	for (size_t i = 0; i < s->npools; i++) {
 		free(s->pools[i].servers);
 		free(s->pools[i].server_w);

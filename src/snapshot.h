@@ -14,24 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stats.h"
+
 struct config;
 struct cfg_pool;
 struct cfg_server;
-
-/* Counters of one server, kept by the hot path and read by status. They
- * belong to a server layout (a config): every snapshot of that config
- * shares them, and a reload carries them over by pool and server name. */
-struct srv_stats {
-	uint64_t requests;      /* requests sent to it */
-	uint64_t failures;      /* exchanges that failed (connect, reset, timeout, invalid) */
-	int64_t inflight;       /* requests being served by it now */
-};
-
-struct snap_stats {
-	unsigned refs;
-	size_t n;
-	struct srv_stats srv[];
-};
 
 struct snap_server {
 	const struct cfg_server *cfg;
@@ -59,7 +46,7 @@ struct snapshot {
 	size_t npools;
 	uint32_t *pool_w;       /* effective split, see route_effective_split() */
 	size_t nservers;        /* over all pools */
-	struct snap_stats *stats; /* [nservers], shared with sibling snapshots */
+	struct stats_table *stats; /* shared with sibling snapshots */
 };
 
 /* A snapshot of cfg with its configured weights, every server available.
@@ -71,8 +58,8 @@ struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen);
  * is published. */
 struct snapshot *snapshot_derive(const struct snapshot *prev, uint64_t gen);
 
-/* Copies the request and failure counters of the servers of prev into the
- * servers of s with the same pool and server names (after a reload). */
+/* Copies the counters of prev's pools and servers into those of s with the
+ * same names (after a reload). */
 void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev);
 
 /* The index of pool NAME, or of server NAME in pool p; -1 if none. */

@@ -90,6 +90,7 @@ static void reset_exchange(struct upconn *u, struct session *s)
 	u->dechunk = false;
 	u->tunnel = false;
 	u->req_sent = false;
+	u->errnum = 0;
 	u->resp.on_body = NULL;
 }
 
@@ -367,6 +368,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 			err = errno;
 		if (err) {
 			const struct cfg_server *sc = u->srv;
+			u->errnum = err;
 			log_warn("upstream %s (%s): connect failed: %s", sc->name, sc->addr.text,
 			         strerror(err));
 			fail(u, UP_ERR_CONNECT);

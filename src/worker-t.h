@@ -56,6 +56,7 @@ struct upconn {
 	bool dechunk;                 /* body bytes from the parser, not raw */
 	bool tunnel;                  /* after a 101: raw bytes both ways */
 	bool req_sent;                /* the whole request is queued */
+	int errnum;                   /* why the connect failed */
 	struct upconn *next, *prev;   /* idle list or free list */
 };
 
@@ -83,6 +84,11 @@ struct session {
 	struct srv_stats *stat;       /* counters of the server serving it */
 	uint32_t server_id;           /* that server */
 	bool outcome_told;            /* its outcome went to the breaker */
+	int resp_status;              /* the final status sent for this request */
+	uint64_t resp_bytes;          /* response bytes queued for the client */
+	uint64_t t_start_us;          /* when the request began (monotonic) */
+	uint16_t target_len;          /* a copy of the target, for the access log */
+	char target[256];
 	struct upconn *up;
 	struct route_choice route;
 	enum session_state state;
@@ -112,15 +118,20 @@ struct listener_slot {
 
 /* What the hot path tells the control plane. */
 struct worker_hooks {
-	void (*outcome)(void *arg, const struct snapshot *snap, uint32_t server, bool ok,
+	/* result: 1 success, 0 failure, -1 abandoned by the client */
+	void (*outcome)(void *arg, const struct snapshot *snap, uint32_t server, int result,
 	                const char *what);
 	void (*admitted)(void *arg, const struct snapshot *snap, uint32_t server);
 	void *arg;
 };
 
+struct accesslog;
+
 struct worker {
 	struct event_base *base;
 	struct worker_hooks hooks;
+	struct accesslog *alog;       /* NULL when access_log is off */
+	uint64_t request_ids;
 	const struct config *cfg;     /* snap->cfg */
 	struct snapshot *snap;        /* held; replaced by worker_apply() */
 	struct route_rr rr;

@@ -18,7 +18,10 @@
 #include "config.h"
 #include "evmem.h"
 #include "http.h"
+#include "accesslog.h"
+#include "admin.h"
 #include "control.h"
+#include "mem.h"
 #include "log.h"
 #include "runtime.h"
 #include "snapshot.h"
@@ -34,6 +37,12 @@ struct daemon {
 	struct runtime *rt;
 	struct worker *w;
 	struct control *ctl;
+	struct admin *admin;
+	struct accesslog *alog;
+	char *alog_path;              /* what alog was opened with */
+	bool alog_json;
+	char *admin_addr;             /* what admin listens on */
+	struct event *sig_usr1;
 	struct event *sig_term, *sig_int, *sig_hup;
 	int stop_signals;
 };
@@ -81,6 +90,65 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: shutting down gracefully (at most %ums)", (int)sig,
 	         d->w->cfg->timeouts.drain_ms);
 	worker_drain(d->w);
+}
+
+/* The access log, admin listener and log level the config asks for:
+ * opened at start, reopened after a reload that changed them. */
+static int apply_outputs(struct daemon *d)
+{
+	const struct config *cfg = d->rt->cfg;
+	int rc = 0;
+
+	log_set_level((enum log_level)cfg->log_level);
+
+	const char *path = cfg->access_log;
+	if ((path == NULL) != (d->alog_path == NULL) ||
+	    (path && (strcmp(path, d->alog_path) || cfg->access_log_json != d->alog_json))) {
+		accesslog_close(d->alog);
+		d->alog = NULL;
+		free(d->alog_path);
+		d->alog_path = NULL;
+		if (path) {
+			d->alog = accesslog_open(d->w->base, path, cfg->access_log_json);
+			if (d->alog) {
+				d->alog_path = xstrdup(path);
+				d->alog_json = cfg->access_log_json;
+			} else {
+				rc = -1;
+			}
+		}
+		d->w->alog = d->alog;
+	}
+
+	const char *admin = cfg->admin ? cfg->admin->text : NULL;
+	if ((admin == NULL) != (d->admin_addr == NULL) || (admin && strcmp(admin, d->admin_addr))) {
+		admin_close(d->admin);
+		d->admin = NULL;
+		free(d->admin_addr);
+		d->admin_addr = NULL;
+		if (admin) {
+			d->admin = admin_open(d->w->base, cfg->admin, d->rt, d->w);
+			if (d->admin)
+				d->admin_addr = xstrdup(admin);
+			else
+				rc = -1;
+		}
+	}
+	admin_set_accesslog(d->admin, d->alog);
+	return rc;
+}
+
+static void on_reloaded(void *arg)
+{
+	apply_outputs(arg);
+}
+
+static void on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)sig;
+	(void)what;
+	accesslog_reopen(d->alog);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -136,12 +204,29 @@ int main(int argc, char **argv)
 	struct config *cfg = load_config(d.config_path);
 	if (!cfg)
 		return 1;
+	struct config_errors unsupported = {0};
+	if (runtime_check_supported(cfg, &unsupported) < 0) {
+		for (size_t i = 0; i < unsupported.n; i++)
+			fprintf(stderr, "%s\n", unsupported.msgs[i]);
+		config_errors_free(&unsupported);
+		config_release(cfg);
+		return 1;
+	}
 	if (check_only) {
 		printf("configuration OK\n");
 		config_release(cfg);
 		return 0;
 	}
 
+	/* The stop and reload signals wait until their handlers exist: one
+	 * that arrives while the listeners open is handled, not fatal. */
+	sigset_t sigs, old;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &sigs, &old);
 	signal(SIGPIPE, SIG_IGN);
 	http_init();
 	d.rt = runtime_new(cfg, d.config_path);
@@ -152,7 +237,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	runtime_attach(d.rt, d.w);
-	if (control_open(d.w->base, d.rt, &d.ctl) < 0) {
+	d.rt->on_reload = on_reloaded;
+	d.rt->on_reload_arg = &d;
+	if (control_open(d.w->base, d.rt, &d.ctl) < 0 || apply_outputs(&d) < 0) {
+		control_close(d.ctl);
+		admin_close(d.admin);
+		d.w->alog = NULL;
+		accesslog_close(d.alog);
 		worker_free(d.w);
 		runtime_free(d.rt);
 		return 1;
@@ -160,9 +251,12 @@ int main(int argc, char **argv)
 	d.sig_term = evsignal_new(d.w->base, SIGTERM, on_stop_signal, &d);
 	d.sig_int = evsignal_new(d.w->base, SIGINT, on_stop_signal, &d);
 	d.sig_hup = evsignal_new(d.w->base, SIGHUP, on_hup, &d);
+	d.sig_usr1 = evsignal_new(d.w->base, SIGUSR1, on_usr1, &d);
+	event_add(d.sig_usr1, NULL);
 	event_add(d.sig_term, NULL);
 	event_add(d.sig_int, NULL);
 	event_add(d.sig_hup, NULL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 
 	log_info("zdmd %s: listening on %s%s, %zu pools", ZDM_VERSION,
 	         d.w->cfg->listen[0].addr.text, d.w->cfg->nlisten > 1 ? " and more" : "",
@@ -173,8 +267,15 @@ int main(int argc, char **argv)
 	event_free(d.sig_term);
 	event_free(d.sig_int);
 	event_free(d.sig_hup);
+	event_free(d.sig_usr1);
 	control_close(d.ctl);
+	admin_close(d.admin);
+	/* The log's flush timer lives on the worker's loop: it goes first. */
+	d.w->alog = NULL;
+	accesslog_close(d.alog);
 	worker_free(d.w);
+	free(d.alog_path);
+	free(d.admin_addr);
 	runtime_free(d.rt);
 	return 0;
 }

@@ -44,8 +44,38 @@ carries "X-Upstream: NAME". The behaviour is chosen by the request path:
                     every byte received is sent back until the peer closes;
                     otherwise 426
   /__stats          JSON {"connections", "open", "requests", "bad", "paths",
-                    "bytes_in", "bytes_out"}: "requests" counts every head
-                    received, "bad" those it could not parse
+                    "bytes_in", "bytes_out", "faults", "mode", "listening"}:
+                    "requests" counts every head received, "bad" those it
+                    could not parse, "paths" the heads per path (/health
+                    included), "faults" the requests per path answered by a
+                    fault of /__mode, "mode" the faults in force
+  /__mode           fault controls, see below
+  /__heads          JSON {path: [request line, [[name, value], ...], time]}:
+                    the last request head received per path (for checks of
+                    what a health checker sends)
+  /__times?path=P   JSON [t, ...]: the wall-clock times (time.time()) of the
+                    last 256 requests received on path P
+
+Fault controls (sent directly to this server, never through the proxy):
+"POST /__mode" with a JSON object body, or "GET /__mode?k=v&k=v" with the
+same keys as a query string, changes how every following request is answered,
+on every connection, new or kept alive; the answer is the mode now in force.
+  health=F          how /health is answered (F below); "default" (the
+                    initial value) follows "all", "ok" answers 200 whatever
+                    "all" says
+  all=F             how every request is answered, except the /__ paths
+  listen=off|on     off: close the listening socket (connections are then
+                    refused) and end every open connection except the one
+                    asking (drop=0 keeps them); on: listen again on the same
+                    port. With for=MS, "off" turns back "on" by itself after
+                    MS milliseconds.
+  reset=1           back to normal: health=default, all=ok
+F is one of: ok (normal), a status code such as 500 (answered with a short
+body), hang (never answers; waits until the peer closes), reset (RST right
+after reading the request), close (closes without an answer), invalid
+(bytes that are not HTTP, then close), slow:MS (answers normally after MS
+milliseconds).
+SIGUSR1 is "listen=off", SIGUSR2 "listen=on".
 
 "Expect: 100-continue" is honoured (100 Continue before the body is read).
 HEAD gets the headers of the GET without a body.
@@ -55,20 +85,22 @@ Run as a script: python3 upstream.py --port P --name NAME
 Importable: content(n) gives the bytes /size/N and /chunked/N send.
 
 /__stats counts every connection and request except those of connections
-whose first request is /__stats itself, so that tests can read the counters
-without disturbing them.
+whose first request is /__stats itself (or another /__ path), so that tests
+can read the counters and change the mode without disturbing them.
 """
 
 import argparse
 import hashlib
 import json
 import random
+import signal
 import socket
 import socketserver
 import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 MAX_HEAD = 1 << 20
 IDLE_TIMEOUT = 120.0      # an idle connection is dropped after this
@@ -106,13 +138,58 @@ class Stats:
         self.bytes_out = 0
         self.bad = 0
         self.paths = {}
+        self.faults = {}      # requests per path answered by a fault
+        self.heads = {}       # the last head per path
+        self.times = {}       # arrival times per path, the last TIMES_KEPT
 
     def snapshot(self):
         with self.lock:
             return {"connections": self.connections, "open": self.open,
                     "requests": self.requests, "bytes_in": self.bytes_in,
                     "bytes_out": self.bytes_out, "bad": self.bad,
-                    "paths": dict(self.paths)}
+                    "paths": dict(self.paths), "faults": dict(self.faults)}
+
+
+TIMES_KEPT = 256
+CONTROL_PATHS = ("/__stats", "/__mode", "/__heads", "/__times")
+
+
+class Mode:
+    """The faults in force (see /__mode), shared by every connection."""
+
+    HEALTH_VALUES = ("default", "ok")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.health = "default"
+        self.all = "ok"
+
+    @staticmethod
+    def check(value, allowed_extra=()):
+        """The normal form of fault VALUE; raises ValueError."""
+        v = str(value).strip().lower()
+        if v in ("ok", "normal", "hang", "reset", "close", "invalid") or v in allowed_extra:
+            return "ok" if v == "normal" else v
+        if v.isdigit() and 100 <= int(v) <= 999:
+            return v
+        if v.startswith("slow:") and v[5:].isdigit():
+            return v
+        raise ValueError("bad fault %r" % (value,))
+
+    def fault_for(self, path):
+        """The fault for a request on PATH: None when it is answered
+        normally."""
+        if path in CONTROL_PATHS:
+            return None
+        with self.lock:
+            f = self.all
+            if path == "/health" and self.health != "default":
+                f = self.health
+        return None if f == "ok" else f
+
+    def doc(self):
+        with self.lock:
+            return {"health": self.health, "all": self.all}
 
 
 REASONS = {100: "Continue", 103: "Early Hints", 200: "OK", 201: "Created",
@@ -260,8 +337,12 @@ class Handler(socketserver.BaseRequestHandler):
         self.sock.settimeout(IDLE_TIMEOUT)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = Conn(self.sock, self.stats)
+        with self.server.conns_lock:
+            self.server.conns.add(self)
 
     def finish(self):
+        with self.server.conns_lock:
+            self.server.conns.discard(self)
         if not self.is_stats_conn:
             with self.stats.lock:
                 self.stats.open -= 1
@@ -324,7 +405,7 @@ class Handler(socketserver.BaseRequestHandler):
                               b"\r\nContent-Length: 12\r\nConnection: close"
                               b"\r\n\r\nbad request\n")
                     return
-                if first and req.path == "/__stats":
+                if first and req.path in CONTROL_PATHS:
                     self.is_stats_conn = True
                     self.conn.counted = False
                     with self.stats.lock:
@@ -337,6 +418,14 @@ class Handler(socketserver.BaseRequestHandler):
                         self.stats.requests += 1
                         self.stats.paths[req.path] = \
                             self.stats.paths.get(req.path, 0) + 1
+                        if req.path not in CONTROL_PATHS:
+                            self.stats.heads[req.path] = [
+                                req.request_line,
+                                [[n, v] for n, v in req.headers], time.time()]
+                            t = self.stats.times.setdefault(req.path, [])
+                            t.append(time.time())
+                            if len(t) > TIMES_KEPT:
+                                del t[:len(t) - TIMES_KEPT]
                 if req.path == "/noread":
                     time.sleep(30)
                     return
@@ -351,7 +440,14 @@ class Handler(socketserver.BaseRequestHandler):
                               self.name.encode() + b"\r\nContent-Length: 0"
                               b"\r\nConnection: close\r\n\r\n")
                     return
-                keep = self.dispatch(req)
+                fault = self.server.mode.fault_for(req.path)
+                if fault is not None:
+                    with self.stats.lock:
+                        self.stats.faults[req.path] = \
+                            self.stats.faults.get(req.path, 0) + 1
+                    keep = self.answer_fault(req, fault)
+                else:
+                    keep = self.dispatch(req)
                 if not keep or req.wants_close():
                     return
         except (PeerClosed, OSError):
@@ -515,10 +611,103 @@ class Handler(socketserver.BaseRequestHandler):
                     return False
                 self.send(data)
         elif p == "/__stats":
-            self.respond(req, 200, json.dumps(self.stats.snapshot()).encode(),
+            snap = self.stats.snapshot()
+            snap["mode"] = self.server.mode.doc()
+            snap["listening"] = self.server.listening
+            self.respond(req, 200, json.dumps(snap).encode(),
+                         ctype="application/json")
+        elif p == "/__mode":
+            return self.control_mode(req)
+        elif p == "/__heads":
+            with self.stats.lock:
+                doc = dict(self.stats.heads)
+            self.respond(req, 200, json.dumps(doc).encode(),
+                         ctype="application/json")
+        elif p == "/__times":
+            q = urllib.parse.parse_qs(req.target.partition("?")[2])
+            path = (q.get("path") or ["/"])[0]
+            with self.stats.lock:
+                doc = list(self.stats.times.get(path, []))
+            self.respond(req, 200, json.dumps(doc).encode(),
                          ctype="application/json")
         else:
             self.respond(req, 404, b"not found\n")
+        return True
+
+    def answer_fault(self, req, fault):
+        """Answers REQ as FAULT says; returns False when the connection
+        must end."""
+        if fault == "hang":
+            self.hang()
+            return False
+        if fault == "reset":
+            self.rst()
+            return False
+        if fault == "close":
+            return False
+        if fault == "invalid":
+            self.send(b"THIS IS NOT HTTP AT ALL\r\n\x00\x01\x02\r\n\r\n")
+            return False
+        if fault.startswith("slow:"):
+            time.sleep(int(fault[5:]) / 1000.0)
+            return self.dispatch(req)
+        code = int(fault)
+        self.respond(req, code, b"fault %d %s\n" % (code, self.name.encode()))
+        return True
+
+    def control_mode(self, req):
+        """/__mode: changes the faults; answers the mode in force."""
+        params = {}
+        query = req.target.partition("?")[2]
+        for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True):
+            params[k] = v
+        if req.body:
+            try:
+                doc = json.loads(req.body.decode())
+                if not isinstance(doc, dict):
+                    raise ValueError("not an object")
+            except ValueError as e:
+                self.respond(req, 400, b"bad JSON: %s\n" % str(e).encode())
+                return True
+            params.update(doc)
+        mode = self.server.mode
+        try:
+            unknown = set(params) - {"health", "all", "listen", "for", "drop", "reset"}
+            if unknown:
+                raise ValueError("unknown keys %s" % sorted(unknown))
+            health = all_ = None
+            if "health" in params:
+                health = Mode.check(params["health"], Mode.HEALTH_VALUES)
+            if "all" in params:
+                all_ = Mode.check(params["all"])
+            listen = params.get("listen")
+            if listen is not None:
+                listen = {"off": False, "0": False, "false": False,
+                          "on": True, "1": True, "true": True}[str(listen).lower()]
+            for_ms = int(params["for"]) if "for" in params else None
+            drop = str(params.get("drop", "1")).lower() not in ("0", "false", "no")
+        except (ValueError, KeyError) as e:
+            self.respond(req, 400, b"bad mode: %s\n" % str(e).encode())
+            return True
+        with mode.lock:
+            if str(params.get("reset", "")).lower() in ("1", "true", "yes"):
+                mode.health, mode.all = "default", "ok"
+            if health is not None:
+                mode.health = health
+            if all_ is not None:
+                mode.all = all_
+        if listen is False:
+            self.server.stop_listening(drop=drop, keep=self)
+            if for_ms is not None:
+                t = threading.Timer(for_ms / 1000.0, self.server.start_listening)
+                t.daemon = True
+                t.start()
+        elif listen is True:
+            self.server.start_listening()
+        doc = mode.doc()
+        doc["listening"] = self.server.listening
+        self.respond(req, 200, json.dumps(doc).encode() + b"\n",
+                     ctype="application/json")
         return True
 
     def send_chunked(self, req, data):
@@ -586,16 +775,81 @@ class Server(socketserver.ThreadingTCPServer):
         super().__init__((host, port), Handler)
         self.upstream_name = name
         self.stats = Stats()
+        self.mode = Mode()
+        self.conns = set()
+        self.conns_lock = threading.Lock()
+        self.listen_lock = threading.Lock()
+        self.listening = True
+        self.serving = threading.Event()   # set while it should listen
+        self.serving.set()
 
     def handle_error(self, request, client_address):
         pass   # a peer that went away is part of the tests
+
+    def stop_listening(self, drop=True, keep=None):
+        """Closes the listening socket, so that connections are refused;
+        with DROP, ends every open connection but KEEP (a Handler)."""
+        with self.listen_lock:
+            if self.listening:
+                self.serving.clear()
+                self.shutdown()          # the accept loop returns
+                self.socket.close()
+                self.listening = False
+        if drop:
+            with self.conns_lock:
+                others = [h for h in self.conns if h is not keep]
+            for h in others:
+                try:
+                    h.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def start_listening(self):
+        """Listens again on the same address."""
+        with self.listen_lock:
+            if self.listening:
+                return
+            deadline = time.monotonic() + 5
+            while True:
+                self.socket = socket.socket(self.address_family, self.socket_type)
+                try:
+                    self.server_bind()
+                    self.server_activate()
+                    break
+                except OSError:
+                    self.socket.close()
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
+            self.listening = True
+            self.serving.set()
+
+    def run(self):
+        """The accept loop, paused while not listening."""
+        while True:
+            if not self.serving.wait(0.2):
+                continue
+            try:
+                self.serve_forever(poll_interval=0.05)
+            except (OSError, ValueError):
+                time.sleep(0.01)   # the socket was closed under the loop
 
 
 def serve(host, port, name, ready=None):
     srv = Server(host, port, name)
     if ready is not None:
         ready(srv)
-    srv.serve_forever(poll_interval=0.2)
+
+    def on_signal(signum, frame):
+        if signum == signal.SIGUSR1:
+            target = srv.stop_listening
+        else:
+            target = srv.start_listening
+        threading.Thread(target=target, daemon=True).start()
+
+    signal.signal(signal.SIGUSR1, on_signal)
+    signal.signal(signal.SIGUSR2, on_signal)
+    srv.run()
 
 
 def main():

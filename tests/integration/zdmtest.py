@@ -792,3 +792,139 @@ def curl(args, timeout=30):
 
 def url(port, path):
     return "http://%s:%d%s" % (HOST, port, path)
+
+
+# -- control socket and zdmctl -------------------------------------------------
+
+class Ctl:
+    """One connection to zdmd's control socket: a command line goes out, one
+    JSON line comes back, and the connection stays open for the next one."""
+
+    def __init__(self, path, timeout=5.0, connect_timeout=5.0):
+        self.path = path
+        self.buf = bytearray()
+        self.eof = False
+        deadline = time.monotonic() + connect_timeout
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            try:
+                s.connect(path)
+                break
+            except OSError:
+                s.close()
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
+        self.sock = s
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def read_line(self):
+        """The next line (without its '\\n'); raises Closed at the end of
+        the stream and socket.timeout when nothing comes."""
+        start = 0
+        while True:
+            i = self.buf.find(b"\n", start)
+            if i >= 0:
+                line = bytes(self.buf[:i])
+                del self.buf[:i + 1]
+                return line
+            start = len(self.buf)
+            if self.eof:
+                raise Closed("control connection closed", bytes(self.buf))
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                self.eof = True
+                continue
+            self.buf += data
+
+    def raw(self, line):
+        """Sends LINE (bytes or str; '\\n' added) and returns the answer
+        line as bytes."""
+        if isinstance(line, str):
+            line = line.encode()
+        self.send(line + b"\n")
+        return self.read_line()
+
+    def cmd(self, line):
+        """Sends one command, returns the parsed JSON answer."""
+        return json.loads(self.raw(line).decode())
+
+
+def ctl_socket_path(z):
+    ctl = z.spec.get("control")
+    if isinstance(ctl, dict) and ctl.get("socket"):
+        return ctl["socket"]
+    return os.path.join(z.dir, "zdm.sock")
+
+
+Zdmd.sock_path = property(ctl_socket_path)
+
+
+def _zdmd_ctl(self, line, timeout=5.0):
+    """One command on a new control connection: the parsed answer."""
+    with Ctl(self.sock_path, timeout=timeout) as c:
+        return c.cmd(line)
+
+
+def _zdmd_ctl_conn(self, timeout=5.0):
+    return Ctl(self.sock_path, timeout=timeout)
+
+
+def _zdmd_status(self):
+    return self.ctl("status")
+
+
+Zdmd.ctl = _zdmd_ctl
+Zdmd.ctl_conn = _zdmd_ctl_conn
+Zdmd.status = _zdmd_status
+
+
+def zdmctl(args, sock=None, env=None, timeout=15):
+    """Runs $ZDMCTL [-s SOCK] ARGS: (status, stdout, stderr). ENV entries
+    are added to the environment (a value of None removes the name);
+    ZDM_SOCKET is removed unless ENV sets it."""
+    e = {k: v for k, v in os.environ.items() if k != "ZDM_SOCKET"}
+    for k, v in (env or {}).items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = v
+    cmd = [ZDMCTL] + (["-s", sock] if sock else []) + list(args)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL, timeout=timeout, env=e)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def pool_weights(answer):
+    """{pool: percent} from a status or set-weight answer."""
+    return {p["name"]: p["weight"] for p in (answer or {}).get("pools", [])}
+
+
+def find_server(status, pool, server):
+    """The server's entry in a status answer, or None."""
+    for p in (status or {}).get("pools", []):
+        if p.get("name") == pool:
+            for s in p.get("servers", []):
+                if s.get("name") == server:
+                    return s
+    return None

@@ -1,0 +1,16 @@
+/*
+ * metrics.h — the Prometheus text exposition (SPEC §7).
+ */
+#ifndef ZDM_METRICS_H
+#define ZDM_METRICS_H
+
+struct evbuffer;
+struct runtime;
+struct worker;
+struct accesslog;
+
+/* Appends every metric, with HELP and TYPE lines, to out. */
+void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct worker *w,
+                   const struct accesslog *al);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * stats.h — the counters the hot path keeps and the control plane reads:
+ * per server (requests by status class, failures by kind, in flight), per
+ * pool (latency histogram, pinned requests, a 60-second sliding window),
+ * and for requests answered before a pool was chosen.
+ *
+ * A table belongs to one server layout (one config): every snapshot of that
+ * config shares it, and a reload carries the counters over by name. Each
+ * record is a few plain increments in memory the worker owns: no lock, no
+ * allocation.
+ */
+#ifndef ZDM_STATS_H
+#define ZDM_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status classes counted: 1xx..5xx → 0..4 (1xx only for 101 tunnels). */
+#define STATS_CLASSES 5
+/* Upstream error kinds, as enum up_error. */
+#define STATS_ERROR_KINDS 4
+/* zdm_request_duration_seconds buckets: 1 ms .. 10 s. */
+#define STATS_HIST_BUCKETS 13
+/* The sliding window: one slot a second, fine latency buckets. */
+#define STATS_WINDOW_SECONDS 60
+#define STATS_WINDOW_BUCKETS 128
+
+extern const double stats_hist_bounds[STATS_HIST_BUCKETS];
+extern const char *const stats_class_names[STATS_CLASSES];
+extern const char *const stats_error_names[STATS_ERROR_KINDS];
+
+struct srv_stats {
+	uint64_t requests;      /* requests sent to it */
+	uint64_t failures;      /* exchanges that failed */
+	int64_t inflight;       /* being served now */
+	uint64_t codes[STATS_CLASSES];
+	uint64_t errors[STATS_ERROR_KINDS];
+};
+
+struct window_slot {
+	uint64_t second;        /* which second it counts */
+	uint32_t count, count_5xx;
+	uint32_t lat[STATS_WINDOW_BUCKETS];
+};
+
+struct pool_stats {
+	uint64_t pinned;
+	uint64_t codes[STATS_CLASSES];   /* answered by the proxy itself (503 ...) */
+	uint64_t hist[STATS_HIST_BUCKETS + 1];  /* per bucket, the last is +Inf */
+	uint64_t count;
+	uint64_t sum_us;
+	struct window_slot win[STATS_WINDOW_SECONDS];
+};
+
+struct stats_table {
+	unsigned refs;
+	size_t nservers, npools;
+	struct srv_stats *srv;
+	struct pool_stats *pool;
+	uint64_t unrouted[STATS_CLASSES]; /* answered before any pool was chosen */
+};
+
+struct stats_table *stats_new(size_t npools, size_t nservers);
+struct stats_table *stats_hold(struct stats_table *t);
+void stats_release(struct stats_table *t);
+
+/* A complete response of status (0 if none was sent) for pool (or -1),
+ * taking duration_us, at monotonic second now_s. */
+void stats_record(struct stats_table *t, int pool, int status, uint64_t duration_us,
+                  uint64_t now_s);
+
+/* The sliding window of a pool over the last STATS_WINDOW_SECONDS. */
+struct window_summary {
+	uint64_t requests;
+	uint64_t errors_5xx;
+	double seconds;         /* the span it covers */
+	double p50_ms, p95_ms, p99_ms;
+};
+void stats_window(const struct pool_stats *p, uint64_t now_s, double uptime_s,
+                  struct window_summary *out);
+
+static inline int stats_class(int status)
+{
+	int c = status / 100 - 1;
+	return c < 0 ? 0 : c >= STATS_CLASSES ? STATS_CLASSES - 1 : c;
+}
+
+#endif
