@@ -155,6 +155,21 @@ static void ctl_status(struct control *ctl, struct evbuffer *out, int argc, char
 		status_write(out, ctl->rt);
 }
 
+/* {"ok":true,"pool":P,"server":S,"KEY": — the caller writes the value and
+ * the closing brace. */
+static void server_answer(struct control *ctl, struct evbuffer *out, int pi, int sj,
+                          const char *key)
+{
+	const struct snap_pool *p = &ctl->rt->snap->pools[pi];
+	json_raw(out, "{\"ok\":true,\"pool\":");
+	json_str(out, p->cfg->name);
+	json_raw(out, ",\"server\":");
+	json_str(out, p->servers[sj].cfg->name);
+	json_raw(out, ",\"");
+	json_raw(out, key);
+	json_raw(out, "\":");
+}
+
 static void ctl_set_weight(struct control *ctl, struct evbuffer *out, int argc, char **argv)
 {
 	char err[512];
@@ -192,12 +207,7 @@ static void ctl_set_weight(struct control *ctl, struct evbuffer *out, int argc, 
 		reply_error(out, "%s", err);
 		return;
 	}
-	const struct snap_pool *p = &ctl->rt->snap->pools[pi];
-	json_raw(out, "{\"ok\":true,\"pool\":");
-	json_str(out, p->cfg->name);
-	json_raw(out, ",\"server\":");
-	json_str(out, p->servers[sj].cfg->name);
-	json_raw(out, ",\"weight\":");
+	server_answer(ctl, out, pi, sj, "weight");
 	json_u64(out, wv);
 	json_raw(out, "}");
 }
@@ -241,12 +251,7 @@ static void set_admin(struct control *ctl, struct evbuffer *out, int argc, char 
 		reply_error(out, "%s", err);
 		return;
 	}
-	const struct snap_pool *p = &ctl->rt->snap->pools[pi];
-	json_raw(out, "{\"ok\":true,\"pool\":");
-	json_str(out, p->cfg->name);
-	json_raw(out, ",\"server\":");
-	json_str(out, p->servers[sj].cfg->name);
-	json_raw(out, ",\"admin\":");
+	server_answer(ctl, out, pi, sj, "admin");
 	json_str(out, admin_state_names[st]);
 	json_raw(out, "}");
 }
