@@ -90,6 +90,9 @@ and pool new (c :9101: 10%). Logs: $run/zdmd.log. Try:
   for i in \$(seq 100); do curl -s http://$listen/; done | sort | uniq -c
                                              # 90 from old, 10 from new
   curl -i http://$listen/size/100            # headers as clients see them
+  $top/build/src/zdmctl status               # pools, servers, health, circuits, last minute
+  $top/build/src/zdmctl set-weight new 50    # the loop above then gives new-c 50
+  curl http://127.0.0.1:9090/metrics         # Prometheus metrics (admin listener)
 
 Stop it with: contrib/demo.sh stop
 MSG

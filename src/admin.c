@@ -2,6 +2,7 @@
  * admin.c — /healthz, /status and /metrics over HTTP (libevent's evhttp:
  * this is the control plane, not the hot path).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,6 +32,13 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", type);
 	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* The head says what GET would send; no body follows. */
+		char len[24];
+		snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+		evhttp_add_header(h, "Content-Length", len);
+		evbuffer_drain(body, evbuffer_get_length(body));
+	}
 	evhttp_send_reply(req, code, reason, body);
 }
 

@@ -922,6 +922,13 @@ static const struct cfg_kw cert_kws[] = {
         {"key", kw_file, offsetof(struct cfg_cert, key), 0, 0, true, "PEM private key file"},
 };
 
+/* Where NODE is, for errors found after loading (OpenSSL's, at reload). */
+static char *where(struct loader *ld, const yaml_node_t *node, const char *path)
+{
+	return xasprintf("%s:%zu:%zu: key '%s'", ld->name, node->start_mark.line + 1,
+	                 node->start_mark.column + 1, path);
+}
+
 /* A listener's tls mapping is gathered here, then checked as a whole. */
 struct listen_tls_ctx {
 	struct cfg_listen_tls tls;
@@ -950,6 +957,7 @@ static void tls_certs(struct loader *ld, const struct cfg_kw *kw, void *obj, con
 	for (size_t i = 0; i < n; i++) {
 		char *sub = xasprintf("%s[%zu]", path, i);
 		WALK(ld, seq_item(ld, val, i), sub, cert_kws, &ctx->tls.certs[i]);
+		ctx->tls.certs[i].where = where(ld, seq_item(ld, val, i), sub);
 		free(sub);
 	}
 }
@@ -1009,6 +1017,7 @@ static void listen_tls(struct loader *ld, const struct cfg_kw *kw, void *obj, co
 	if (ctx.one.cert && ctx.one.key && !ctx.tls.certs) {
 		ctx.tls.certs = xcalloc(1, sizeof(*ctx.tls.certs));
 		ctx.tls.certs[0] = ctx.one;
+		ctx.tls.certs[0].where = where(ld, val, path);
 		ctx.tls.ncerts = 1;
 	} else {
 		free(ctx.one.cert);
@@ -1556,6 +1565,8 @@ static void pool_tls(struct loader *ld, const struct cfg_kw *kw, void *obj, cons
 
 	pool->tls.enabled = true;
 	WALK(ld, val, path, upstream_tls_kws, &pool->tls);
+	free(pool->tls.where);
+	pool->tls.where = where(ld, val, path);
 }
 
 static const struct cfg_kw pool_kws[] = {
@@ -2014,6 +2025,7 @@ void config_free(struct config *cfg)
 		for (size_t j = 0; j < t->ncerts; j++) {
 			free(t->certs[j].cert);
 			free(t->certs[j].key);
+			free(t->certs[j].where);
 		}
 		free(t->certs);
 		free(t->ciphers);
@@ -2041,6 +2053,7 @@ void config_free(struct config *cfg)
 		free(p->health.host);
 		free(p->tls.ca);
 		free(p->tls.sni);
+		free(p->tls.where);
 	}
 	free(cfg->pools);
 	free(cfg->split);

@@ -27,6 +27,7 @@ struct cfg_addr {
 struct cfg_cert {
 	char *cert;                   /* PEM chain file */
 	char *key;                    /* PEM private key file */
+	char *where;                  /* "FILE:LINE:COL: key 'path'", for later errors */
 };
 
 /* TLS termination on a listener; the first certificate is the default. */
@@ -72,6 +73,7 @@ struct cfg_upstream_tls {
 	bool verify;                  /* default true */
 	char *ca;                     /* NULL = system default store */
 	char *sni;                    /* NULL = no SNI */
+	char *where;                  /* "FILE:LINE:COL: key 'path'", for later errors */
 };
 
 struct cfg_pool {

@@ -35,7 +35,6 @@
 
 #define CTL_MAX_LINE 4096
 #define CTL_MAX_ARGS 8
-#define ZDM_VERSION "0.1.0"
 
 struct ctl_client {
 	struct control *ctl;

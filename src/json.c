@@ -9,6 +9,28 @@
 
 #include "json.h"
 
+/* The length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t k;
+	uint32_t cp;
+	if (p[0] < 0xc2 || p[0] > 0xf4)
+		return 0;
+	k = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+	if (k > n)
+		return 0;
+	cp = p[0] & (0x7f >> k);
+	for (size_t j = 1; j < k; j++) {
+		if ((p[j] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[j] & 0x3f);
+	}
+	if ((k == 3 && cp < 0x800) || (k == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k;
+}
+
 void json_strn(struct evbuffer *out, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -17,8 +39,18 @@ void json_strn(struct evbuffer *out, const char *s, size_t n)
 	evbuffer_add(out, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+		if (c >= 0x80) {
+			/* Valid UTF-8 goes as it is; a byte that is not (a
+			 * client's target can hold anything) is written as
+			 * \u00XX, so the document stays valid JSON. */
+			size_t k = utf8_len((const unsigned char *)s + i, n - i);
+			if (k) {
+				i += k - 1;
+				continue;
+			}
+		} else if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
 			continue;
+		}
 		evbuffer_add(out, s + run, i - run);
 		run = i + 1;
 		switch (c) {

@@ -253,17 +253,20 @@ static int close_when_flushed(struct session *s)
 	return 0;
 }
 
-/* Answers with a self-made response. The connection is closed after it if
- * close is set; otherwise the session goes on with the next request. */
-static int respond(struct session *s, int status, bool close)
+/* Answers with a self-made response, counted and logged for pool and
+ * server (either may be -1). The connection is closed after it if close is
+ * set; otherwise the session goes on with the next request. */
+static int respond(struct session *s, int status, bool close, int pool, int server)
 {
 	size_t len;
-	const char *text = http_error_response(status, close, &len);
+	const char *text = http_error_response(status, close || s->close_after || !s->keep_alive,
+	                                       &len);
 
 	evbuffer_add_reference(s->c.out, text, len, NULL, NULL);
 	s->resp_started = true;
 	s->resp_bytes += len;
 	s->resp_status = status;
+	finish_request(s, status, pool, server);
 	if (close || s->close_after || !s->keep_alive)
 		return close_when_flushed(s);
 	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
@@ -281,9 +284,8 @@ static int reject(struct session *s, int status, const char *reason)
 	if (s->t_start_us) {
 		s->resp_bytes = 0;
 		s->method = http_msg_method(&s->req);
-		finish_request(s, status, -1, -1);
 	}
-	return respond(s, status, true);
+	return respond(s, status, true, -1, -1);
 }
 
 /* Appends the request head to out: the runs of received bytes that are
@@ -399,9 +401,7 @@ static int start_exchange(struct session *s)
 		 * request with a body ends the connection. */
 		bool has_body = http_msg_chunked(&s->req) || http_msg_content_length(&s->req);
 		int pool = pin >= 0 ? pin : status == 502 ? s->route.pool : -1;
-		s->resp_status = status;
-		finish_request(s, status, pool, -1);
-		return respond(s, status, has_body);
+		return respond(s, status, has_body, pool, -1);
 	}
 	forward_head(s, s->up->c.out);
 	upstream_start(s->up, s->method == HTTP_HEAD);
@@ -859,9 +859,9 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 	}
 
 	int status = err == UP_ERR_TIMEOUT ? 504 : 502;
-	finish_request(s, status, s->route.pool, (int)s->server_id);
+	int server = (int)s->server_id;
 	detach(s, false, true);
-	if (respond(s, status, !s->req_done) < 0)
+	if (respond(s, status, !s->req_done, s->route.pool, server) < 0)
 		return -1;
 	if (s->state == SS_CLOSING)
 		return -1;

@@ -18,7 +18,6 @@
 #include "stats.h"
 #include "status.h"
 
-#define ZDM_VERSION "0.1.0"
 
 /* The pool's sliding window: requests per second, share of 5xx and
  * latency percentiles over the last minute. */

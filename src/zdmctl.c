@@ -17,6 +17,7 @@
  * CTL_TIMEOUT_MS, or the arguments are wrong.
  */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <langinfo.h>
@@ -39,7 +40,6 @@
 #define ZDM_DEFAULT_SOCKET "/run/zdm/zdm.sock"
 #endif
 #ifndef ZDM_VERSION
-#define ZDM_VERSION "0.1.0"
 #endif
 
 #define ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
@@ -783,6 +783,50 @@ static void print_troubles(const struct jval *pools)
 	}
 }
 
+/* A number member of V as a double (NAN when absent). */
+static double jval_double(const struct jval *v, const char *key)
+{
+	const struct jval *m = jval_get(v, key);
+	return m && m->type == JV_NUMBER ? strtod(m->text, NULL) : NAN;
+}
+
+/* The last minute of each pool, side by side: how a rollout compares. */
+static void print_windows(const struct jval *pools)
+{
+	static const char *const head[] = {"POOL", "REQ/S", "5XX", "P50", "P95", "P99"};
+	struct table t = {.ncols = ARRAY_SIZE(head)};
+	char *row[ARRAY_SIZE(head)];
+	bool any = false;
+
+	for (size_t c = 0; c < t.ncols; c++)
+		row[c] = xstrdup(head[c]);
+	table_add(&t, row);
+	for (size_t i = 0; i < pools->nitems; i++) {
+		const struct jval *p = &pools->items[i];
+		const struct jval *w = jval_get(p, "window");
+		const char *name = jval_str(p, "name");
+		char buf[5][32];
+		if (!w || w->type != JV_OBJECT)
+			continue;
+		any = true;
+		snprintf(buf[0], sizeof(buf[0]), "%.1f", jval_double(w, "rps"));
+		snprintf(buf[1], sizeof(buf[1]), "%.1f%%", 100 * jval_double(w, "error_rate"));
+		snprintf(buf[2], sizeof(buf[2]), "%.1fms", jval_double(w, "p50_ms"));
+		snprintf(buf[3], sizeof(buf[3]), "%.1fms", jval_double(w, "p95_ms"));
+		snprintf(buf[4], sizeof(buf[4]), "%.1fms", jval_double(w, "p99_ms"));
+		row[0] = clean(name ? name : "?");
+		for (int k = 0; k < 5; k++)
+			row[k + 1] = xstrdup(buf[k]);
+		table_add(&t, row);
+	}
+	if (any) {
+		double secs = jval_double(jval_get(&pools->items[0], "window"), "seconds");
+		printf("last %.0fs:\n", secs == secs ? secs : 60.0);
+		table_print(&t, stdout);
+	}
+	table_free(&t);
+}
+
 static bool print_status(const struct jval *a)
 {
 	const struct jval *pools = jval_array(a, "pools"), *pins = jval_array(a, "pins");
@@ -824,6 +868,7 @@ static bool print_status(const struct jval *a)
 	}
 	table_print(&t, stdout);
 	table_free(&t);
+	print_windows(pools);
 	print_troubles(pools);
 
 	if (!pins)

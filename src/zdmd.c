@@ -30,7 +30,6 @@
 #ifndef ZDM_DEFAULT_CONFIG
 #define ZDM_DEFAULT_CONFIG "/etc/zdm/zdm.yaml"
 #endif
-#define ZDM_VERSION "0.1.0"
 
 struct daemon {
 	const char *config_path;

@@ -360,6 +360,12 @@ def tally(seq, idx=1):
 # -- admin HTTP -----------------------------------------------------------------
 
 
+def wait_port(port, timeout=5.0):
+    """True once something accepts on PORT (e.g. zdmd's admin listener,
+    which the harness does not wait for)."""
+    return zdmtest.wait_for(lambda: _accepts(port), timeout=timeout)
+
+
 def metric(port, name, **labels):
     """The value of the sample NAME{LABELS} on the admin listener's
     /metrics (labels in any order), or None."""

@@ -19,7 +19,7 @@ import time
 from zdmtest import TAP, Upstream, Zdmd, Raw, Server, Client, wait_for, free_port, zdmctl
 from faults import (section, need, set_mode, normal, count, refuse, relisten,
                     server_state, wait_state, log_lines, wait_log, change_problems,
-                    one, concurrent, tally, metric)
+                    one, concurrent, tally, metric, wait_port)
 
 tap = TAP(deadline=80)
 a, b = Upstream("a"), Upstream("b")
@@ -250,6 +250,7 @@ with section(tap, "visible: /metrics and zdmctl follow the circuit"):
     admin = free_port()
     z = start({"failures": 2, "open_for": Raw("1s"), "half_open_probes": 1},
               extra={"admin": "127.0.0.1:%d" % admin})
+    need(tap, wait_port(admin), "the admin listener accepts")
     st = lambda: metric(admin, "zdm_circuit_state", pool="old", server="a")
     tap.eq(st(), 0.0, "zdm_circuit_state{pool=old,server=a} 0 while closed")
     set_mode(a, all=500)

@@ -85,6 +85,46 @@ def report(name, r):
                                                    r.get("socket_detail", "no socket line")))
 
 
+class AccessLog:
+    """zdmd's access log (text format: TIME CLIENT "METHOD TARGET" STATUS
+    BYTES SECONDS POOL SERVER ...), read phase by phase: what the proxy saw
+    of the requests the client counted as errors."""
+
+    LINE = re.compile(r'^(\S+) (\S+) "(.*)" (\d+) (\d+) ([\d.]+) (\S+) (\S+)')
+
+    def __init__(self, path):
+        self.path = path
+        self.pos = 0
+
+    def phase(self):
+        """A summary of the lines written since the last call."""
+        time.sleep(0.3)     # the log is flushed every 100ms
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return "no access log"
+        end = data.rfind(b"\n") + 1
+        self.pos += end
+        n, slow, odd = 0, [], {}
+        for ln in data[:end].decode(errors="replace").splitlines():
+            m = self.LINE.match(ln)
+            if not m:
+                continue
+            n += 1
+            status, secs, pool, server = int(m.group(4)), float(m.group(6)), m.group(7), m.group(8)
+            if status != 200:
+                k = "%d %s/%s" % (status, pool, server)
+                odd[k] = odd.get(k, 0) + 1
+            if secs >= 0.5:
+                slow.append((secs, status, "%s/%s" % (pool, server), m.group(1)))
+        slow.sort(reverse=True)
+        return "access log: %d lines; not 200: %s; >= 0.5s: %d%s" % (
+            n, odd or "none", len(slow),
+            (" (slowest: %s)" % ", ".join("%.2fs %d %s at %s" % x for x in slow[:5])) if slow else "")
+
+
 def share_new(r):
     ok = {k: v for k, v in r["tally"].items() if k.startswith("2")}
     total = sum(ok.values())
@@ -100,6 +140,7 @@ script = os.path.join(tmpdir(), "tally.lua")
 with open(script, "w") as f:
     f.write(TALLY_LUA)
 
+alog = AccessLog(os.path.join(tmpdir(), "access.log"))
 o1, o2 = Upstream("o1"), Upstream("o2")
 n1, n2 = Upstream("n1"), Upstream("n2")
 ALL = [("old", "o1"), ("old", "o2"), ("new", "n1"), ("new", "n2")]
@@ -108,13 +149,16 @@ with section(tap, "fault run"):
     z = Zdmd(tap, {"pools": {"old": [o1, o2], "new": [n1, n2]},
                    "split": {"old": 50, "new": 50},
                    "health_check": {"path": "/health", "interval": Raw("200ms"),
-                                    "timeout": Raw("150ms"), "rise": 2, "fall": 2},
+                                    "timeout": Raw("200ms"), "rise": 2, "fall": 2},
                    "circuit_breaker": {"failures": 5, "open_for": Raw("1s"),
                                        "half_open_probes": 1},
-                   "timeouts": {"connect": Raw("1s")}})
+                   "timeouts": {"connect": Raw("1s")},
+                   "access_log": alog.path})
     results = {}
 
     def phase(name, action=None, at=0.5):
+        tap.diag("faultrun: phase %s starts at %s" % (
+            name, time.strftime("%H:%M:%S", time.gmtime()) + ".%03d" % (time.time() % 1 * 1000)))
         w = WrkRun(z.port, PHASE_S, script)
         if action:
             time.sleep(at)
@@ -122,6 +166,7 @@ with section(tap, "fault run"):
         r = w.result(PHASE_S + 15)
         results[name] = r
         report(name, r)
+        tap.diag("faultrun:   " + alog.phase())
         need(tap, r["requests"], "phase %s: wrk ran" % name, r["out"])
         return r
 
@@ -160,6 +205,11 @@ with section(tap, "fault run"):
     s = share_new(r)
     tap.ok(s is not None and 0.45 <= s <= 0.55, "recovered: about half to new again (%s)"
            % ("%.1f%%" % (s * 100) if s is not None else "-"))
+    tap.diag("faultrun: zdmd's transitions and errors (the first 40):")
+    lines = [ln for ln in z.stderr().splitlines()
+             if re.search(r"\] (health|circuit): |\[error\]", ln)]
+    for ln in lines[:40]:
+        tap.diag("faultrun:   " + ln)
     tap.diag("faultrun: summary: " + ", ".join(
         "%s %s/%d" % (k, results[k]["requests"], results[k]["errors"]) for k in results))
     z.stop()

@@ -20,7 +20,7 @@ from zdmtest import (TAP, Upstream, Zdmd, Raw, Client, wait_for, free_port, zdmc
                      run_zdmd, tmpdir)
 from faults import (section, need, set_mode, normal, count, faults, heads, times, stats,
                     refuse, relisten, server_state, wait_state, log_lines, wait_log,
-                    change_problems, burst, one, tally, metric)
+                    change_problems, burst, one, tally, metric, wait_port)
 
 INTERVAL, TIMEOUT, RISE, FALL = 0.3, 0.2, 2, 3
 HC = {"path": "/health", "interval": Raw("300ms"), "timeout": Raw("200ms"),
@@ -221,6 +221,7 @@ with section(tap, "visible: zdmctl status, admin /status and /metrics"):
                    "pools": {"old": [a], "new": [c1]},
                    "split": {"old": 50, "new": 50},
                    "health_check": HC})
+    need(tap, wait_port(admin), "the admin listener accepts")
     tap.eq(metric(admin, "zdm_server_up", pool="new", server="c1"), 1.0,
            "/metrics: zdm_server_up{pool=new,server=c1} 1 while up")
     set_mode(c1, health=500)

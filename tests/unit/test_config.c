@@ -339,14 +339,26 @@ static void test_merge(void)
 	config_free(cfg);
 	config_errors_free(&errs);
 
-	/* the merged timeout must not exceed the merged interval */
-	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	/* a pool's shorter interval bounds the timeout it inherits */
+	cfg = parse("listen: [\"127.0.0.1:8080\"]\n"
 	            "health_check: {interval: 2s, timeout: 1s}\n"
 	            "pools:\n"
 	            "  old: {servers: [\"127.0.0.1:9001\"], health_check: {interval: 500ms}}\n",
-	            "t.yaml:4:63: key 'pools.old.health_check.interval': timeout (1s) must not "
+	            &errs);
+	CHECK(cfg != NULL, "pool interval below the global timeout: accepted");
+	if (cfg)
+		CHECK_EQ_INT(cfg->pools[0].health.timeout_ms, 500,
+		             "pool interval below the global timeout: the timeout is bounded by it");
+	config_free(cfg);
+	config_errors_free(&errs);
+
+	/* a timeout set next to a shorter interval is an error */
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools:\n"
+	            "  old: {servers: [\"127.0.0.1:9001\"], health_check: {interval: 500ms, timeout: 1s}}\n",
+	            "t.yaml:3:79: key 'pools.old.health_check.timeout': timeout (1s) must not "
 	            "exceed interval (500ms)",
-	            "pool interval below the global timeout");
+	            "pool timeout above its interval");
 }
 
 static void test_errors(void)
