@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "buf.h"
 #include "conn.h"
@@ -37,6 +39,8 @@ void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_f
                event_callback_fn on_write, void *arg)
 {
 	c->fd = fd;
+	c->ssl = NULL;
+	c->ssl_read_blocked = false;
 	c->rx = NULL;
 	c->rx_start = c->rx_end = 0;
 	c->reading = false;
@@ -52,6 +56,13 @@ void conn_close(struct conn *c)
 		return;
 	event_del(&c->rev);
 	event_del(&c->wev);
+	if (c->ssl) {
+		/* One close_notify, without waiting for the peer's. */
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		ERR_clear_error();
+	}
 	close(c->fd);
 	c->fd = -1;
 	c->reading = false;
@@ -78,6 +89,86 @@ void conn_rx_settle(struct conn *c)
 	}
 	if (!c->rx)
 		c->rx_start = c->rx_end = 0;
+}
+
+static ssize_t tls_recv(struct conn *c)
+{
+	int room = (int)(c->rx->size - c->rx_end);
+	int n = SSL_read(c->ssl, c->rx->data + c->rx_end, room);
+	if (n > 0) {
+		c->rx_end += (uint32_t)n;
+		return n;
+	}
+	switch (SSL_get_error(c->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+		return -2;
+	case SSL_ERROR_WANT_WRITE:
+		/* A TLS message must go out first: retried when writable. */
+		c->ssl_read_blocked = true;
+		event_add(&c->wev, NULL);
+		return -2;
+	case SSL_ERROR_ZERO_RETURN:
+		c->eof = true;
+		return 0;
+	default:
+		ERR_clear_error();
+		return -1;
+	}
+}
+
+bool conn_tls_pending(const struct conn *c)
+{
+	return c->ssl && SSL_pending(c->ssl) > 0;
+}
+
+enum conn_hs conn_handshake(struct conn *c)
+{
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1)
+		return CONN_HS_DONE;
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		return CONN_HS_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return CONN_HS_WANT_WRITE;
+	default:
+		return CONN_HS_FAILED;
+	}
+}
+
+/* Writes .out through TLS: the chains are handed to SSL_write one by one
+ * (small ones gathered first, so that records are not tiny). */
+static int tls_flush(struct conn *c, uint32_t timeout_ms)
+{
+	while (evbuffer_get_length(c->out)) {
+		struct evbuffer_iovec v;
+		evbuffer_peek(c->out, -1, NULL, &v, 1);
+		if (v.iov_len < 4096 && evbuffer_get_length(c->out) > v.iov_len) {
+			size_t want = evbuffer_get_length(c->out);
+			v.iov_base = evbuffer_pullup(c->out, (ssize_t)(want < 16384 ? want : 16384));
+			v.iov_len = want < 16384 ? want : 16384;
+		}
+		int n = SSL_write(c->ssl, v.iov_base, (int)v.iov_len);
+		if (n > 0) {
+			evbuffer_drain(c->out, (size_t)n);
+			continue;
+		}
+		switch (SSL_get_error(c->ssl, n)) {
+		case SSL_ERROR_WANT_WRITE: {
+			struct timeval tv = ms_tv(timeout_ms);
+			event_add(&c->wev, timeout_ms ? &tv : NULL);
+			return 1;
+		}
+		case SSL_ERROR_WANT_READ:
+			return 1; /* the read side, armed, brings the rest */
+		default:
+			ERR_clear_error();
+			return -1;
+		}
+	}
+	if (event_pending(&c->wev, EV_WRITE, NULL) && !c->ssl_read_blocked)
+		event_del(&c->wev);
+	return 0;
 }
 
 ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
@@ -110,6 +201,8 @@ ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
 		}
 	}
 
+	if (c->ssl)
+		return tls_recv(c);
 	ssize_t n = recv(c->fd, c->rx->data + c->rx_end, c->rx->size - c->rx_end, 0);
 	if (n > 0) {
 		c->rx_end += (uint32_t)n;
@@ -126,6 +219,8 @@ ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
 
 int conn_flush(struct conn *c, uint32_t timeout_ms)
 {
+	if (c->ssl)
+		return tls_flush(c, timeout_ms);
 	while (evbuffer_get_length(c->out)) {
 		int n = evbuffer_write(c->out, c->fd);
 		if (n < 0) {

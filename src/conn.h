@@ -24,9 +24,12 @@
 struct buf;
 struct buf_pool;
 struct evbuffer;
+typedef struct ssl_st SSL;
 
 struct conn {
 	int fd;
+	SSL *ssl;              /* TLS on this socket, NULL for plain TCP */
+	bool ssl_read_blocked; /* the last SSL_read wants the socket writable */
 	struct event rev, wev;
 	struct evbuffer *out;
 	struct buf *rx;
@@ -72,5 +75,19 @@ int conn_flush(struct conn *c, uint32_t timeout_ms);
 void conn_want_read(struct conn *c, bool on, uint32_t timeout_ms);
 
 size_t conn_out_len(const struct conn *c);
+
+/* TLS handshake progress (conn_handshake). */
+enum conn_hs {
+	CONN_HS_DONE,
+	CONN_HS_WANT_READ,
+	CONN_HS_WANT_WRITE,
+	CONN_HS_FAILED,
+};
+
+/* Drives the TLS handshake of c->ssl. */
+enum conn_hs conn_handshake(struct conn *c);
+
+/* Whether TLS holds decrypted bytes that no socket event will announce. */
+bool conn_tls_pending(const struct conn *c);
 
 #endif

@@ -8,18 +8,22 @@
  * transition log quotes.
  */
 #include <errno.h>
+#include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
 #include "health.h"
 #include "log.h"
 #include "mem.h"
+#include "tls.h"
 
 struct health_target {
 	struct health *h;
@@ -27,6 +31,7 @@ struct health_target {
 	const struct cfg_pool *pool;
 	const struct cfg_server *srv;
 	const struct cfg_health *hc;
+	SSL_CTX *tls;                 /* the pool's TLS context, or NULL */
 	struct event *timer;          /* the next check */
 	struct event *deadline;       /* the running check's timeout */
 	struct bufferevent *bev;      /* the running check's connection */
@@ -128,10 +133,18 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct health_target *t = arg;
 	char why[128];
-	(void)bev;
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;
+	if ((what & BEV_EVENT_ERROR) && t->tls && bufferevent_get_openssl_error(bev)) {
+		unsigned long e;
+		while ((e = bufferevent_get_openssl_error(bev)) != 0)
+			ERR_error_string_n(e, why, sizeof(why));
+		char full[192];
+		snprintf(full, sizeof(full), "TLS: %s", why);
+		finish(t, false, full);
+		return;
+	}
 	if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();
 		snprintf(why, sizeof(why), "%s", err == ECONNREFUSED ? "connection refused"
@@ -167,7 +180,19 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	schedule(t, hc->interval_ms);
 	if (t->bev)
 		finish(t, false, "no answer before the next check");
-	t->bev = bufferevent_socket_new(t->h->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (t->tls) {
+		SSL *ssl = SSL_new(t->tls);
+		if (ssl && t->pool->tls.sni) {
+			SSL_set_tlsext_host_name(ssl, t->pool->tls.sni);
+			SSL_set1_host(ssl, t->pool->tls.sni);
+		}
+		t->bev = ssl ? bufferevent_openssl_socket_new(t->h->base, -1, ssl,
+		                                             BUFFEREVENT_SSL_CONNECTING,
+		                                             BEV_OPT_CLOSE_ON_FREE)
+		             : NULL;
+	} else {
+		t->bev = bufferevent_socket_new(t->h->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (!t->bev) {
 		finish(t, false, "cannot create a socket");
 		return;
@@ -188,8 +213,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-struct health *health_start(struct event_base *base, const struct config *cfg, const bool *up,
-                            health_fn *cb, void *arg)
+struct health *health_start(struct event_base *base, const struct config *cfg,
+                            const struct tls_set *tls, const bool *up, health_fn *cb, void *arg)
 {
 	size_t n = 0, id = 0;
 	for (size_t i = 0; i < cfg->npools; i++)
@@ -214,6 +239,7 @@ struct health *health_start(struct event_base *base, const struct config *cfg, c
 			t->pool = p;
 			t->srv = &p->servers[j];
 			t->hc = &p->health;
+			t->tls = tls ? tls->pool[i] : NULL;
 			t->up = up[id];
 			t->timer = evtimer_new(base, on_timer, t);
 			t->deadline = evtimer_new(base, on_deadline, t);

@@ -4,7 +4,8 @@
  * interval (with jitter), and mark the server down after `fall`
  * consecutive failures, up after `rise` consecutive passes.
  *
- * Checks run on the control plane's loop and never touch the hot path: a
+ * A pool with TLS to its servers is checked over TLS, with the same
+ * verification. Checks run on the control plane's loop and never touch the hot path: a
  * transition is reported through the callback, and the runtime publishes
  * a snapshot without (or with) the server.
  */
@@ -24,8 +25,9 @@ typedef void health_fn(void *arg, uint32_t id, bool up, const char *reason);
 
 /* Starts the checks of cfg; up[id] is each server's state to start from.
  * Returns NULL when no pool has checks. */
-struct health *health_start(struct event_base *base, const struct config *cfg, const bool *up,
-                            health_fn *cb, void *arg);
+struct tls_set;
+struct health *health_start(struct event_base *base, const struct config *cfg,
+                            const struct tls_set *tls, const bool *up, health_fn *cb, void *arg);
 void health_stop(struct health *h);
 
 #endif

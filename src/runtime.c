@@ -24,6 +24,7 @@
 #include "runtime.h"
 #include "snapshot.h"
 #include "state.h"
+#include "tls.h"
 #include "worker.h"
 #include "worker-t.h"
 
@@ -103,13 +104,14 @@ static struct srv_state *srv_states_new(const struct config *cfg)
  * the layout is the same (its counters go on), else a new layout with the
  * counters carried over by name. */
 static struct snapshot *build(struct runtime *rt, const struct runtime_values *v,
-                              struct config *cfg)
+                              struct config *cfg, struct tls_set *tls)
 {
 	struct snapshot *s;
 	if (rt->snap && rt->snap->cfg == cfg) {
 		s = snapshot_derive(rt->snap, ++rt->gen);
 	} else {
 		s = snapshot_from_config(cfg, ++rt->gen);
+		s->tls = tls ? tls_set_hold(tls) : NULL;
 		if (rt->snap)
 			snapshot_carry_stats(s, rt->snap);
 	}
@@ -141,7 +143,7 @@ static int publish(struct runtime *rt, struct snapshot *s)
 	return 0;
 }
 
-struct runtime *runtime_new(struct config *cfg, const char *config_path)
+struct runtime *runtime_new(struct config *cfg, struct tls_set *tls, const char *config_path)
 {
 	struct runtime *rt = xcalloc(1, sizeof(*rt));
 	struct timespec ts;
@@ -150,11 +152,12 @@ struct runtime *runtime_new(struct config *cfg, const char *config_path)
 	rt->started_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	rt->config_path = xstrdup(config_path);
 	rt->cfg = config_hold(cfg);
+	rt->tls = tls;
 	rt->srv = srv_states_new(cfg);
 	values_init(&rt->v, cfg);
 	if (cfg->state_file && state_load(cfg->state_file, cfg, &rt->v) == 0)
 		log_info("state: runtime changes restored from %s", cfg->state_file);
-	publish(rt, build(rt, &rt->v, cfg));
+	publish(rt, build(rt, &rt->v, cfg, rt->tls));
 	return rt;
 }
 
@@ -166,6 +169,7 @@ void runtime_free(struct runtime *rt)
 	if (rt->breaker_timer)
 		event_free(rt->breaker_timer);
 	snapshot_release(rt->snap);
+	tls_set_release(rt->tls);
 	config_release(rt->cfg);
 	values_free(&rt->v);
 	free(rt->srv);
@@ -200,7 +204,7 @@ static const struct cfg_breaker *breaker_cfg(const struct runtime *rt, uint32_t 
 
 static void republish(struct runtime *rt)
 {
-	publish(rt, build(rt, &rt->v, rt->cfg));
+	publish(rt, build(rt, &rt->v, rt->cfg, rt->tls));
 }
 
 static void on_health(void *arg, uint32_t id, bool up, const char *reason)
@@ -324,7 +328,7 @@ static void start_health(struct runtime *rt)
 	bool *up = xcalloc(n ? n : 1, sizeof(*up));
 	for (size_t i = 0; i < n; i++)
 		up[i] = rt->srv[i].up;
-	rt->health = health_start(rt->w->base, rt->cfg, up, on_health, rt);
+	rt->health = health_start(rt->w->base, rt->cfg, rt->tls, up, on_health, rt);
 	free(up);
 }
 
@@ -344,7 +348,7 @@ static int commit(struct runtime *rt, struct runtime_values *nv, char *err, size
 	if (rt->cfg->state_file && state_save(rt->cfg->state_file, rt->cfg, nv, err, errlen) < 0)
 		return -1;
 	values_copy(&rt->v, nv, rt->cfg);
-	publish(rt, build(rt, &rt->v, rt->cfg));
+	publish(rt, build(rt, &rt->v, rt->cfg, rt->tls));
 	return 0;
 }
 
@@ -497,28 +501,25 @@ static void carry_states(const struct runtime *rt, const struct config *next,
 	}
 }
 
-int runtime_check_supported(const struct config *cfg, struct config_errors *errs)
+/* Whether cfg uses TLS anywhere. */
+static bool tls_wanted(const struct config *cfg)
 {
-	size_t before = errs->n;
 	for (size_t i = 0; i < cfg->nlisten; i++)
 		if (cfg->listen[i].tls)
-			errs_add(errs, xasprintf("%s: listen %s: TLS termination is not available in "
-			                         "this version of zdmd; serving plain HTTP there "
-			                         "would expose clients",
-			                         cfg->path, cfg->listen[i].addr.text));
+			return true;
 	for (size_t i = 0; i < cfg->npools; i++)
 		if (cfg->pools[i].tls.enabled)
-			errs_add(errs, xasprintf("%s: pool %s: TLS to upstreams is not available in "
-			                         "this version of zdmd",
-			                         cfg->path, cfg->pools[i].name));
-	return errs->n > before ? -1 : 0;
+			return true;
+	return false;
 }
 
 int runtime_reload(struct runtime *rt, struct config_errors *errs)
 {
 	char err[512];
 	struct config *next = config_load(rt->config_path, errs);
-	if (!next || runtime_check_supported(next, errs) < 0) {
+	struct tls_set *ntls = NULL;
+	bool tls_ok = next && tls_wanted(next) ? (ntls = tls_set_new(next, errs)) != NULL : true;
+	if (!next || !tls_ok) {
 		config_release(next);
 		rt->reloads_error++;
 		return -1;
@@ -535,7 +536,7 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 		errs_add(errs, xstrdup(err));
 		goto fail;
 	}
-	struct snapshot *s = build(rt, &nv, next);
+	struct snapshot *s = build(rt, &nv, next, ntls);
 	if (publish(rt, s) < 0) {
 		errs_add(errs, xasprintf("%s: a listener of the new configuration cannot be opened "
 		                         "(see the error log)",
@@ -548,6 +549,8 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 	}
 	config_release(rt->cfg);
 	rt->cfg = next;
+	tls_set_release(rt->tls);
+	rt->tls = ntls;
 	values_free(&rt->v);
 	rt->v = nv;
 	free(ost);
@@ -562,6 +565,7 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 	return 0;
 fail:
 	rt->reloads_error++;
+	tls_set_release(ntls);
 	rt->srv = ost;
 	free(nst);
 	values_free(&nv);

@@ -22,6 +22,7 @@ struct config_errors;
 struct snapshot;
 struct worker;
 struct health;
+struct tls_set;
 struct event;
 
 enum admin_state {
@@ -59,6 +60,7 @@ struct runtime {
 	struct worker *w;               /* where snapshots go */
 	uint64_t started_ms;
 	struct srv_state *srv;          /* per server id of cfg */
+	struct tls_set *tls;            /* cfg's TLS contexts (held), NULL without TLS */
 	struct health *health;          /* active checks of cfg */
 	struct event *breaker_timer;    /* turns open circuits half-open */
 	uint64_t reloads_ok, reloads_error;
@@ -68,9 +70,11 @@ struct runtime {
 	void *on_reload_arg;
 };
 
-/* Runtime state for cfg (held), with the config's values, and the state
- * file's when it has valid ones (a bad file is reported and ignored). */
-struct runtime *runtime_new(struct config *cfg, const char *config_path);
+/* Runtime state for cfg (held) and its TLS contexts tls (the caller's
+ * reference is taken over; NULL without TLS), with the config's values, and
+ * the state file's when it has valid ones (a bad file is reported and
+ * ignored). */
+struct runtime *runtime_new(struct config *cfg, struct tls_set *tls, const char *config_path);
 void runtime_free(struct runtime *rt);
 
 /* Publishes the current snapshot to w from now on (the worker takes its
@@ -100,10 +104,6 @@ int runtime_set_admin(struct runtime *rt, int pool, int server, enum admin_state
  * runtime.c). Returns 0, or -1 with the reasons in errs (each an operator
  * message, config errors as FILE:LINE:COL) and the running config kept. */
 int runtime_reload(struct runtime *rt, struct config_errors *errs);
-
-/* Refuses what this version parses but cannot do yet (TLS): one message
- * per use in errs. Returns 0 or -1. */
-int runtime_check_supported(const struct config *cfg, struct config_errors *errs);
 
 /* The split after POOL is set to VALUE (hundredths): the rest is shared by
  * the other pools in proportion to their current shares (equally when they

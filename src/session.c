@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "accesslog.h"
 #include "config.h"
@@ -32,6 +34,7 @@
 #include "mem.h"
 #include "session.h"
 #include "snapshot.h"
+#include "tls.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -210,7 +213,7 @@ static void session_close(struct session *s)
 }
 
 void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
-                    const struct cfg_listen *lc)
+                    const struct cfg_listen *lc, struct ssl_ctx_st *tls)
 {
 	struct session *s = session_alloc(w);
 	int one = 1;
@@ -220,8 +223,17 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 	conn_open(&s->c, w->base, fd, on_client_read, on_client_write, s);
 	http_msg_init(&s->req, HTTP_REQUEST, s);
 	s->snap = NULL;
-	s->tls = lc->tls != NULL;
+	s->tls = tls != NULL;
 	s->state = SS_IDLE;
+	if (tls) {
+		s->c.ssl = tls_accept(tls, fd);
+		if (!s->c.ssl) {
+			log_error("client: cannot start a TLS session");
+			session_close(s);
+			return;
+		}
+		s->state = SS_HANDSHAKE;
+	}
 	s->close_after = false;
 
 	if (sa->sa_family == AF_INET6) {
@@ -332,7 +344,7 @@ static int attach_upstream(struct session *s)
 	const struct snap_pool *p = &s->snap->pools[s->route.pool];
 
 	const struct snap_server *sv = &p->servers[s->route.server];
-	struct upconn *u = upstream_get(w, s->snap, sv, s, false);
+	struct upconn *u = upstream_get(w, s->snap, s->route.pool, sv, s, false);
 	if (u) {
 		attach(s, u, sv);
 		return 0;
@@ -346,7 +358,7 @@ static int attach_upstream(struct session *s)
 	s->route = next;
 	p = &s->snap->pools[next.pool];
 	sv = &p->servers[next.server];
-	u = upstream_get(w, s->snap, sv, s, false);
+	u = upstream_get(w, s->snap, next.pool, sv, s, false);
 	if (!u) {
 		s->snap->stats->srv[sv->id].failures++;
 		tell_outcome(s, sv->id, 0, errno == ECONNREFUSED ? "connect refused" : "connect failed");
@@ -550,10 +562,39 @@ static int process(struct session *s)
 				upstream_flush(s->up);
 			}
 			return 0;
+		case SS_HANDSHAKE:
 		case SS_WAIT:
 		case SS_CLOSING:
 			return 0;
 		}
+	}
+}
+
+/* Drives the TLS handshake; once done the session reads requests. Returns
+ * -1 when the session was closed. */
+static int handshake(struct session *s)
+{
+	struct conn *c = &s->c;
+	switch (conn_handshake(c)) {
+	case CONN_HS_DONE:
+		event_del(&c->wev);
+		s->state = SS_IDLE;
+		conn_want_read(c, true, s->w->cfg->timeouts.request_header_ms);
+		/* The first request may already sit in the TLS buffers. */
+		event_active(&c->rev, EV_READ, 0);
+		return 0;
+	case CONN_HS_WANT_READ:
+		event_del(&c->wev);
+		return 0;
+	case CONN_HS_WANT_WRITE:
+		event_add(&c->wev, NULL);
+		return 0;
+	default:
+		s->w->tls_handshake_failures++;
+		log_debug("client %s: TLS handshake failed", s->ip);
+		ERR_clear_error();
+		session_close(s);
+		return -1;
 	}
 }
 
@@ -564,6 +605,15 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = &s->c;
 	(void)fd;
 
+	if (s->state == SS_HANDSHAKE) {
+		if (what & EV_TIMEOUT) {
+			s->w->tls_handshake_failures++;
+			session_close(s); /* a client that stalls its handshake */
+		} else {
+			handshake(s);
+		}
+		return;
+	}
 	if (what & EV_TIMEOUT) {
 		if (s->state == SS_WAIT)
 			return; /* timeouts.upstream_response applies */
@@ -599,6 +649,8 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->rx)
 		s->req.base = c->rx->data;
+	if (c->ssl && SSL_pending(c->ssl) > 0)
+		event_active(&c->rev, EV_READ, 0); /* TLS holds more than the block took */
 	if (s->state == SS_WAIT) {
 		/* Bytes while a response is awaited: a pipelined request,
 		 * parsed after the response; or the client's end. */
@@ -632,6 +684,16 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 	(void)fd;
+
+	if (s->state == SS_HANDSHAKE) {
+		handshake(s);
+		return;
+	}
+	if (s->c.ssl_read_blocked) {
+		/* The read that wanted the socket writable goes on. */
+		s->c.ssl_read_blocked = false;
+		event_active(&s->c.rev, EV_READ, 0);
+	}
 
 	if (what & EV_TIMEOUT) {
 		log_debug("client %s: not reading its response, closing", s->ip);
@@ -839,7 +901,7 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 		 * connection to the same server; not counted as the retry. */
 		s->stale_retried = true;
 		const struct snap_server *sv = &p->servers[s->route.server];
-		struct upconn *nu = upstream_get(w, s->snap, sv, s, true);
+		struct upconn *nu = upstream_get(w, s->snap, s->route.pool, sv, s, true);
 		if (nu)
 			return switch_upstream(s, u, nu, sv, true);
 	} else if ((err == UP_ERR_CONNECT || replay) && !s->retried) {
@@ -850,7 +912,7 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 		s->retried = true;
 		if (route_retry(s->snap, &w->rr, &s->route, &next) == 0) {
 			const struct snap_server *sv = &s->snap->pools[next.pool].servers[next.server];
-			struct upconn *nu = upstream_get(w, s->snap, sv, s, false);
+			struct upconn *nu = upstream_get(w, s->snap, next.pool, sv, s, false);
 			if (nu) {
 				s->route = next;
 				return switch_upstream(s, u, nu, sv, replay);

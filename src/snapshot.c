@@ -9,6 +9,7 @@
 #include "mem.h"
 #include "route.h"
 #include "snapshot.h"
+#include "tls.h"
 
 struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen)
 {
@@ -52,6 +53,7 @@ struct snapshot *snapshot_derive(const struct snapshot *prev, uint64_t gen)
 	s->npools = prev->npools;
 	s->nservers = prev->nservers;
 	s->stats = stats_hold(prev->stats);
+	s->tls = prev->tls ? tls_set_hold(prev->tls) : NULL;
 	s->pools = xcalloc(s->npools, sizeof(*s->pools));
 	s->pool_w = xcalloc(s->npools, sizeof(*s->pool_w));
 	memcpy(s->pool_w, prev->pool_w, s->npools * sizeof(*s->pool_w));
@@ -143,6 +145,7 @@ void snapshot_release(struct snapshot *s)
 		return;
 	config_release(s->cfg);
 	stats_release(s->stats);
+	tls_set_release(s->tls);
 	for (size_t i = 0; i < s->npools; i++) {
 		free(s->pools[i].servers);
 		free(s->pools[i].server_w);

@@ -19,6 +19,7 @@
 struct config;
 struct cfg_pool;
 struct cfg_server;
+struct tls_set;
 
 struct snap_server {
 	const struct cfg_server *cfg;
@@ -47,6 +48,7 @@ struct snapshot {
 	uint32_t *pool_w;       /* effective split, see route_effective_split() */
 	size_t nservers;        /* over all pools */
 	struct stats_table *stats; /* shared with sibling snapshots */
+	struct tls_set *tls;    /* the config's TLS contexts (held), NULL without TLS */
 };
 
 /* A snapshot of cfg with its configured weights, every server available.

@@ -17,12 +17,14 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
 #include "log.h"
 #include "mem.h"
 #include "session.h"
 #include "snapshot.h"
+#include "tls.h"
 #include "upstream.h"
 #include "worker-t.h"
 
@@ -30,6 +32,7 @@
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
+static void upstream_handshake(struct upconn *u);
 
 static struct timeval ms_tv(uint32_t ms)
 {
@@ -94,7 +97,7 @@ static void reset_exchange(struct upconn *u, struct session *s)
 	u->resp.on_body = NULL;
 }
 
-struct upconn *upstream_get(struct worker *w, const struct snapshot *snap,
+struct upconn *upstream_get(struct worker *w, const struct snapshot *snap, int pool,
                             const struct snap_server *sv, struct session *s, bool fresh)
 {
 	/* Idle connections are kept for the worker's current layout only; a
@@ -140,6 +143,8 @@ struct upconn *upstream_get(struct worker *w, const struct snapshot *snap,
 	u->srv = sc;
 	u->server_id = sv->id;
 	u->layout = snap->cfg;
+	u->tls = snap->tls ? snap->tls->pool[pool] : NULL;
+	u->sni = snap->pools[pool].cfg->tls.sni;
 	u->reused = false;
 	reset_exchange(u, s);
 	u->state = UC_CONNECTING;
@@ -300,6 +305,13 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = u->w;
 	(void)fd;
 
+	if (u->state == UC_HANDSHAKE) {
+		if (what & EV_TIMEOUT)
+			fail(u, UP_ERR_CONNECT);
+		else
+			upstream_handshake(u);
+		return;
+	}
 	if (u->state == UC_IDLE) {
 		/* Anything on an idle connection ends it. */
 		idle_unlink(u);
@@ -351,13 +363,53 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	u->resp.base = u->c.rx->data;
+	if (u->c.ssl && SSL_pending(u->c.ssl) > 0)
+		event_active(&u->c.rev, EV_READ, 0); /* more decrypted bytes wait */
 	parse_response(u);
+}
+
+/* The TLS handshake with the server, within timeouts.connect; then the
+ * queued request goes out. */
+static void upstream_handshake(struct upconn *u)
+{
+	struct worker *w = u->w;
+	struct timeval tv = {w->cfg->timeouts.connect_ms / 1000,
+	                     (w->cfg->timeouts.connect_ms % 1000) * 1000};
+	char e[256];
+
+	switch (conn_handshake(&u->c)) {
+	case CONN_HS_DONE:
+		u->state = UC_ACTIVE;
+		event_del(&u->c.wev);
+		conn_want_read(&u->c, true, w->cfg->timeouts.upstream_response_ms);
+		if (conn_flush(&u->c, w->cfg->timeouts.upstream_response_ms) == 0 && u->s)
+			session_on_upstream_drained(u->s, u);
+		return;
+	case CONN_HS_WANT_READ:
+		event_del(&u->c.wev);
+		conn_want_read(&u->c, true, w->cfg->timeouts.connect_ms);
+		return;
+	case CONN_HS_WANT_WRITE:
+		event_add(&u->c.wev, &tv);
+		return;
+	default:
+		log_warn("upstream %s (%s): TLS handshake failed: %s", u->srv->name, u->srv->addr.text,
+		         tls_error_text(e, sizeof(e)));
+		u->errnum = EPROTO;
+		fail(u, UP_ERR_CONNECT);
+		return;
+	}
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct upconn *u = arg;
 	struct worker *w = u->w;
+
+	if (u->c.ssl_read_blocked) {
+		u->c.ssl_read_blocked = false;
+		event_active(&u->c.rev, EV_READ, 0);
+	}
 
 	if (u->state == UC_CONNECTING) {
 		int err = 0;
@@ -374,10 +426,26 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 			fail(u, UP_ERR_CONNECT);
 			return;
 		}
+		if (u->tls) {
+			u->c.ssl = tls_connect(u->tls, u->c.fd, u->sni);
+			if (!u->c.ssl) {
+				fail(u, UP_ERR_CONNECT);
+				return;
+			}
+			u->state = UC_HANDSHAKE;
+			upstream_handshake(u);
+			return;
+		}
 		u->state = UC_ACTIVE;
 		event_del(&u->c.wev);
 		conn_want_read(&u->c, true, w->cfg->timeouts.upstream_response_ms);
 		/* fall through to write what was queued meanwhile */
+	} else if (u->state == UC_HANDSHAKE) {
+		if (what & EV_TIMEOUT)
+			fail(u, UP_ERR_CONNECT);
+		else
+			upstream_handshake(u);
+		return;
 	} else if (what & EV_TIMEOUT) {
 		fail(u, UP_ERR_TIMEOUT);
 		return;

@@ -19,10 +19,11 @@ struct session;
 struct snapshot;
 struct snap_server;
 
-/* A connection to server sv of snapshot snap for session s: an idle one if
- * there is one (unless fresh), else a new connect. Returns NULL if no socket
+/* A connection to server sv of pool `pool` of snapshot snap for session s:
+ * an idle one if there is one (unless fresh), else a new connect (with TLS
+ * when the pool has it). Returns NULL if no socket
  * could be made (the caller treats it as a connect failure). */
-struct upconn *upstream_get(struct worker *w, const struct snapshot *snap,
+struct upconn *upstream_get(struct worker *w, const struct snapshot *snap, int pool,
                             const struct snap_server *sv, struct session *s, bool fresh);
 
 /* Writes what the session queued on u->c.out (or waits for the connect). */

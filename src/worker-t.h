@@ -35,6 +35,7 @@ enum up_error {
 
 enum upconn_state {
 	UC_CONNECTING,    /* non-blocking connect in progress */
+	UC_HANDSHAKE,     /* TLS handshake with the server */
 	UC_ACTIVE,        /* serving a session's request */
 	UC_IDLE,          /* in its server's idle list, waiting for reuse */
 };
@@ -57,6 +58,8 @@ struct upconn {
 	bool tunnel;                  /* after a 101: raw bytes both ways */
 	bool req_sent;                /* the whole request is queued */
 	int errnum;                   /* why the connect failed */
+	struct ssl_ctx_st *tls;       /* TLS to the server (borrowed until the handshake) */
+	const char *sni;
 	struct upconn *next, *prev;   /* idle list or free list */
 };
 
@@ -67,6 +70,7 @@ struct server_rt {
 };
 
 enum session_state {
+	SS_HANDSHAKE,   /* TLS handshake with the client */
 	SS_IDLE,        /* keep-alive: no request begun */
 	SS_HEAD,        /* reading a request head */
 	SS_BODY,        /* request forwarded; its body may still be streaming */
@@ -113,6 +117,7 @@ struct listener_slot {
 	struct worker *w;
 	struct evconnlistener *lev;
 	const struct cfg_listen *cfg;
+	struct ssl_ctx_st *tls;       /* TLS termination, NULL for plain HTTP */
 	bool reused;                  /* taken over from the previous config */
 };
 
@@ -146,6 +151,7 @@ struct worker {
 	uint32_t nfree_sessions, nfree_upconns;
 	bool draining;
 	bool accept_paused;           /* at limits.max_connections */
+	uint64_t tls_handshake_failures;
 	struct event *drain_timer;
 };
 

@@ -15,6 +15,7 @@
 #include "mem.h"
 #include "session.h"
 #include "snapshot.h"
+#include "tls.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -46,7 +47,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		close(fd);
 		return;
 	}
-	session_accept(w, fd, sa, (socklen_t)salen, ls->cfg);
+	session_accept(w, fd, sa, (socklen_t)salen, ls->cfg, ls->tls);
 	if (w->nsessions >= w->cfg->limits.max_connections && !w->accept_paused) {
 		log_warn("%u client connections (limits.max_connections): not accepting more "
 		         "until one closes",
@@ -76,14 +77,16 @@ void worker_session_closed(struct worker *w)
 /* Opens the listeners of cfg into slots, reusing those of old (by address)
  * where they exist: a reused listener is moved out of old. Returns 0, or -1
  * when one cannot be opened (the ones opened here are closed again). */
-static int open_listeners(struct worker *w, const struct config *cfg, struct listener_slot *slots,
-                          struct listener_slot *old, size_t nold)
+static int open_listeners(struct worker *w, const struct snapshot *snap,
+                          struct listener_slot *slots, struct listener_slot *old, size_t nold)
 {
+	const struct config *cfg = snap->cfg;
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		struct listener_slot *ls = &slots[i];
 		const struct cfg_addr *addr = &cfg->listen[i].addr;
 		ls->w = w;
 		ls->cfg = &cfg->listen[i];
+		ls->tls = snap->tls ? snap->tls->listen[i] : NULL;
 		for (size_t j = 0; j < nold && !ls->lev; j++) {
 			const struct cfg_addr *oa = &old[j].cfg->addr;
 			if (old[j].lev && oa->len == addr->len && !memcmp(&oa->ss, &addr->ss, addr->len)) {
@@ -157,7 +160,7 @@ struct worker *worker_new(struct snapshot *snap)
 	w->servers = xcalloc(snap->nservers ? snap->nservers : 1, sizeof(*w->servers));
 	w->nlisteners = w->cfg->nlisten;
 	w->listeners = xcalloc(w->nlisteners, sizeof(*w->listeners));
-	if (open_listeners(w, w->cfg, w->listeners, NULL, 0) < 0)
+	if (open_listeners(w, snap, w->listeners, NULL, 0) < 0)
 		goto fail;
 	return w;
 fail:
@@ -170,7 +173,7 @@ int worker_apply(struct worker *w, struct snapshot *next)
 	if (next->cfg != w->cfg) {
 		const struct config *cfg = next->cfg;
 		struct listener_slot *slots = xcalloc(cfg->nlisten, sizeof(*slots));
-		if (open_listeners(w, cfg, slots, w->listeners, w->nlisteners) < 0) {
+		if (open_listeners(w, next, slots, w->listeners, w->nlisteners) < 0) {
 			free(slots);
 			snapshot_release(next);
 			return -1;

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "runtime.h"
 #include "snapshot.h"
+#include "tls.h"
 #include "worker.h"
 
 #ifndef ZDM_DEFAULT_CONFIG
@@ -203,16 +204,20 @@ int main(int argc, char **argv)
 	struct config *cfg = load_config(d.config_path);
 	if (!cfg)
 		return 1;
-	struct config_errors unsupported = {0};
-	if (runtime_check_supported(cfg, &unsupported) < 0) {
-		for (size_t i = 0; i < unsupported.n; i++)
-			fprintf(stderr, "%s\n", unsupported.msgs[i]);
-		config_errors_free(&unsupported);
+	/* Certificates and keys are loaded as part of checking the config:
+	 * one that does not load is an error with its position. */
+	struct config_errors tls_errs = {0};
+	struct tls_set *tls = tls_set_new(cfg, &tls_errs);
+	for (size_t i = 0; i < tls_errs.n; i++)
+		fprintf(stderr, "%s\n", tls_errs.msgs[i]);
+	config_errors_free(&tls_errs);
+	if (!tls) {
 		config_release(cfg);
 		return 1;
 	}
 	if (check_only) {
 		printf("configuration OK\n");
+		tls_set_release(tls);
 		config_release(cfg);
 		return 0;
 	}
@@ -228,7 +233,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &sigs, &old);
 	signal(SIGPIPE, SIG_IGN);
 	http_init();
-	d.rt = runtime_new(cfg, d.config_path);
+	d.rt = runtime_new(cfg, tls, d.config_path);
 	config_release(cfg);
 	d.w = worker_new(snapshot_hold(d.rt->snap));
 	if (!d.w) {
