@@ -158,7 +158,7 @@ with section(tap, "percentiles follow a slow upstream"):
             need(tap, r.status == 200 and r.get("x-zdm-pool") == "new", "pinned request %d answered by new" % i)
     w = windows(z)["new"]
     hi = max(slow_dt) * 1000 * 1.1 + 1
-    tap.ok(200 <= w["p99_ms"] <= min(hi, 300),
+    tap.ok(200 <= w["p99_ms"] <= hi,
            "2 slow of 100: p99 %.3f ms in [200, %.1f] (the slow answers, within 10%%)" % (w["p99_ms"], hi))
     tap.ok(w["p95_ms"] < 100, "p95 %.3f ms: a fast answer" % w["p95_ms"])
     tap.ok(w["p50_ms"] < 50, "p50 %.3f ms: a fast answer" % w["p50_ms"])
@@ -170,7 +170,7 @@ with section(tap, "percentiles follow a slow upstream"):
             slow_dt.append(time.monotonic() - t0)
     wo = windows(z)["old"]
     hi = max(slow_dt) * 1000 * 1.1 + 1
-    tap.ok(200 <= wo["p50_ms"] <= min(hi, 300) and 200 <= wo["p99_ms"] <= min(hi, 300),
+    tap.ok(200 <= wo["p50_ms"] <= hi and 200 <= wo["p99_ms"] <= hi,
            "old, all 8 slow: p50 %.3f and p99 %.3f ms in [200, %.1f]" % (wo["p50_ms"], wo["p99_ms"], hi))
     w2 = windows(z)["new"]
     tap.eq((w2["requests"], w2["p99_ms"]), (w["requests"], w["p99_ms"]),
