@@ -18,6 +18,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 #include "config.h"
 #include "health.h"
@@ -137,11 +138,19 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED)
 		return;
 	if ((what & BEV_EVENT_ERROR) && t->tls && bufferevent_get_openssl_error(bev)) {
-		unsigned long e;
-		while ((e = bufferevent_get_openssl_error(bev)) != 0)
-			ERR_error_string_n(e, why, sizeof(why));
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+		long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+		unsigned long e = bufferevent_get_openssl_error(bev);
+		while (bufferevent_get_openssl_error(bev))
+			;
 		char full[192];
-		snprintf(full, sizeof(full), "TLS: %s", why);
+		if (v != X509_V_OK)
+			snprintf(full, sizeof(full), "TLS: certificate verify failed: %s",
+			         X509_verify_cert_error_string(v));
+		else
+			snprintf(full, sizeof(full), "TLS: %s", ERR_reason_error_string(e) ?
+			                                            ERR_reason_error_string(e) :
+			                                            "handshake failed");
 		finish(t, false, full);
 		return;
 	}
@@ -182,10 +191,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		finish(t, false, "no answer before the next check");
 	if (t->tls) {
 		SSL *ssl = SSL_new(t->tls);
-		if (ssl && t->pool->tls.sni) {
-			SSL_set_tlsext_host_name(ssl, t->pool->tls.sni);
-			SSL_set1_host(ssl, t->pool->tls.sni);
-		}
+		if (ssl)
+			tls_client_names(ssl, t->pool->tls.sni, &t->srv->addr);
 		t->bev = ssl ? bufferevent_openssl_socket_new(t->h->base, -1, ssl,
 		                                             BUFFEREVENT_SSL_CONNECTING,
 		                                             BEV_OPT_CLOSE_ON_FREE)

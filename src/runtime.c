@@ -497,6 +497,8 @@ static void carry_states(const struct runtime *rt, const struct config *next,
 			size_t opool, oid;
 			if (find_server(rt->cfg, p->name, p->servers[j].name, &opool, &oid) >= 0)
 				nst[id] = rt->srv[oid];
+			if (!p->health.enabled)
+				nst[id].up = true; /* no checks: nothing says it is down */
 		}
 	}
 }

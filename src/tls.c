@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -317,16 +319,30 @@ SSL *tls_accept(SSL_CTX *ctx, int fd)
 	return ssl;
 }
 
-SSL *tls_connect(SSL_CTX *ctx, int fd, const char *sni)
+void tls_client_names(SSL *ssl, const char *sni, const struct cfg_addr *addr)
+{
+	if (sni) {
+		SSL_set_tlsext_host_name(ssl, sni);
+		SSL_set1_host(ssl, sni);
+		return;
+	}
+	char ip[INET6_ADDRSTRLEN] = "";
+	if (addr->ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)&addr->ss)->sin_addr, ip, sizeof(ip));
+	else if (addr->ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr, ip,
+		          sizeof(ip));
+	if (*ip)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip);
+}
+
+SSL *tls_connect(SSL_CTX *ctx, int fd, const char *sni, const struct cfg_addr *addr)
 {
 	SSL *ssl = SSL_new(ctx);
 	if (!ssl)
 		return NULL;
 	SSL_set_fd(ssl, fd);
-	if (sni) {
-		SSL_set_tlsext_host_name(ssl, sni);
-		SSL_set1_host(ssl, sni);
-	}
+	tls_client_names(ssl, sni, addr);
 	SSL_set_connect_state(ssl);
 	return ssl;
 }

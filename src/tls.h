@@ -36,9 +36,16 @@ void tls_set_release(struct tls_set *t);
 
 /* A server-side session on fd for a listener context. */
 SSL *tls_accept(SSL_CTX *ctx, int fd);
-/* A client-side session on fd, with SNI and host name verification for
- * sni (may be NULL). */
-SSL *tls_connect(SSL_CTX *ctx, int fd, const char *sni);
+struct cfg_addr;
+
+/* A client-side session on fd to server addr (see tls_client_names). */
+SSL *tls_connect(SSL_CTX *ctx, int fd, const char *sni, const struct cfg_addr *addr);
+
+/* The names a client session sends and checks: SNI and the host name the
+ * certificate must match when sni is set; without it, the certificate must
+ * match the server's IP address (so that verification never accepts any
+ * valid certificate for any name). */
+void tls_client_names(SSL *ssl, const char *sni, const struct cfg_addr *addr);
 
 /* The last OpenSSL error, as text (for logs). */
 const char *tls_error_text(char *buf, size_t len);

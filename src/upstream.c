@@ -427,7 +427,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		if (u->tls) {
-			u->c.ssl = tls_connect(u->tls, u->c.fd, u->sni);
+			u->c.ssl = tls_connect(u->tls, u->c.fd, u->sni, &u->srv->addr);
 			if (!u->c.ssl) {
 				fail(u, UP_ERR_CONNECT);
 				return;
