@@ -118,7 +118,7 @@ static ssize_t tls_recv(struct conn *c)
 
 bool conn_tls_pending(const struct conn *c)
 {
-	return c->ssl && SSL_pending(c->ssl) > 0;
+	return c->ssl && SSL_has_pending(c->ssl);
 }
 
 enum conn_hs conn_handshake(struct conn *c)
@@ -249,6 +249,10 @@ void conn_want_read(struct conn *c, bool on, uint32_t timeout_ms)
 			event_del(&c->rev);
 		event_add(&c->rev, timeout_ms ? &tv : NULL);
 		c->read_timeout_ms = timeout_ms;
+		/* Bytes OpenSSL already decrypted raise no socket event: reading
+		 * that resumes must look at them now. */
+		if (!c->reading && conn_tls_pending(c))
+			event_active(&c->rev, EV_READ, 0);
 	} else if (c->reading) {
 		event_del(&c->rev);
 	}

@@ -200,6 +200,11 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	head(out, "zdm_client_connections", "gauge", "Client connections open now.");
 	evbuffer_add_printf(out, "zdm_client_connections %u\n", w ? w->nsessions : 0);
 
+	head(out, "zdm_tls_handshake_failures_total", "counter",
+	     "Client TLS handshakes that failed or stalled (plain HTTP to a TLS port included).");
+	evbuffer_add_printf(out, "zdm_tls_handshake_failures_total %" PRIu64 "\n",
+	                    w ? w->tls_handshake_failures : 0);
+
 	head(out, "zdm_config_reloads_total", "counter", "Configuration reloads, by result.");
 	evbuffer_add_printf(out, "zdm_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",
 	                    rt->reloads_ok);

@@ -233,6 +233,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 			return;
 		}
 		s->state = SS_HANDSHAKE;
+		s->head_deadline_ms = now_ms(w) + w->cfg->timeouts.request_header_ms;
 	}
 	s->close_after = false;
 
@@ -583,9 +584,19 @@ static int handshake(struct session *s)
 		/* The first request may already sit in the TLS buffers. */
 		event_active(&c->rev, EV_READ, 0);
 		return 0;
-	case CONN_HS_WANT_READ:
+	case CONN_HS_WANT_READ: {
+		/* The whole handshake has request_header: a client that
+		 * drips bytes does not get more time by each of them. */
+		uint64_t now = now_ms(s->w);
 		event_del(&c->wev);
+		if (now >= s->head_deadline_ms) {
+			s->w->tls_handshake_failures++;
+			session_close(s);
+			return -1;
+		}
+		conn_want_read(c, true, (uint32_t)(s->head_deadline_ms - now));
 		return 0;
+	}
 	case CONN_HS_WANT_WRITE:
 		event_add(&c->wev, NULL);
 		return 0;
@@ -636,11 +647,10 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 	if (max_block < w->bufs.block_size)
 		max_block = w->bufs.block_size;
 	ssize_t n = conn_recv(c, &w->bufs, max_block);
-	if (n == -2)
-		return;
-	if (n > 0 && (c->rx != before || c->rx_start != before_start)) {
-		/* The block was replaced or rewound: only unparsed or
-		 * head bytes were pending; parse them from their new place. */
+	if (c->rx && (c->rx != before || c->rx_start != before_start)) {
+		/* The block was replaced or rewound (even by a read that then
+		 * found nothing): only unparsed or head bytes were pending;
+		 * parse them from their new place. */
 		s->parse_pos = c->rx_start;
 		if (s->state == SS_HEAD) {
 			llhttp_reset(&s->req.parser);
@@ -649,7 +659,9 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->rx)
 		s->req.base = c->rx->data;
-	if (c->ssl && SSL_pending(c->ssl) > 0)
+	if (n == -2)
+		return;
+	if (conn_tls_pending(c))
 		event_active(&c->rev, EV_READ, 0); /* TLS holds more than the block took */
 	if (s->state == SS_WAIT) {
 		/* Bytes while a response is awaited: a pipelined request,

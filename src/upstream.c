@@ -329,6 +329,17 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	uint32_t before_start = u->c.rx_start;
 	size_t max_block = w->cfg->limits.max_header_bytes + w->bufs.block_size;
 	ssize_t n = conn_recv(&u->c, &w->bufs, max_block);
+	if (u->c.rx && (u->c.rx != before || before_start != u->c.rx_start)) {
+		/* The block was replaced or rewound (even by a read that then
+		 * found nothing): parse the pending bytes again from their new
+		 * place. Only an incomplete head is ever pending; body bytes are
+		 * forwarded as soon as they are parsed. */
+		u->parse_pos = u->c.rx_start;
+		if (!u->in_body) {
+			llhttp_reset(&u->resp.parser);
+			http_msg_begin(&u->resp, u->c.rx->data, u->c.rx_start);
+		}
+	}
 	if (n == -2)
 		return;
 	if (n == -3) {
@@ -352,18 +363,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		fail(u, UP_ERR_RESET);
 		return;
 	}
-	if (u->c.rx != before || before_start != u->c.rx_start) {
-		/* The block was replaced or rewound: parse the pending bytes
-		 * again from their new place. Only an incomplete head is ever
-		 * pending; body bytes are forwarded as soon as they are parsed. */
-		u->parse_pos = u->c.rx_start;
-		if (!u->in_body) {
-			llhttp_reset(&u->resp.parser);
-			http_msg_begin(&u->resp, u->c.rx->data, u->c.rx_start);
-		}
-	}
 	u->resp.base = u->c.rx->data;
-	if (u->c.ssl && SSL_pending(u->c.ssl) > 0)
+	if (conn_tls_pending(&u->c))
 		event_active(&u->c.rev, EV_READ, 0); /* more decrypted bytes wait */
 	parse_response(u);
 }
