@@ -16,7 +16,8 @@ import re
 import socket
 import time
 
-from zdmtest import TAP, Upstream, Zdmd, Raw, Server, Client, wait_for, free_port, zdmctl
+from zdmtest import (TAP, Upstream, Zdmd, Raw, Server, Client, wait_for, free_port, zdmctl,
+                     syn_blackhole)
 from faults import (section, need, set_mode, normal, count, refuse, relisten,
                     server_state, wait_state, log_lines, wait_log, change_problems,
                     one, concurrent, tally, metric, wait_port)
@@ -312,31 +313,14 @@ with section(tap, "a probe whose client goes away does not keep the slot"):
 with section(tap, "connect timeouts open the circuit"):
     # A listener whose accept queue is full: further SYNs are dropped, so a
     # connect to it times out (see test_retry.py).
-    bh = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    bh.bind(("127.0.0.1", 0))
-    bh.listen(0)
-    fillers = []
-    for _ in range(4):
-        f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        f.setblocking(False)
-        f.connect_ex(bh.getsockname())
-        fillers.append(f)
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    probe.settimeout(0.3)
-    try:
-        probe.connect(bh.getsockname())
-        blackholed = False
-    except (socket.timeout, TimeoutError):
-        blackholed = True
-    except OSError:
-        blackholed = False
-    probe.close()
+    hole = syn_blackhole()
+    blackholed = hole is not None
     if not blackholed:
         tap.skip("connect timeouts open the circuit", "cannot make a listener that drops SYNs here")
     else:
         z = start({"failures": 3, "open_for": Raw("30s")},
                   extra={"timeouts": {"connect": Raw("200ms")}},
-                  pools={"old": [Server("%s:%d" % bh.getsockname(), name="bh")], "new": [b]})
+                  pools={"old": [Server(hole[0], name="bh")], "new": [b]})
         got = open_after_exactly(z, 3, "connect timeouts", name="bh")
         tap.eq([x[:2] for x in got], [(200, "b")] * 3, "each timed-out connect is retried on b")
         more = [one(z) for _ in range(5)]
@@ -346,9 +330,8 @@ with section(tap, "connect timeouts open the circuit"):
         rx = r"\[warn\] circuit: old/bh open: 3 consecutive failures \(last: [^)]*(timeout|timed out)"
         tap.ok(wait_log(z, rx), "logged with the last failure: a connect timeout", "no line matches %r" % rx)
         z.stop()
-    for f in fillers:
-        f.close()
-    bh.close()
+    for k in (hole[1] if hole else []):
+        k.close()
 
 with section(tap, "failures: 0 never opens"):
     z = start({"failures": 0})

@@ -9,7 +9,7 @@ import threading
 import time
 
 from zdmtest import (TAP, Upstream, Zdmd, Server, Raw, Closed, build_request,
-                     dead_address, wait_for, HOST)
+                     dead_address, wait_for, HOST, syn_blackhole)
 
 tap = TAP()
 live, other = Upstream("live"), Upstream("other")
@@ -129,29 +129,12 @@ with tap.section("pinned requests stay in their pool"):
 with tap.section("connect timeout: retried on the other server"):
     # A listener whose accept queue is full: the kernel drops further SYNs,
     # so a connect to it times out.
-    bh = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    bh.bind((HOST, 0))
-    bh.listen(0)
-    fillers = []
-    for _ in range(4):
-        f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        f.setblocking(False)
-        f.connect_ex(bh.getsockname())
-        fillers.append(f)
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    probe.settimeout(0.3)
-    try:
-        probe.connect(bh.getsockname())
-        blackholed = False
-    except (socket.timeout, TimeoutError):
-        blackholed = True
-    except OSError:
-        blackholed = False
-    probe.close()
+    hole = syn_blackhole()
+    blackholed = hole is not None
     if not blackholed:
         tap.skip("connect timeout retry", "cannot make a listener that drops connections here")
     else:
-        z = Zdmd(tap, {"pools": {"old": [Server("%s:%d" % bh.getsockname(), name="bh"), live],
+        z = Zdmd(tap, {"pools": {"old": [Server(hole[0], name="bh"), live],
                                  "new": [other]},
                        "split": {"old": 100, "new": 0},
                        "timeouts": {"connect": Raw("300ms")},
@@ -166,8 +149,7 @@ with tap.section("connect timeout: retried on the other server"):
         tap.eq(codes, [(200, "live")] * 4, "connect timeouts are retried on the live server")
         tap.ok(dt < 4, "each within about the connect timeout (4 requests: %.2fs)" % dt)
         z.stop()
-    for f in fillers:
-        f.close()
-    bh.close()
+    for k in (hole[1] if hole else []):
+        k.close()
 
 tap.done()

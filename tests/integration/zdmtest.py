@@ -928,3 +928,33 @@ def find_server(status, pool, server):
                 if s.get("name") == server:
                     return s
     return None
+
+
+def syn_blackhole():
+    """A listener whose accept queue is full, so that the kernel drops
+    further SYNs and a connect to it times out: (address, [sockets to keep
+    open]), or None where such a listener cannot be made."""
+    bh = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    bh.bind((HOST, 0))
+    bh.listen(0)
+    keep = [bh]
+    for _ in range(4):
+        f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        f.setblocking(False)
+        f.connect_ex(bh.getsockname())
+        keep.append(f)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.settimeout(0.3)
+    try:
+        probe.connect(bh.getsockname())
+        dropped = False
+    except (socket.timeout, TimeoutError):
+        dropped = True
+    except OSError:
+        dropped = False
+    probe.close()
+    if not dropped:
+        for k in keep:
+            k.close()
+        return None
+    return "%s:%d" % bh.getsockname(), keep
