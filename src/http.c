@@ -283,18 +283,6 @@ void http_msg_rebase(struct http_msg *m, const char *base)
 	m->base = base;
 }
 
-static int status_for_errno(llhttp_errno_t e)
-{
-	switch (e) {
-	case HPE_INVALID_METHOD:
-	case HPE_INVALID_URL:
-	case HPE_INVALID_VERSION:
-	case HPE_INVALID_CONSTANT:
-	default:
-		return 400;
-	}
-}
-
 enum chunk_state {
 	CS_SIZE,        /* hex digits of a chunk size */
 	CS_EXT,         /* chunk extensions, up to CR */
@@ -459,7 +447,7 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 	default:
 		*consumed = (size_t)(llhttp_get_error_pos(&m->parser) - data);
 		if (!m->error_status) {
-			m->error_status = status_for_errno(e);
+			m->error_status = 400; /* every parse error is the client's */
 			m->error_reason = llhttp_get_error_reason(&m->parser);
 		}
 		return HTTP_ERROR;

@@ -213,7 +213,7 @@ static void session_close(struct session *s)
 }
 
 void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
-                    const struct cfg_listen *lc, struct ssl_ctx_st *tls)
+                    struct ssl_ctx_st *tls)
 {
 	struct session *s = session_alloc(w);
 	int one = 1;
@@ -885,14 +885,14 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 	const struct snap_pool *p = &s->snap->pools[s->route.pool];
 	const struct cfg_server *sc = u->srv;
 
+	const char *what = err != UP_ERR_CONNECT        ? error_names[err]
+	                   : u->errnum == ECONNREFUSED ? "connect refused"
+	                   : u->errnum == ETIMEDOUT    ? "connect timed out"
+	                                               : "connect failed";
 	log_warn("client %s %s: upstream %s/%s (%s): %s%s", s->ip,
-	         llhttp_method_name(s->method), p->cfg->name, sc->name, sc->addr.text,
-	         error_names[err], s->resp_started ? " mid-response" : "");
-	outcome(s, 0,
-	        err != UP_ERR_CONNECT        ? error_names[err]
-	        : u->errnum == ECONNREFUSED ? "connect refused"
-	        : u->errnum == ETIMEDOUT    ? "connect timed out"
-	                                    : "connect failed");
+	         llhttp_method_name(s->method), p->cfg->name, sc->name, sc->addr.text, what,
+	         s->resp_started ? " mid-response" : "");
+	outcome(s, 0, what);
 	if (s->stat)
 		s->stat->errors[err]++;
 

@@ -14,14 +14,13 @@
 struct worker;
 struct session;
 struct upconn;
-struct cfg_listen;
 
 struct ssl_ctx_st;
 
 /* Takes a freshly accepted client socket; tls is the listener's TLS
  * context (NULL for plain HTTP). */
 void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
-                    const struct cfg_listen *lc, struct ssl_ctx_st *tls);
+                    struct ssl_ctx_st *tls);
 
 /* Graceful shutdown: idle sessions close now, the others after their
  * current response. */

@@ -420,10 +420,10 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 			err = errno;
 		if (err) {
-			const struct cfg_server *sc = u->srv;
+			/* The session logs it, with the client and the request. */
 			u->errnum = err;
-			log_warn("upstream %s (%s): connect failed: %s", sc->name, sc->addr.text,
-			         strerror(err));
+			log_debug("upstream %s (%s): connect failed: %s", u->srv->name,
+			          u->srv->addr.text, strerror(err));
 			fail(u, UP_ERR_CONNECT);
 			return;
 		}

@@ -47,7 +47,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		close(fd);
 		return;
 	}
-	session_accept(w, fd, sa, (socklen_t)salen, ls->cfg, ls->tls);
+	session_accept(w, fd, sa, (socklen_t)salen, ls->tls);
 	if (w->nsessions >= w->cfg->limits.max_connections && !w->accept_paused) {
 		log_warn("%u client connections (limits.max_connections): not accepting more "
 		         "until one closes",
