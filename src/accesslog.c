@@ -26,8 +26,6 @@
 struct accesslog {
 	char *path;
 	bool json;
-	struct evbuffer *local;       /* the worker's lines, not yet handed over */
-	struct event *timer;
 
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -35,8 +33,15 @@ struct accesslog {
 	struct evbuffer *shared;      /* handed over, under lock */
 	bool reopen, stop;
 	uint64_t dropped;             /* under lock */
+};
 
-	time_t cached_sec;            /* the worker's formatted second */
+/* A worker's side: its lines not yet handed over, on its own loop. */
+struct alog_writer {
+	struct accesslog *al;
+	bool json;
+	struct evbuffer *local;
+	struct event *timer;
+	time_t cached_sec;            /* the formatted second */
 	char cached_time[32];
 };
 
@@ -113,17 +118,18 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-/* Hands the worker's lines to the writer. */
-static void hand_over(struct accesslog *al)
+/* Hands the worker's lines to the writer thread. */
+static void hand_over(struct alog_writer *lw)
 {
-	if (!evbuffer_get_length(al->local))
+	struct accesslog *al = lw->al;
+	if (!evbuffer_get_length(lw->local))
 		return;
 	pthread_mutex_lock(&al->lock);
 	if (evbuffer_get_length(al->shared) > MAX_PENDING) {
 		al->dropped++; /* counted per hand-over: the writer is stuck */
-		evbuffer_drain(al->local, evbuffer_get_length(al->local));
+		evbuffer_drain(lw->local, evbuffer_get_length(lw->local));
 	} else {
-		evbuffer_add_buffer(al->shared, al->local);
+		evbuffer_add_buffer(al->shared, lw->local);
 	}
 	pthread_cond_signal(&al->cond);
 	pthread_mutex_unlock(&al->lock);
@@ -136,7 +142,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	hand_over(arg);
 }
 
-struct accesslog *accesslog_open(struct event_base *base, const char *path, bool json)
+struct accesslog *accesslog_open(const char *path, bool json)
 {
 	int fd = open_file(path);
 	if (fd < 0) {
@@ -148,36 +154,50 @@ struct accesslog *accesslog_open(struct event_base *base, const char *path, bool
 	struct accesslog *al = xcalloc(1, sizeof(*al));
 	al->path = xstrdup(path);
 	al->json = json;
-	al->local = evbuffer_new();
 	al->shared = evbuffer_new();
 	pthread_mutex_init(&al->lock, NULL);
 	pthread_cond_init(&al->cond, NULL);
 	if (pthread_create(&al->thread, NULL, writer, al) != 0) {
 		log_error("access log %s: cannot start its writer thread", path);
-		evbuffer_free(al->local);
 		evbuffer_free(al->shared);
 		free(al->path);
 		free(al);
 		return NULL;
 	}
-	al->timer = event_new(base, -1, EV_PERSIST, on_timer, al);
-	struct timeval tv = {0, FLUSH_MS * 1000};
-	event_add(al->timer, &tv);
 	return al;
+}
+
+struct alog_writer *accesslog_writer_new(struct accesslog *al, struct event_base *base)
+{
+	struct alog_writer *lw = xcalloc(1, sizeof(*lw));
+	lw->al = al;
+	lw->json = al->json;
+	lw->local = evbuffer_new();
+	lw->timer = event_new(base, -1, EV_PERSIST, on_timer, lw);
+	struct timeval tv = {0, FLUSH_MS * 1000};
+	event_add(lw->timer, &tv);
+	return lw;
+}
+
+void accesslog_writer_free(struct alog_writer *lw)
+{
+	if (!lw)
+		return;
+	event_free(lw->timer);
+	hand_over(lw);
+	evbuffer_free(lw->local);
+	free(lw);
 }
 
 void accesslog_close(struct accesslog *al)
 {
 	if (!al)
 		return;
-	event_free(al->timer);
-	hand_over(al);
 	pthread_mutex_lock(&al->lock);
 	al->stop = true;
 	pthread_cond_signal(&al->cond);
 	pthread_mutex_unlock(&al->lock);
 	pthread_join(al->thread, NULL);
-	evbuffer_free(al->local);
 	evbuffer_free(al->shared);
 	pthread_mutex_destroy(&al->lock);
 	pthread_cond_destroy(&al->cond);
@@ -205,7 +225,7 @@ uint64_t accesslog_dropped(const struct accesslog *al)
 }
 
 /* "2026-11-21T10:00:00.123Z": the second is formatted once per second. */
-static const char *timestamp(struct accesslog *al, char *buf, size_t len)
+static const char *timestamp(struct alog_writer *al, char *buf, size_t len)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -219,7 +239,7 @@ static const char *timestamp(struct accesslog *al, char *buf, size_t len)
 	return buf;
 }
 
-void accesslog_write(struct accesslog *al, const struct access_entry *e)
+void accesslog_write(struct alog_writer *al, const struct access_entry *e)
 {
 	struct evbuffer *out = al->local;
 	char t[48];

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct accesslog;
+struct alog_writer;
 struct event_base;
 
 struct access_entry {
@@ -30,12 +31,19 @@ struct access_entry {
 	uint64_t id;
 };
 
-/* Opens path ("-" for stdout) and starts the writer thread; base is the
- * loop whose timer flushes. NULL (logged) if the file cannot be opened. */
-struct accesslog *accesslog_open(struct event_base *base, const char *path, bool json);
+/* Opens path ("-" for stdout) and starts the writer thread. NULL (logged)
+ * if the file cannot be opened. */
+struct accesslog *accesslog_open(const char *path, bool json);
+/* Writes what was handed over and stops; every writer is freed before. */
 void accesslog_close(struct accesslog *al);
 
-void accesslog_write(struct accesslog *al, const struct access_entry *e);
+/* A worker's handle: lines are formatted into its own buffer, handed over
+ * by a timer on base (the worker's loop) or when 64 KiB are waiting. Made,
+ * used and freed on the worker's thread; freeing hands over what is left. */
+struct alog_writer *accesslog_writer_new(struct accesslog *al, struct event_base *base);
+void accesslog_writer_free(struct alog_writer *lw);
+
+void accesslog_write(struct alog_writer *lw, const struct access_entry *e);
 
 /* Asks the writer to reopen the file (from a signal callback). */
 void accesslog_reopen(struct accesslog *al);

@@ -17,12 +17,13 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "runtime.h"
 #include "status.h"
 
 struct admin {
 	struct evhttp *http;
 	struct runtime *rt;
-	struct worker *w;
+	struct workers *ws;
 	struct accesslog *al;
 };
 
@@ -58,11 +59,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 		evbuffer_add_printf(body, "ok\n");
 		reply(req, 200, "OK", "text/plain", body);
 	} else if (plen == 7 && !strncmp(uri, "/status", 7)) {
+		runtime_lock(a->rt);
 		status_write(body, a->rt);
+		runtime_unlock(a->rt);
 		evbuffer_add(body, "\n", 1);
 		reply(req, 200, "OK", "application/json", body);
 	} else if (plen == 8 && !strncmp(uri, "/metrics", 8)) {
-		metrics_write(body, a->rt, a->w, a->al);
+		runtime_lock(a->rt);
+		metrics_write(body, a->rt, a->ws, a->al);
+		runtime_unlock(a->rt);
 		reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
 	} else {
 		evbuffer_add_printf(body, "not found: try /healthz, /status or /metrics\n");
@@ -72,14 +77,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 }
 
 struct admin *admin_open(struct event_base *base, const struct cfg_addr *addr,
-                         struct runtime *rt, struct worker *w)
+                         struct runtime *rt, struct workers *ws)
 {
 	int fd = listener_open(addr, 128, 0);
 	if (fd < 0)
 		return NULL;
 	struct admin *a = xcalloc(1, sizeof(*a));
 	a->rt = rt;
-	a->w = w;
+	a->ws = ws;
 	a->http = evhttp_new(base);
 	if (!a->http || evhttp_accept_socket(a->http, fd) < 0) {
 		log_error("admin %s: cannot serve HTTP on it", addr->text);

@@ -9,13 +9,13 @@
 struct admin;
 struct event_base;
 struct runtime;
-struct worker;
+struct workers;
 struct accesslog;
 struct cfg_addr;
 
 /* Listens on addr. Returns NULL (logged) when it cannot. */
 struct admin *admin_open(struct event_base *base, const struct cfg_addr *addr,
-                         struct runtime *rt, struct worker *w);
+                         struct runtime *rt, struct workers *ws);
 void admin_set_accesslog(struct admin *a, struct accesslog *al);
 void admin_close(struct admin *a);
 

@@ -377,7 +377,9 @@ static void run_line(struct control *ctl, char *line, size_t len, struct evbuffe
 		reply_error(out, "unknown command '%s'; try 'help'", argv[0]);
 		goto done;
 	}
+	runtime_lock(ctl->rt);
 	c->fn(ctl, out, argc, argv);
+	runtime_unlock(ctl->rt);
 done:
 	evbuffer_add(out, "\n", 1);
 }

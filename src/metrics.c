@@ -14,7 +14,7 @@
 #include "runtime.h"
 #include "snapshot.h"
 #include "stats.h"
-#include "worker-t.h"
+#include "workers.h"
 
 /* A label value with \, " and newline escaped. */
 static void label(struct evbuffer *out, const char *name, const char *value, bool first)
@@ -41,11 +41,11 @@ static void sample_u64(struct evbuffer *out, uint64_t v)
 	evbuffer_add_printf(out, "} %" PRIu64 "\n", v);
 }
 
-void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct worker *w,
+void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct workers *wk,
                    const struct accesslog *al)
 {
 	const struct snapshot *s = rt->snap;
-	const struct stats_table *t = s->stats;
+	struct stats_shard *t = stats_sum(s->stats);
 
 	head(out, "zdm_requests_total", "counter",
 	     "Requests answered, by pool, server and status class (server \"\" when the proxy "
@@ -198,12 +198,19 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	}
 
 	head(out, "zdm_client_connections", "gauge", "Client connections open now.");
-	evbuffer_add_printf(out, "zdm_client_connections %u\n", w ? w->nsessions : 0);
+	evbuffer_add_printf(out, "zdm_client_connections %" PRIu64 "\n",
+	                    wk ? workers_connections(wk) : 0);
 
 	head(out, "zdm_tls_handshake_failures_total", "counter",
 	     "Client TLS handshakes that failed or stalled (plain HTTP to a TLS port included).");
 	evbuffer_add_printf(out, "zdm_tls_handshake_failures_total %" PRIu64 "\n",
-	                    w ? w->tls_handshake_failures : 0);
+	                    wk ? workers_tls_failures(wk) : 0);
+
+	head(out, "zdm_spliced_bytes_total", "counter",
+	     "Response body bytes moved from upstream to client sockets inside the kernel "
+	     "(splice).");
+	evbuffer_add_printf(out, "zdm_spliced_bytes_total %" PRIu64 "\n",
+	                    wk ? workers_spliced_bytes(wk) : 0);
 
 	head(out, "zdm_config_reloads_total", "counter", "Configuration reloads, by result.");
 	evbuffer_add_printf(out, "zdm_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",
@@ -215,4 +222,5 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	     "Access log lines that could not be written.");
 	evbuffer_add_printf(out, "zdm_access_log_dropped_total %" PRIu64 "\n",
 	                    al ? accesslog_dropped(al) : 0);
+	stats_sum_free(t);
 }

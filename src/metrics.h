@@ -6,11 +6,11 @@
 
 struct evbuffer;
 struct runtime;
-struct worker;
+struct workers;
 struct accesslog;
 
 /* Appends every metric, with HELP and TYPE lines, to out. */
-void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct worker *w,
+void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct workers *ws,
                    const struct accesslog *al);
 
 #endif

@@ -10,6 +10,7 @@
  * does not hold) stay with their servers.
  */
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -25,7 +26,7 @@
 #include "snapshot.h"
 #include "state.h"
 #include "tls.h"
-#include "worker.h"
+#include "workers.h"
 #include "worker-t.h"
 
 const char *const admin_state_names[] = {
@@ -110,7 +111,7 @@ static struct snapshot *build(struct runtime *rt, const struct runtime_values *v
 	if (rt->snap && rt->snap->cfg == cfg) {
 		s = snapshot_derive(rt->snap, ++rt->gen);
 	} else {
-		s = snapshot_from_config(cfg, ++rt->gen);
+		s = snapshot_from_config(cfg, ++rt->gen, rt->nshards);
 		s->tls = tls ? tls_set_hold(tls) : NULL;
 		if (rt->snap)
 			snapshot_carry_stats(s, rt->snap);
@@ -134,7 +135,7 @@ static struct snapshot *build(struct runtime *rt, const struct runtime_values *v
 /* Makes s the published snapshot (taking over the caller's reference). */
 static int publish(struct runtime *rt, struct snapshot *s)
 {
-	if (rt->w && worker_apply(rt->w, snapshot_hold(s)) < 0) {
+	if (rt->ws && workers_publish(rt->ws, s) < 0) {
 		snapshot_release(s);
 		return -1;
 	}
@@ -143,9 +144,12 @@ static int publish(struct runtime *rt, struct snapshot *s)
 	return 0;
 }
 
-struct runtime *runtime_new(struct config *cfg, struct tls_set *tls, const char *config_path)
+struct runtime *runtime_new(struct config *cfg, struct tls_set *tls, const char *config_path,
+                            size_t nshards)
 {
 	struct runtime *rt = xcalloc(1, sizeof(*rt));
+	rt->nshards = nshards ? nshards : 1;
+	pthread_mutex_init(&rt->lock, NULL);
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -165,6 +169,7 @@ void runtime_free(struct runtime *rt)
 {
 	if (!rt)
 		return;
+	workers_free(rt->ws); /* their loops have ended */
 	health_stop(rt->health);
 	if (rt->breaker_timer)
 		event_free(rt->breaker_timer);
@@ -174,6 +179,7 @@ void runtime_free(struct runtime *rt)
 	values_free(&rt->v);
 	free(rt->srv);
 	free(rt->config_path);
+	pthread_mutex_destroy(&rt->lock);
 	free(rt);
 }
 
@@ -210,11 +216,13 @@ static void republish(struct runtime *rt)
 static void on_health(void *arg, uint32_t id, bool up, const char *reason)
 {
 	struct runtime *rt = arg;
+	runtime_lock(rt);
 	struct srv_state *st = &rt->srv[id];
 	st->up = up;
 	st->health_at = wall_ms();
 	snprintf(st->health_reason, sizeof(st->health_reason), "%s", reason);
 	republish(rt);
+	runtime_unlock(rt);
 }
 
 /* Arms the timer for the earliest end of an open period. */
@@ -241,6 +249,7 @@ static void on_breaker_timer(evutil_socket_t fd, short what, void *arg)
 	bool changed = false;
 	(void)fd;
 	(void)what;
+	runtime_lock(rt);
 	for (size_t i = 0; i < rt->snap->nservers; i++) {
 		struct srv_state *st = &rt->srv[i];
 		const struct cfg_breaker *c = breaker_cfg(rt, (uint32_t)i);
@@ -258,6 +267,7 @@ static void on_breaker_timer(evutil_socket_t fd, short what, void *arg)
 	if (changed)
 		republish(rt);
 	arm_breaker_timer(rt);
+	runtime_unlock(rt);
 }
 
 void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, int result,
@@ -299,27 +309,64 @@ void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t i
 	arm_breaker_timer(rt);
 }
 
-void runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t id)
+bool runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t id, bool force)
 {
 	if (snap->cfg != rt->cfg)
-		return;
+		return true;
 	struct srv_state *st = &rt->srv[id];
 	const struct cfg_breaker *c = breaker_cfg(rt, id);
 	bool before = breaker_available(&st->brk, c);
+	if (!before && !force)
+		return false;
 	breaker_admitted(&st->brk);
 	if (before != breaker_available(&st->brk, c))
 		republish(rt); /* the probe slots are taken */
+	return true;
 }
 
-static void hook_outcome(void *arg, const struct snapshot *snap, uint32_t server, int result,
-                         const char *what)
+/* Tells the workers whether a success of server id can change its breaker
+ * (they report successes only then). */
+static void publish_streak(struct runtime *rt, uint32_t id)
 {
-	runtime_outcome(arg, snap, server, result, what);
+	const struct breaker *b = &rt->srv[id].brk;
+	uint32_t v = b->state != BREAKER_CLOSED ? 1 : b->failures;
+	__atomic_store_n(&rt->snap->stats->streak[id], v, __ATOMIC_RELAXED);
 }
 
-static void hook_admitted(void *arg, const struct snapshot *snap, uint32_t server)
+/* A worker's report: on the worker's thread if the control plane is not
+ * busy (wait false), else from the queue on the control loop. */
+static int on_report(void *arg, const struct snapshot *snap, uint32_t server,
+                     enum worker_event ev, const char *what, bool wait)
 {
-	runtime_admitted(arg, snap, server);
+	struct runtime *rt = arg;
+	if (wait)
+		runtime_lock(rt);
+	else if (pthread_mutex_trylock(&rt->lock) != 0)
+		return -1;
+	int r = 0;
+	if (snap->cfg == rt->cfg) {
+		if (ev == WORKER_ADMITTED)
+			r = runtime_admitted(rt, snap, server, wait);
+		else
+			runtime_outcome(rt, snap, server,
+			                ev == WORKER_SUCCESS ? 1 : ev == WORKER_FAILURE ? 0 : -1,
+			                what && *what ? what : NULL);
+		publish_streak(rt, server);
+	} else {
+		r = 1; /* routed before a reload: its server layout is gone */
+	}
+	runtime_unlock(rt);
+	return r;
+}
+
+void runtime_lock(struct runtime *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+}
+
+void runtime_unlock(struct runtime *rt)
+{
+	pthread_mutex_unlock(&rt->lock);
 }
 
 static void start_health(struct runtime *rt)
@@ -328,18 +375,19 @@ static void start_health(struct runtime *rt)
 	bool *up = xcalloc(n ? n : 1, sizeof(*up));
 	for (size_t i = 0; i < n; i++)
 		up[i] = rt->srv[i].up;
-	rt->health = health_start(rt->w->base, rt->cfg, rt->tls, up, on_health, rt);
+	rt->health = health_start(rt->base, rt->cfg, rt->tls, up, on_health, rt);
 	free(up);
 }
 
-void runtime_attach(struct runtime *rt, struct worker *w)
+int runtime_start(struct runtime *rt, struct event_base *base)
 {
-	rt->w = w;
-	w->hooks.outcome = hook_outcome;
-	w->hooks.admitted = hook_admitted;
-	w->hooks.arg = rt;
-	rt->breaker_timer = evtimer_new(w->base, on_breaker_timer, rt);
+	rt->base = base;
+	rt->ws = workers_start(base, rt->snap, (unsigned)rt->nshards, on_report, rt);
+	if (!rt->ws)
+		return -1;
+	rt->breaker_timer = evtimer_new(base, on_breaker_timer, rt);
 	start_health(rt);
+	return 0;
 }
 
 /* Persists nv, then makes it the runtime values and publishes them. */
@@ -556,7 +604,13 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 	values_free(&rt->v);
 	rt->v = nv;
 	free(ost);
-	if (rt->w) {
+	for (uint32_t id = 0; id < rt->snap->nservers; id++)
+		publish_streak(rt, id);
+	if (workers_wanted(next->workers) != rt->nshards)
+		log_warn("%s: workers: the number of workers changes at the next start (running "
+		         "%zu)",
+		         rt->config_path, rt->nshards);
+	if (rt->ws) {
 		health_stop(rt->health);
 		start_health(rt);
 		arm_breaker_timer(rt);

@@ -11,6 +11,7 @@
 #ifndef ZDM_RUNTIME_H
 #define ZDM_RUNTIME_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +21,8 @@
 struct config;
 struct config_errors;
 struct snapshot;
-struct worker;
+struct workers;
+struct event_base;
 struct health;
 struct tls_set;
 struct event;
@@ -57,7 +59,10 @@ struct runtime {
 	struct runtime_values v;
 	struct snapshot *snap;          /* last published, held */
 	uint64_t gen;
-	struct worker *w;               /* where snapshots go */
+	size_t nshards;                 /* workers: one stats shard each */
+	struct workers *ws;             /* where snapshots go */
+	struct event_base *base;        /* the control plane's loop */
+	pthread_mutex_t lock;           /* runtime_lock() */
 	uint64_t started_ms;
 	struct srv_state *srv;          /* per server id of cfg */
 	struct tls_set *tls;            /* cfg's TLS contexts (held), NULL without TLS */
@@ -74,13 +79,15 @@ struct runtime {
  * reference is taken over; NULL without TLS), with the config's values, and
  * the state file's when it has valid ones (a bad file is reported and
  * ignored). */
-struct runtime *runtime_new(struct config *cfg, struct tls_set *tls, const char *config_path);
+struct runtime *runtime_new(struct config *cfg, struct tls_set *tls, const char *config_path,
+                            size_t nshards);
 void runtime_free(struct runtime *rt);
 
-/* Publishes the current snapshot to w from now on (the worker takes its
- * own reference), starts the health checks on w's loop and gives the
- * worker its hooks (runtime_outcome, runtime_admitted). */
-void runtime_attach(struct runtime *rt, struct worker *w);
+/* Starts nshards workers (see workers.h) routing with the current
+ * snapshot, and the health checks and breaker timers on base, the control
+ * plane's loop; the workers' reports feed runtime_outcome and
+ * runtime_admitted there. -1 (logged) when a listener cannot be opened. */
+int runtime_start(struct runtime *rt, struct event_base *base);
 
 /* The outcome of a request to server id of snap (from the hot path):
  * feeds the server's circuit breaker. result: 1 success, 0 failure (what
@@ -88,8 +95,16 @@ void runtime_attach(struct runtime *rt, struct worker *w);
 void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, int result,
                      const char *what);
 
-/* A request was sent to a server whose circuit is half-open (a probe). */
-void runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t id);
+/* A request is about to go to a server whose circuit is half-open (a
+ * probe): takes a probe slot and returns true, or false when they are all
+ * taken (unless force: it was already sent). */
+bool runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t id, bool force);
+
+/* The control plane's state is used under this lock: every control-plane
+ * callback (control socket, admin listener, health checks, timers,
+ * reloads) holds it; a worker only tries it (see workers.h). */
+void runtime_lock(struct runtime *rt);
+void runtime_unlock(struct runtime *rt);
 
 /* The changes. Each returns 0, or -1 with a message for the operator in
  * err (nothing changed). pool and server are indexes in rt->snap. */

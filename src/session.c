@@ -37,6 +37,7 @@
 #include "tls.h"
 #include "upstream.h"
 #include "worker.h"
+#include "workers.h"
 
 #define MAX_FREE_SESSIONS 1024
 
@@ -82,7 +83,7 @@ static struct session *session_alloc(struct worker *w)
 	if (w->sessions)
 		w->sessions->prev = s;
 	w->sessions = s;
-	w->nsessions++;
+	STAT_ADD(w->nsessions, 1);
 	return s;
 }
 
@@ -101,21 +102,36 @@ static void attach(struct session *s, struct upconn *u, const struct snap_server
 {
 	struct worker *w = s->w;
 	s->up = u;
-	s->stat = &s->snap->stats->srv[sv->id];
-	s->stat->requests++;
-	s->stat->inflight++;
+	s->stat = &s->snap->stats->shard[w->id].srv[sv->id];
+	STAT_ADD(s->stat->requests, 1);
+	STAT_ADD(s->stat->inflight, 1);
 	s->server_id = sv->id;
 	s->outcome_told = false;
-	if (sv->probing && w->hooks.admitted)
-		w->hooks.admitted(w->hooks.arg, s->snap, sv->id);
+	s->probe = sv->probing;
 }
 
-/* Tells the server's circuit breaker how the exchange went, once. */
+/* A server whose circuit is half-open takes a request only while it has a
+ * probe slot: the slot is taken here, before anything is sent. */
+static bool admit(struct session *s, const struct snap_server *sv)
+{
+	return !sv->probing || worker_report(s->w, s->snap, sv->id, WORKER_ADMITTED, NULL) > 0;
+}
+
+/* Tells the server's circuit breaker how the exchange went. Only what can
+ * change its state crosses to the control plane: failures, outcomes of
+ * probes, and successes while it counts failures. */
 static void tell_outcome(struct session *s, uint32_t server_id, int result, const char *what)
 {
 	struct worker *w = s->w;
-	if (w->hooks.outcome)
-		w->hooks.outcome(w->hooks.arg, s->snap, server_id, result, what);
+	if (s->snap->cfg != w->cfg)
+		return; /* routed before a reload: its server layout is gone */
+	if (result < 0 && !s->probe)
+		return;
+	if (result > 0 && !s->probe && !STAT_GET(s->snap->stats->streak[server_id]))
+		return;
+	worker_report(w, s->snap, server_id,
+	              result > 0 ? WORKER_SUCCESS : result == 0 ? WORKER_FAILURE : WORKER_ABANDONED,
+	              what);
 }
 
 static void outcome(struct session *s, int result, const char *what)
@@ -134,12 +150,12 @@ static void finish_request(struct session *s, int status, int pool, int server)
 	if (!s->snap || !s->t_start_us)
 		return;
 	uint64_t now = mono_us(), dur = now - s->t_start_us;
-	struct stats_table *t = s->snap->stats;
+	struct stats_shard *sh = &s->snap->stats->shard[w->id];
 	if (server >= 0 && status)
-		t->srv[server].codes[stats_class(status)]++;
+		STAT_ADD(sh->srv[server].codes[stats_class(status)], 1);
 	else if (pool >= 0 && status)
-		t->pool[pool].codes[stats_class(status)]++;
-	stats_record(t, pool, status, dur, now / 1000000);
+		STAT_ADD(sh->pool[pool].codes[stats_class(status)], 1);
+	stats_record(sh, pool, status, dur, now / 1000000);
 	s->t_start_us = 0;
 
 	if (!w->alog)
@@ -159,7 +175,7 @@ static void finish_request(struct session *s, int status, int pool, int server)
 	        .pool = p ? p->cfg->name : "-",
 	        .server = sname,
 	        .pinned = s->route.pinned,
-	        .id = ++w->request_ids,
+	        .id = (uint64_t)w->id << 48 | ++w->request_ids,
 	};
 	accesslog_write(w->alog, &e);
 }
@@ -172,9 +188,9 @@ static void detach(struct session *s, bool reusable, bool failed)
 	s->up = NULL;
 	outcome(s, -1, NULL); /* ended with no outcome told: nothing to learn */
 	if (s->stat) {
-		s->stat->inflight--;
+		STAT_ADD(s->stat->inflight, -1);
 		if (failed)
-			s->stat->failures++;
+			STAT_ADD(s->stat->failures, 1);
 		s->stat = NULL;
 	}
 	if (u)
@@ -199,7 +215,7 @@ static void session_close(struct session *s)
 		w->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	w->nsessions--;
+	STAT_ADD(w->nsessions, -1);
 	worker_session_closed(w);
 
 	if (w->nfree_sessions < MAX_FREE_SESSIONS) {
@@ -345,12 +361,23 @@ static int attach_upstream(struct session *s)
 	const struct snap_pool *p = &s->snap->pools[s->route.pool];
 
 	const struct snap_server *sv = &p->servers[s->route.server];
+	if (!admit(s, sv)) {
+		/* Its probe slots went to requests of other workers. */
+		struct route_choice next;
+		if (route_retry(s->snap, &w->rr, &s->route, &next))
+			return 503;
+		s->route = next;
+		p = &s->snap->pools[next.pool];
+		sv = &p->servers[next.server];
+		if (!admit(s, sv))
+			return 503;
+	}
 	struct upconn *u = upstream_get(w, s->snap, s->route.pool, sv, s, false);
 	if (u) {
 		attach(s, u, sv);
 		return 0;
 	}
-	s->snap->stats->srv[sv->id].failures++;
+	STAT_ADD(s->snap->stats->shard[w->id].srv[sv->id].failures, 1);
 	tell_outcome(s, sv->id, 0, errno == ECONNREFUSED ? "connect refused" : "connect failed");
 	struct route_choice next;
 	if (s->retried || route_retry(s->snap, &w->rr, &s->route, &next))
@@ -359,9 +386,11 @@ static int attach_upstream(struct session *s)
 	s->route = next;
 	p = &s->snap->pools[next.pool];
 	sv = &p->servers[next.server];
+	if (!admit(s, sv))
+		return 502;
 	u = upstream_get(w, s->snap, next.pool, sv, s, false);
 	if (!u) {
-		s->snap->stats->srv[sv->id].failures++;
+		STAT_ADD(s->snap->stats->shard[w->id].srv[sv->id].failures, 1);
 		tell_outcome(s, sv->id, 0, errno == ECONNREFUSED ? "connect refused" : "connect failed");
 		return 502;
 	}
@@ -406,7 +435,7 @@ static int start_exchange(struct session *s)
 	int pin = s->req.head.pin >= 0 ? (int)cfg->pins[s->req.head.pin].pool : -1;
 	int status = route_pick(s->snap, &w->rr, pin, &s->route);
 	if (pin >= 0)
-		s->snap->stats->pool[pin].pinned++;
+		STAT_ADD(s->snap->stats->shard[w->id].pool[pin].pinned, 1);
 	if (!status)
 		status = attach_upstream(s);
 	if (status) {
@@ -493,6 +522,7 @@ static int process(struct session *s)
 			s->parse_pos = c->rx_start;
 			/* The request is routed with the snapshot current as it
 			 * begins, whatever changes while it is handled. */
+			worker_refresh(w);
 			s->snap = snapshot_hold(w->snap);
 			s->t_start_us = mono_us();
 			s->resp_bytes = 0;
@@ -590,7 +620,7 @@ static int handshake(struct session *s)
 		uint64_t now = now_ms(s->w);
 		event_del(&c->wev);
 		if (now >= s->head_deadline_ms) {
-			s->w->tls_handshake_failures++;
+			STAT_ADD(s->w->tls_handshake_failures, 1);
 			session_close(s);
 			return -1;
 		}
@@ -601,7 +631,7 @@ static int handshake(struct session *s)
 		event_add(&c->wev, NULL);
 		return 0;
 	default:
-		s->w->tls_handshake_failures++;
+		STAT_ADD(s->w->tls_handshake_failures, 1);
 		log_debug("client %s: TLS handshake failed", s->ip);
 		ERR_clear_error();
 		session_close(s);
@@ -618,7 +648,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 
 	if (s->state == SS_HANDSHAKE) {
 		if (what & EV_TIMEOUT) {
-			s->w->tls_handshake_failures++;
+			STAT_ADD(s->w->tls_handshake_failures, 1);
 			session_close(s); /* a client that stalls its handshake */
 		} else {
 			handshake(s);
@@ -715,6 +745,11 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
 	int r = conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms);
 	if (r < 0 || (r == 0 && s->state == SS_CLOSING)) {
 		session_close(s);
+		return;
+	}
+	if (s->up && s->up->splicing) {
+		if (r == 0)
+			upstream_splice(s->up);
 		return;
 	}
 	if (s->up && conn_out_len(&s->c) < RELAY_LOW_WATER)
@@ -845,6 +880,12 @@ int session_on_response_done(struct session *s, struct upconn *u)
 	return -1;
 }
 
+int session_on_client_gone(struct session *s)
+{
+	session_close(s);
+	return -1;
+}
+
 int session_on_upstream_drained(struct session *s, struct upconn *u)
 {
 	(void)u;
@@ -894,7 +935,7 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 	         s->resp_started ? " mid-response" : "");
 	outcome(s, 0, what);
 	if (s->stat)
-		s->stat->errors[err]++;
+		STAT_ADD(s->stat->errors[err], 1);
 
 	if (s->state == SS_TUNNEL || s->resp_started) {
 		finish_request(s, s->resp_status, s->route.pool, (int)s->server_id);
@@ -924,7 +965,8 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 		s->retried = true;
 		if (route_retry(s->snap, &w->rr, &s->route, &next) == 0) {
 			const struct snap_server *sv = &s->snap->pools[next.pool].servers[next.server];
-			struct upconn *nu = upstream_get(w, s->snap, next.pool, sv, s, false);
+			struct upconn *nu =
+			        admit(s, sv) ? upstream_get(w, s->snap, next.pool, sv, s, false) : NULL;
 			if (nu) {
 				s->route = next;
 				return switch_upstream(s, u, nu, sv, replay);

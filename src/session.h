@@ -36,5 +36,8 @@ int session_on_response_body(struct session *s, struct upconn *u, uint32_t off, 
 int session_on_response_done(struct session *s, struct upconn *u);
 int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error err);
 int session_on_upstream_drained(struct session *s, struct upconn *u);
+/* Writing to the client failed while the upstream fed it directly (a
+ * spliced body): the session ends. Returns -1. */
+int session_on_client_gone(struct session *s);
 
 #endif

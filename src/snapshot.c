@@ -11,7 +11,7 @@
 #include "snapshot.h"
 #include "tls.h"
 
-struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen)
+struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen, size_t nshards)
 {
 	struct snapshot *s = xcalloc(1, sizeof(*s));
 	s->refs = 1;
@@ -39,7 +39,7 @@ struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen)
 		}
 	}
 	s->nservers = id;
-	s->stats = stats_new(cfg->npools, id);
+	s->stats = stats_new(cfg->npools, id, nshards);
 	snapshot_compute(s);
 	return s;
 }
@@ -91,22 +91,20 @@ int snapshot_server_index(const struct snap_pool *p, const char *name, size_t le
 
 void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev)
 {
-	memcpy(s->stats->unrouted, prev->stats->unrouted, sizeof(s->stats->unrouted));
+	stats_copy_unrouted(s->stats, prev->stats);
 	for (size_t i = 0; i < prev->npools; i++) {
 		const struct snap_pool *pp = &prev->pools[i];
 		int pi = snapshot_pool_index(s, pp->cfg->name, strlen(pp->cfg->name));
 		if (pi < 0)
 			continue;
-		s->stats->pool[pi] = prev->stats->pool[i];
+		stats_copy_pool(s->stats, (size_t)pi, prev->stats, i);
 		for (size_t j = 0; j < pp->nservers; j++) {
 			const char *name = pp->servers[j].cfg->name;
 			int sj = snapshot_server_index(&s->pools[pi], name, strlen(name));
 			if (sj < 0)
 				continue;
-			const struct srv_stats *from = &prev->stats->srv[pp->servers[j].id];
-			struct srv_stats *to = &s->stats->srv[s->pools[pi].servers[sj].id];
-			*to = *from;
-			to->inflight = 0; /* those requests count in their own layout */
+			stats_copy_server(s->stats, s->pools[pi].servers[sj].id, prev->stats,
+			                  pp->servers[j].id);
 		}
 	}
 }

@@ -51,9 +51,10 @@ struct snapshot {
 	struct tls_set *tls;    /* the config's TLS contexts (held), NULL without TLS */
 };
 
-/* A snapshot of cfg with its configured weights, every server available.
+/* A snapshot of cfg with its configured weights, every server available,
+ * with counters for nshards workers.
  * It holds cfg (config_hold) and starts with one reference. */
-struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen);
+struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen, size_t nshards);
 
 /* A copy of prev (same config and counters) with generation gen, to be
  * changed (split, weights, availability) and snapshot_compute()d before it

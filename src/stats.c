@@ -28,15 +28,24 @@ static void window_bounds_init(void)
 		window_bound_us[k] = b > 4e9 ? 4000000000u : (uint32_t)b;
 }
 
-struct stats_table *stats_new(size_t npools, size_t nservers)
+static void shard_init(struct stats_shard *sh, size_t npools, size_t nservers)
+{
+	sh->srv = xcalloc(nservers ? nservers : 1, sizeof(*sh->srv));
+	sh->pool = xcalloc(npools ? npools : 1, sizeof(*sh->pool));
+}
+
+struct stats_table *stats_new(size_t npools, size_t nservers, size_t nshards)
 {
 	window_bounds_init();
 	struct stats_table *t = xcalloc(1, sizeof(*t));
 	t->refs = 1;
 	t->npools = npools;
 	t->nservers = nservers;
-	t->srv = xcalloc(nservers ? nservers : 1, sizeof(*t->srv));
-	t->pool = xcalloc(npools ? npools : 1, sizeof(*t->pool));
+	t->nshards = nshards ? nshards : 1;
+	t->shard = xcalloc(t->nshards, sizeof(*t->shard));
+	for (size_t i = 0; i < t->nshards; i++)
+		shard_init(&t->shard[i], npools, nservers);
+	t->streak = xcalloc(nservers ? nservers : 1, sizeof(*t->streak));
 	return t;
 }
 
@@ -50,8 +59,12 @@ void stats_release(struct stats_table *t)
 {
 	if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	free(t->srv);
-	free(t->pool);
+	for (size_t i = 0; i < t->nshards; i++) {
+		free(t->shard[i].srv);
+		free(t->shard[i].pool);
+	}
+	free(t->shard);
+	free(t->streak);
 	free(t);
 }
 
@@ -68,32 +81,131 @@ static int window_bucket(uint64_t us)
 	return lo;
 }
 
-void stats_record(struct stats_table *t, int pool, int status, uint64_t duration_us,
+void stats_record(struct stats_shard *sh, int pool, int status, uint64_t duration_us,
                   uint64_t now_s)
 {
 	if (pool < 0) {
 		if (status)
-			t->unrouted[stats_class(status)]++;
+			STAT_ADD(sh->unrouted[stats_class(status)], 1);
 		return;
 	}
-	struct pool_stats *p = &t->pool[pool];
+	struct pool_stats *p = &sh->pool[pool];
 	int b = 0;
 	double secs = (double)duration_us / 1e6;
 	while (b < STATS_HIST_BUCKETS && secs > stats_hist_bounds[b])
 		b++;
-	p->hist[b]++;
-	p->count++;
-	p->sum_us += duration_us;
+	STAT_ADD(p->hist[b], 1);
+	STAT_ADD(p->count, 1);
+	STAT_ADD(p->sum_us, duration_us);
 
 	struct window_slot *w = &p->win[now_s % STATS_WINDOW_SECONDS];
-	if (w->second != now_s) {
-		memset(w, 0, sizeof(*w));
-		w->second = now_s;
+	if (STAT_GET(w->second) != now_s) {
+		/* A new second for this slot: readers skip it while it is
+		 * cleared, as its second is not yet the current one. */
+		__atomic_store_n(&w->second, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&w->count, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&w->count_5xx, 0, __ATOMIC_RELAXED);
+		for (int k = 0; k < STATS_WINDOW_BUCKETS; k++)
+			__atomic_store_n(&w->lat[k], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&w->second, now_s, __ATOMIC_RELEASE);
 	}
-	w->count++;
+	STAT_ADD(w->count, 1);
 	if (status >= 500)
-		w->count_5xx++;
-	w->lat[window_bucket(duration_us)]++;
+		STAT_ADD(w->count_5xx, 1);
+	STAT_ADD(w->lat[window_bucket(duration_us)], 1);
+}
+
+static void add_srv(struct srv_stats *to, const struct srv_stats *from)
+{
+	to->requests += STAT_GET(from->requests);
+	to->failures += STAT_GET(from->failures);
+	to->inflight += STAT_GET(from->inflight);
+	for (int c = 0; c < STATS_CLASSES; c++)
+		to->codes[c] += STAT_GET(from->codes[c]);
+	for (int k = 0; k < STATS_ERROR_KINDS; k++)
+		to->errors[k] += STAT_GET(from->errors[k]);
+}
+
+static void add_pool(struct pool_stats *to, const struct pool_stats *from)
+{
+	to->pinned += STAT_GET(from->pinned);
+	for (int c = 0; c < STATS_CLASSES; c++)
+		to->codes[c] += STAT_GET(from->codes[c]);
+	for (int b = 0; b <= STATS_HIST_BUCKETS; b++)
+		to->hist[b] += STAT_GET(from->hist[b]);
+	to->count += STAT_GET(from->count);
+	to->sum_us += STAT_GET(from->sum_us);
+	/* Window slots of the same second add up; a newer second replaces
+	 * an older one in the same slot. */
+	for (int i = 0; i < STATS_WINDOW_SECONDS; i++) {
+		const struct window_slot *f = &from->win[i];
+		struct window_slot *t = &to->win[i];
+		uint64_t sec = __atomic_load_n(&f->second, __ATOMIC_ACQUIRE);
+		if (!sec || sec < t->second)
+			continue;
+		if (sec > t->second)
+			memset(t, 0, sizeof(*t));
+		t->second = sec;
+		t->count += STAT_GET(f->count);
+		t->count_5xx += STAT_GET(f->count_5xx);
+		for (int k = 0; k < STATS_WINDOW_BUCKETS; k++)
+			t->lat[k] += STAT_GET(f->lat[k]);
+	}
+}
+
+struct stats_shard *stats_sum(const struct stats_table *t)
+{
+	struct stats_shard *sum = xcalloc(1, sizeof(*sum));
+	shard_init(sum, t->npools, t->nservers);
+	for (size_t i = 0; i < t->nshards; i++) {
+		const struct stats_shard *sh = &t->shard[i];
+		for (size_t j = 0; j < t->nservers; j++)
+			add_srv(&sum->srv[j], &sh->srv[j]);
+		for (size_t j = 0; j < t->npools; j++)
+			add_pool(&sum->pool[j], &sh->pool[j]);
+		for (int c = 0; c < STATS_CLASSES; c++)
+			sum->unrouted[c] += STAT_GET(sh->unrouted[c]);
+	}
+	return sum;
+}
+
+void stats_sum_free(struct stats_shard *sum)
+{
+	if (!sum)
+		return;
+	free(sum->srv);
+	free(sum->pool);
+	free(sum);
+}
+
+void stats_copy_server(struct stats_table *to, size_t to_id, const struct stats_table *from,
+                       size_t from_id)
+{
+	for (size_t i = 0; i < to->nshards && i < from->nshards; i++) {
+		struct srv_stats *d = &to->shard[i].srv[to_id];
+		const struct srv_stats *f = &from->shard[i].srv[from_id];
+		int64_t inflight = d->inflight;
+		memset(d, 0, sizeof(*d));
+		add_srv(d, f);
+		d->inflight = inflight; /* those requests count in their own layout */
+	}
+}
+
+void stats_copy_pool(struct stats_table *to, size_t to_i, const struct stats_table *from,
+                     size_t from_i)
+{
+	for (size_t i = 0; i < to->nshards && i < from->nshards; i++) {
+		struct pool_stats *d = &to->shard[i].pool[to_i];
+		memset(d, 0, sizeof(*d));
+		add_pool(d, &from->shard[i].pool[from_i]);
+	}
+}
+
+void stats_copy_unrouted(struct stats_table *to, const struct stats_table *from)
+{
+	for (size_t i = 0; i < to->nshards && i < from->nshards; i++)
+		for (int c = 0; c < STATS_CLASSES; c++)
+			to->shard[i].unrouted[c] = STAT_GET(from->shard[i].unrouted[c]);
 }
 
 static double percentile_ms(const uint64_t *lat, uint64_t total, double q)

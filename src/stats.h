@@ -5,9 +5,10 @@
  * and for requests answered before a pool was chosen.
  *
  * A table belongs to one server layout (one config): every snapshot of that
- * config shares it, and a reload carries the counters over by name. Each
- * record is a few plain increments in memory the worker owns: no lock, no
- * allocation.
+ * config shares it, and a reload carries the counters over by name. It has
+ * one shard per worker thread: each worker counts in its own shard (plain
+ * loads and stores, single writer: no lock, no atomic read-modify-write, no
+ * allocation) and the control plane sums the shards when it reports.
  */
 #ifndef ZDM_STATS_H
 #define ZDM_STATS_H
@@ -52,22 +53,49 @@ struct pool_stats {
 	struct window_slot win[STATS_WINDOW_SECONDS];
 };
 
-struct stats_table {
-	unsigned refs;
-	size_t nservers, npools;
-	struct srv_stats *srv;
-	struct pool_stats *pool;
+/* The counters of one worker (or their sum). */
+struct stats_shard {
+	struct srv_stats *srv;            /* [nservers] */
+	struct pool_stats *pool;          /* [npools] */
 	uint64_t unrouted[STATS_CLASSES]; /* answered before any pool was chosen */
 };
 
-struct stats_table *stats_new(size_t npools, size_t nservers);
+struct stats_table {
+	unsigned refs;
+	size_t nservers, npools, nshards;
+	struct stats_shard *shard;        /* [nshards], one per worker */
+	/* Per server, the consecutive failures its circuit breaker has
+	 * counted: written by the control plane, read by the workers (who
+	 * report a success only when it can reset a count). */
+	uint32_t *streak;
+};
+
+/* A counter written by one thread and read by others: plain loads and
+ * stores, without tearing. */
+#define STAT_ADD(lv, n)                                                                            \
+	__atomic_store_n(&(lv), __atomic_load_n(&(lv), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define STAT_GET(lv) __atomic_load_n(&(lv), __ATOMIC_RELAXED)
+
+struct stats_table *stats_new(size_t npools, size_t nservers, size_t nshards);
 struct stats_table *stats_hold(struct stats_table *t);
 void stats_release(struct stats_table *t);
 
 /* A complete response of status (0 if none was sent) for pool (or -1),
  * taking duration_us, at monotonic second now_s. */
-void stats_record(struct stats_table *t, int pool, int status, uint64_t duration_us,
+void stats_record(struct stats_shard *sh, int pool, int status, uint64_t duration_us,
                   uint64_t now_s);
+
+/* The sum of t's shards, in a shard of its own (stats_sum_free). */
+struct stats_shard *stats_sum(const struct stats_table *t);
+void stats_sum_free(struct stats_shard *sum);
+
+/* Copies the counters of server from_id of from into server to_id of to
+ * (shard by shard; in-flight counts stay with their own layout). */
+void stats_copy_server(struct stats_table *to, size_t to_id, const struct stats_table *from,
+                       size_t from_id);
+void stats_copy_pool(struct stats_table *to, size_t to_i, const struct stats_table *from,
+                     size_t from_i);
+void stats_copy_unrouted(struct stats_table *to, const struct stats_table *from);
 
 /* The sliding window of a pool over the last STATS_WINDOW_SECONDS. */
 struct window_summary {

@@ -59,6 +59,7 @@ static void write_change(struct evbuffer *out, int64_t at_ms, const char *reason
 void status_write(struct evbuffer *out, const struct runtime *rt)
 {
 	const struct snapshot *s = rt->snap;
+	struct stats_shard *t = stats_sum(s->stats);
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -74,11 +75,11 @@ void status_write(struct evbuffer *out, const struct runtime *rt)
 		json_raw(out, ",\"weight\":");
 		json_percent(out, p->split);
 		json_raw(out, ",\"window\":");
-		write_window(out, &s->stats->pool[i], now, rt->started_ms);
+		write_window(out, &t->pool[i], now, rt->started_ms);
 		json_raw(out, ",\"servers\":[");
 		for (size_t j = 0; j < p->nservers; j++) {
 			const struct snap_server *sv = &p->servers[j];
-			const struct srv_stats *st = &s->stats->srv[sv->id];
+			const struct srv_stats *st = &t->srv[sv->id];
 			json_raw(out, j ? ",{\"name\":" : "{\"name\":");
 			json_str(out, sv->cfg->name);
 			json_raw(out, ",\"address\":");
@@ -118,5 +119,6 @@ void status_write(struct evbuffer *out, const struct runtime *rt)
 		json_raw(out, "}");
 	}
 	json_raw(out, "]}");
+	stats_sum_free(t);
 }
 

@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "mem.h"
 #include "session.h"
 #include "snapshot.h"
+#include "stats.h"
 #include "tls.h"
 #include "upstream.h"
 #include "worker-t.h"
@@ -56,9 +58,12 @@ static struct upconn *upconn_alloc(struct worker *w)
 	return u;
 }
 
+static void splice_end(struct upconn *u);
+
 static void upconn_free(struct upconn *u)
 {
 	struct worker *w = u->w;
+	splice_end(u);
 	conn_close(&u->c);
 	u->s = NULL;
 	if (w->nfree_upconns < MAX_FREE_UPCONNS) {
@@ -228,6 +233,175 @@ static int fail(struct upconn *u, enum up_error err)
 	return session_on_upstream_error(s, u, err);
 }
 
+/*
+ * Splicing. A plain-HTTP response body with a Content-Length, at least
+ * SPLICE_MIN bytes of which are still to come once its head and first bytes
+ * went out the usual way, moves from the upstream socket through a pipe to
+ * the client socket with splice(2): the bytes stay in the kernel, our code
+ * never touches them. The pipe holds at most its capacity; reading the
+ * upstream pauses while it is full, and writing to the client waits until
+ * the client's earlier output (the head) is flushed.
+ */
+#define SPLICE_MIN (64 * 1024)
+#define SPLICE_PIPE_SIZE (256 * 1024)
+#define MAX_FREE_PIPES 64
+
+static struct splice_pipe *pipe_get(struct worker *w)
+{
+	struct splice_pipe *p = w->free_pipes;
+	if (p) {
+		w->free_pipes = p->next;
+		w->nfree_pipes--;
+		return p;
+	}
+	int fd[2];
+	if (pipe2(fd, O_NONBLOCK | O_CLOEXEC) < 0)
+		return NULL;
+	/* A bigger pipe moves a large body in fewer calls; the default
+	 * capacity serves when the system refuses. */
+	fcntl(fd[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);
+	int size = fcntl(fd[1], F_GETPIPE_SZ);
+	p = xcalloc(1, sizeof(*p));
+	p->fd[0] = fd[0];
+	p->fd[1] = fd[1];
+	p->size = size > 0 ? (uint32_t)size : 65536;
+	return p;
+}
+
+static void pipe_close(struct splice_pipe *p)
+{
+	close(p->fd[0]);
+	close(p->fd[1]);
+	free(p);
+}
+
+/* Gives the pipe back: kept for reuse when empty, else closed. */
+static void pipe_put(struct worker *w, struct splice_pipe *p, bool empty)
+{
+	if (!empty || w->nfree_pipes >= MAX_FREE_PIPES) {
+		pipe_close(p);
+		return;
+	}
+	p->next = w->free_pipes;
+	w->free_pipes = p;
+	w->nfree_pipes++;
+}
+
+void upstream_free_pipes(struct worker *w)
+{
+	while (w->free_pipes) {
+		struct splice_pipe *p = w->free_pipes;
+		w->free_pipes = p->next;
+		pipe_close(p);
+	}
+	w->nfree_pipes = 0;
+}
+
+static void splice_end(struct upconn *u)
+{
+	if (u->pipe)
+		pipe_put(u->w, u->pipe, u->in_pipe == 0);
+	u->pipe = NULL;
+	u->in_pipe = 0;
+	u->splice_left = 0;
+	u->splicing = false;
+}
+
+/* Whether the rest of the current response body should be spliced. */
+static bool splice_wanted(const struct upconn *u)
+{
+	const struct session *s = u->s;
+	const llhttp_t *p = &u->resp.parser;
+	return s && u->in_body && !u->dechunk && !u->tunnel && !u->c.ssl && !s->c.ssl &&
+	       (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED) &&
+	       p->content_length >= SPLICE_MIN && s->state != SS_CLOSING;
+}
+
+static int splice_start(struct upconn *u)
+{
+	u->pipe = pipe_get(u->w);
+	if (!u->pipe)
+		return 0; /* no pipe: the body goes through user space */
+	u->splicing = true;
+	u->splice_left = u->resp.parser.content_length;
+	u->in_pipe = 0;
+	upstream_splice(u);
+	return -1;
+}
+
+void upstream_splice(struct upconn *u)
+{
+	struct session *s = u->s;
+	const struct config *cfg = u->w->cfg;
+	bool client_blocked = false, upstream_dry = false;
+
+	for (;;) {
+		bool moved = false;
+		if (u->in_pipe && !client_blocked) {
+			/* The client gets its earlier output first. */
+			int r = conn_out_len(&s->c) ? conn_flush(&s->c, cfg->timeouts.client_idle_ms) : 0;
+			if (r < 0) {
+				session_on_client_gone(s);
+				return;
+			}
+			if (r > 0) {
+				client_blocked = true; /* its write event is armed */
+			} else {
+				ssize_t n = splice(u->pipe->fd[0], NULL, s->c.fd, NULL, u->in_pipe,
+				                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+				if (n > 0) {
+					u->in_pipe -= (uint32_t)n;
+					s->resp_bytes += (uint64_t)n;
+					STAT_ADD(u->w->spliced_bytes, (uint64_t)n);
+					moved = true;
+				} else if (n < 0 && errno == EAGAIN) {
+					client_blocked = true;
+					struct timeval tv = {cfg->timeouts.client_idle_ms / 1000,
+					                     (cfg->timeouts.client_idle_ms % 1000) * 1000};
+					event_add(&s->c.wev, &tv);
+				} else {
+					log_debug("client %s: %s while sending a response body", s->ip,
+					          n < 0 ? strerror(errno) : "closed");
+					session_on_client_gone(s);
+					return;
+				}
+			}
+		}
+		if (u->splice_left && u->in_pipe < u->pipe->size && !upstream_dry) {
+			size_t want = u->pipe->size - u->in_pipe;
+			if (want > u->splice_left)
+				want = (size_t)u->splice_left;
+			ssize_t n = splice(u->c.fd, NULL, u->pipe->fd[1], NULL, want,
+			                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				u->in_pipe += (uint32_t)n;
+				u->splice_left -= (uint64_t)n;
+				moved = true;
+			} else if (n < 0 && errno == EAGAIN) {
+				upstream_dry = true;
+			} else {
+				/* Closed or reset before the body was complete. */
+				if (n == 0)
+					u->c.eof = true;
+				fail(u, UP_ERR_RESET);
+				return;
+			}
+		}
+		if (!u->splice_left && !u->in_pipe) {
+			/* The whole body went out: the message is complete. */
+			splice_end(u);
+			llhttp_reset(&u->resp.parser);
+			session_on_response_done(s, u);
+			return;
+		}
+		if (!moved)
+			break;
+	}
+	/* Read the upstream while the pipe has room. */
+	conn_want_read(&u->c, u->splice_left && u->in_pipe < u->pipe->size,
+	               cfg->timeouts.upstream_response_ms);
+}
+
 /* Parses what the receive block holds beyond parse_pos and reports it.
  * Returns -1 once u must not be touched any more. */
 static int parse_response(struct upconn *u)
@@ -279,7 +453,7 @@ static int parse_response(struct upconn *u)
 			return -1;
 		c->rx_start = u->parse_pos;
 		if (step == HTTP_NEED_MORE)
-			return 0;
+			return splice_wanted(u) ? splice_start(u) : 0;
 		/* The message is complete. */
 		int status = http_msg_status(&u->resp);
 		if (status == 101 || step == HTTP_UPGRADE) {
@@ -322,6 +496,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		if (!u->req_sent)
 			return; /* the request is still streaming in */
 		fail(u, UP_ERR_TIMEOUT);
+		return;
+	}
+	if (u->splicing) {
+		upstream_splice(u);
 		return;
 	}
 

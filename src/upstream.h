@@ -47,4 +47,11 @@ void upstream_close_idle(struct worker *w);
 
 void upstream_free_all(struct worker *w);
 
+/* Moves spliced body bytes while the sockets allow (upstream.c); the
+ * session calls it when its client can take more. */
+void upstream_splice(struct upconn *u);
+
+/* Closes the worker's spare pipes. */
+void upstream_free_pipes(struct worker *w);
+
 #endif

@@ -6,6 +6,7 @@
 #ifndef ZDM_WORKER_T_H
 #define ZDM_WORKER_T_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -57,10 +58,21 @@ struct upconn {
 	bool dechunk;                 /* body bytes from the parser, not raw */
 	bool tunnel;                  /* after a 101: raw bytes both ways */
 	bool req_sent;                /* the whole request is queued */
+	bool splicing;                /* the body moves in the kernel (upstream.c) */
+	uint32_t in_pipe;             /* body bytes in the pipe, not yet sent */
+	uint64_t splice_left;         /* body bytes still to take from the socket */
+	struct splice_pipe *pipe;     /* while splicing */
 	int errnum;                   /* why the connect failed */
 	struct ssl_ctx_st *tls;       /* TLS to the server (borrowed until the handshake) */
 	const char *sni;
 	struct upconn *next, *prev;   /* idle list or free list */
+};
+
+/* A pipe that body bytes pass through between two sockets (splice(2)). */
+struct splice_pipe {
+	int fd[2];
+	uint32_t size;                /* its capacity */
+	struct splice_pipe *next;     /* free list */
 };
 
 /* Per worker, per server of the current snapshot. */
@@ -88,6 +100,7 @@ struct session {
 	struct srv_stats *stat;       /* counters of the server serving it */
 	uint32_t server_id;           /* that server */
 	bool outcome_told;            /* its outcome went to the breaker */
+	bool probe;                   /* its server's circuit was half-open */
 	int resp_status;              /* the final status sent for this request */
 	uint64_t resp_bytes;          /* response bytes queued for the client */
 	uint64_t t_start_us;          /* when the request began (monotonic) */
@@ -121,21 +134,36 @@ struct listener_slot {
 	bool reused;                  /* taken over from the previous config */
 };
 
-/* What the hot path tells the control plane. */
-struct worker_hooks {
-	/* result: 1 success, 0 failure, -1 abandoned by the client */
-	void (*outcome)(void *arg, const struct snapshot *snap, uint32_t server, int result,
-	                const char *what);
-	void (*admitted)(void *arg, const struct snapshot *snap, uint32_t server);
-	void *arg;
-};
+struct alog_writer;
+struct workers;
+struct event;
 
-struct accesslog;
+/* A command from the control plane, taken by the worker under its set's
+ * lock and acknowledged when done. */
+struct worker_cmd {
+	uint64_t seq;                 /* 0: none */
+	struct snapshot *snap;        /* a new config's first snapshot (held) */
+	int *fds;                     /* its listeners: [nlisten], -1 = kept */
+	bool set_alog;
+	struct accesslog *alog;       /* the access log to write to, NULL: none */
+	bool drain, stop;
+};
 
 struct worker {
 	struct event_base *base;
-	struct worker_hooks hooks;
-	struct accesslog *alog;       /* NULL when access_log is off */
+	uint32_t id;                  /* index in its set: its stats shard */
+	uint32_t nworkers;            /* in its set */
+	struct workers *set;
+	pthread_t thread;
+	/* Cross-thread: what the control plane hands over. */
+	struct snapshot *pending;     /* atomic: the next snapshot, or NULL */
+	struct worker_cmd cmd;        /* under set->lock */
+	uint64_t done;                /* under set->lock: last command carried out */
+	bool exited;                  /* under set->lock: the loop has ended */
+	int wake_fd;                  /* eventfd: a snapshot or a command waits */
+	struct event *wake_ev;
+
+	struct alog_writer *alog;     /* NULL when access_log is off */
 	uint64_t request_ids;
 	const struct config *cfg;     /* snap->cfg */
 	struct snapshot *snap;        /* held; replaced by worker_apply() */
@@ -147,11 +175,15 @@ struct worker {
 	struct session *sessions;     /* active */
 	struct session *free_sessions;
 	struct upconn *free_upconns;
-	uint32_t nsessions;
+	uint32_t max_sessions;        /* this worker's share of limits.max_connections */
+	uint64_t nsessions;           /* read by the control plane (STAT_GET) */
 	uint32_t nfree_sessions, nfree_upconns;
+	struct splice_pipe *free_pipes;
+	uint32_t nfree_pipes;
 	bool draining;
 	bool accept_paused;           /* at limits.max_connections */
-	uint64_t tls_handshake_failures;
+	uint64_t tls_handshake_failures; /* read by the control plane (STAT_GET) */
+	uint64_t spliced_bytes;       /* read by the control plane (STAT_GET) */
 	struct event *drain_timer;
 };
 

@@ -2,6 +2,7 @@
  * worker.c — an event loop with its listeners, and the life cycle of the
  * connections on it: accept, connection limits, graceful drain.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "accesslog.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -48,9 +50,9 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		return;
 	}
 	session_accept(w, fd, sa, (socklen_t)salen, ls->tls);
-	if (w->nsessions >= w->cfg->limits.max_connections && !w->accept_paused) {
-		log_warn("%u client connections (limits.max_connections): not accepting more "
-		         "until one closes",
+	if (w->nsessions >= w->max_sessions && !w->accept_paused) {
+		log_warn("%" PRIu64 " client connections on this worker (its share of "
+		         "limits.max_connections): not accepting more until one closes",
 		         w->nsessions);
 		w->accept_paused = true;
 		set_accepting(w, false);
@@ -66,7 +68,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 
 void worker_session_closed(struct worker *w)
 {
-	if (w->accept_paused && !w->draining && w->nsessions < w->cfg->limits.max_connections) {
+	if (w->accept_paused && !w->draining && w->nsessions < w->max_sessions) {
 		w->accept_paused = false;
 		set_accepting(w, true);
 	}
@@ -74,11 +76,11 @@ void worker_session_closed(struct worker *w)
 		event_base_loopexit(w->base, NULL);
 }
 
-/* Opens the listeners of cfg into slots, reusing those of old (by address)
- * where they exist: a reused listener is moved out of old. Returns 0, or -1
- * when one cannot be opened (the ones opened here are closed again). */
-static int open_listeners(struct worker *w, const struct snapshot *snap,
-                          struct listener_slot *slots, struct listener_slot *old, size_t nold)
+/* Sets up the listeners of snap's config in slots: fds[i] is a socket
+ * opened for this worker by the control plane, or -1 for an address that
+ * was already listened on, whose listener is moved out of old. */
+static void open_listeners(struct worker *w, const struct snapshot *snap, const int *fds,
+                           struct listener_slot *slots, struct listener_slot *old, size_t nold)
 {
 	const struct config *cfg = snap->cfg;
 	for (size_t i = 0; i < cfg->nlisten; i++) {
@@ -87,7 +89,7 @@ static int open_listeners(struct worker *w, const struct snapshot *snap,
 		ls->w = w;
 		ls->cfg = &cfg->listen[i];
 		ls->tls = snap->tls ? snap->tls->listen[i] : NULL;
-		for (size_t j = 0; j < nold && !ls->lev; j++) {
+		for (size_t j = 0; fds[i] < 0 && j < nold && !ls->lev; j++) {
 			const struct cfg_addr *oa = &old[j].cfg->addr;
 			if (old[j].lev && oa->len == addr->len && !memcmp(&oa->ss, &addr->ss, addr->len)) {
 				ls->lev = old[j].lev;
@@ -99,46 +101,27 @@ static int open_listeners(struct worker *w, const struct snapshot *snap,
 			evconnlistener_set_cb(ls->lev, on_accept, ls);
 			continue;
 		}
-		int fd = listener_open(addr, 4096, 0);
-		if (fd >= 0) {
-			ls->lev = evconnlistener_new(w->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1,
-			                             fd);
-			if (!ls->lev)
-				close(fd);
-		}
+		if (fds[i] < 0)
+			continue; /* cannot happen: a kept address has a listener */
+		ls->lev = evconnlistener_new(w->base, on_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
 		if (!ls->lev) {
-			log_error("listen %s: cannot open the listener", addr->text);
-			goto fail;
+			log_error("listen %s: cannot set up the listener", addr->text);
+			close(fds[i]);
+			continue;
 		}
 		evconnlistener_set_error_cb(ls->lev, on_accept_error);
 		if (w->accept_paused)
 			evconnlistener_disable(ls->lev);
 	}
-	return 0;
-fail:
-	/* Give back what was reused, close what was opened. */
-	for (size_t i = 0; i < cfg->nlisten; i++) {
-		struct listener_slot *ls = &slots[i];
-		if (!ls->lev)
-			continue;
-		if (ls->reused) {
-			for (size_t j = 0; j < nold; j++) {
-				if (!old[j].lev && old[j].cfg->addr.len == ls->cfg->addr.len &&
-				    !memcmp(&old[j].cfg->addr.ss, &ls->cfg->addr.ss, ls->cfg->addr.len)) {
-					old[j].lev = ls->lev;
-					evconnlistener_set_cb(old[j].lev, on_accept, &old[j]);
-					break;
-				}
-			}
-		} else {
-			evconnlistener_free(ls->lev);
-		}
-		ls->lev = NULL;
-	}
-	return -1;
 }
 
-struct worker *worker_new(struct snapshot *snap)
+static uint32_t share_of(uint32_t max, uint32_t n)
+{
+	return n > 1 ? (max + n - 1) / n : max;
+}
+
+struct worker *worker_new(struct workers *set, uint32_t id, uint32_t nworkers,
+                          struct snapshot *snap, const int *fds)
 {
 	struct worker *w = xcalloc(1, sizeof(*w));
 	struct event_config *ec = event_config_new();
@@ -150,8 +133,13 @@ struct worker *worker_new(struct snapshot *snap)
 	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	w->base = event_base_new_with_config(ec);
 	event_config_free(ec);
+	w->set = set;
+	w->id = id;
+	w->nworkers = nworkers;
+	w->wake_fd = -1;
 	w->snap = snap;
 	w->cfg = snap->cfg;
+	w->max_sessions = share_of(w->cfg->limits.max_connections, nworkers);
 	if (!w->base) {
 		log_error("cannot create an event loop");
 		goto fail;
@@ -160,24 +148,22 @@ struct worker *worker_new(struct snapshot *snap)
 	w->servers = xcalloc(snap->nservers ? snap->nservers : 1, sizeof(*w->servers));
 	w->nlisteners = w->cfg->nlisten;
 	w->listeners = xcalloc(w->nlisteners, sizeof(*w->listeners));
-	if (open_listeners(w, snap, w->listeners, NULL, 0) < 0)
-		goto fail;
+	open_listeners(w, snap, fds, w->listeners, NULL, 0);
 	return w;
 fail:
+	for (size_t i = 0; i < snap->cfg->nlisten; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	worker_free(w);
 	return NULL;
 }
 
-int worker_apply(struct worker *w, struct snapshot *next)
+void worker_apply(struct worker *w, struct snapshot *next, const int *fds)
 {
 	if (next->cfg != w->cfg) {
 		const struct config *cfg = next->cfg;
 		struct listener_slot *slots = xcalloc(cfg->nlisten, sizeof(*slots));
-		if (open_listeners(w, next, slots, w->listeners, w->nlisteners) < 0) {
-			free(slots);
-			snapshot_release(next);
-			return -1;
-		}
+		open_listeners(w, next, fds, slots, w->listeners, w->nlisteners);
 		for (size_t i = 0; i < w->nlisteners; i++)
 			if (w->listeners[i].lev)
 				evconnlistener_free(w->listeners[i].lev);
@@ -191,7 +177,8 @@ int worker_apply(struct worker *w, struct snapshot *next)
 		free(w->servers);
 		w->servers = xcalloc(next->nservers ? next->nservers : 1, sizeof(*w->servers));
 		w->cfg = cfg;
-		if (w->accept_paused && w->nsessions < cfg->limits.max_connections) {
+		w->max_sessions = share_of(cfg->limits.max_connections, w->nworkers);
+		if (w->accept_paused && !w->draining && w->nsessions < w->max_sessions) {
 			w->accept_paused = false;
 			set_accepting(w, true);
 		}
@@ -199,7 +186,22 @@ int worker_apply(struct worker *w, struct snapshot *next)
 	struct snapshot *old = w->snap;
 	w->snap = next;
 	snapshot_release(old);
-	return 0;
+}
+
+void worker_take_pending(struct worker *w)
+{
+	struct snapshot *next = __atomic_exchange_n(&w->pending, NULL, __ATOMIC_ACQ_REL);
+	if (!next)
+		return;
+	if (next->cfg != w->cfg) {
+		/* Published before a config change this worker has already
+		 * taken: stale. */
+		snapshot_release(next);
+		return;
+	}
+	struct snapshot *old = w->snap;
+	w->snap = next;
+	snapshot_release(old);
 }
 
 static void close_listeners(struct worker *w)
@@ -223,7 +225,7 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	(void)fd;
 	(void)what;
-	log_warn("drain timeout: closing %u connections with requests still in flight",
+	log_warn("drain timeout: closing %" PRIu64 " connections with requests still in flight",
 	         w->nsessions);
 	event_base_loopexit(w->base, NULL);
 }
@@ -240,7 +242,7 @@ void worker_drain(struct worker *w)
 		event_base_loopexit(w->base, NULL);
 		return;
 	}
-	log_info("draining: %u connections with requests in flight", w->nsessions);
+	log_info("draining: %" PRIu64 " connections with requests in flight", w->nsessions);
 	w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
 	uint32_t ms = w->cfg->timeouts.drain_ms;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -260,9 +262,16 @@ void worker_free(struct worker *w)
 	if (w->base) {
 		session_free_all(w);
 		upstream_free_all(w);
+		upstream_free_pipes(w);
 	}
 	if (w->drain_timer)
 		event_free(w->drain_timer);
+	accesslog_writer_free(w->alog);
+	if (w->wake_ev)
+		event_free(w->wake_ev);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	snapshot_release(__atomic_exchange_n(&w->pending, NULL, __ATOMIC_ACQ_REL));
 	free(w->listeners);
 	free(w->servers);
 	route_rr_free(&w->rr);

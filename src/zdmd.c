@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <llhttp.h>
 #include <openssl/crypto.h>
 #include <yaml.h>
@@ -26,7 +27,7 @@
 #include "runtime.h"
 #include "snapshot.h"
 #include "tls.h"
-#include "worker.h"
+#include "workers.h"
 
 #ifndef ZDM_DEFAULT_CONFIG
 #define ZDM_DEFAULT_CONFIG "/etc/zdm/zdm.yaml"
@@ -35,7 +36,7 @@
 struct daemon {
 	const char *config_path;
 	struct runtime *rt;
-	struct worker *w;
+	struct event_base *base;      /* the control plane's loop */
 	struct control *ctl;
 	struct admin *admin;
 	struct accesslog *alog;
@@ -84,12 +85,12 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (d->stop_signals++) {
 		log_info("signal %d again: exiting now", (int)sig);
-		worker_stop(d->w);
+		workers_stop(d->rt->ws);
 		return;
 	}
 	log_info("signal %d: shutting down gracefully (at most %ums)", (int)sig,
-	         d->w->cfg->timeouts.drain_ms);
-	worker_drain(d->w);
+	         d->rt->cfg->timeouts.drain_ms);
+	workers_drain(d->rt->ws);
 }
 
 /* The access log, admin listener and log level the config asks for:
@@ -104,12 +105,12 @@ static int apply_outputs(struct daemon *d)
 	const char *path = cfg->access_log;
 	if ((path == NULL) != (d->alog_path == NULL) ||
 	    (path && (strcmp(path, d->alog_path) || cfg->access_log_json != d->alog_json))) {
-		accesslog_close(d->alog);
+		struct accesslog *old = d->alog;
 		d->alog = NULL;
 		free(d->alog_path);
 		d->alog_path = NULL;
 		if (path) {
-			d->alog = accesslog_open(d->w->base, path, cfg->access_log_json);
+			d->alog = accesslog_open(path, cfg->access_log_json);
 			if (d->alog) {
 				d->alog_path = xstrdup(path);
 				d->alog_json = cfg->access_log_json;
@@ -117,7 +118,9 @@ static int apply_outputs(struct daemon *d)
 				rc = -1;
 			}
 		}
-		d->w->alog = d->alog;
+		/* The workers let go of the old log before it closes. */
+		workers_set_accesslog(d->rt->ws, d->alog);
+		accesslog_close(old);
 	}
 
 	const char *admin = cfg->admin ? cfg->admin->text : NULL;
@@ -127,7 +130,7 @@ static int apply_outputs(struct daemon *d)
 		free(d->admin_addr);
 		d->admin_addr = NULL;
 		if (admin) {
-			d->admin = admin_open(d->w->base, cfg->admin, d->rt, d->w);
+			d->admin = admin_open(d->base, cfg->admin, d->rt, d->rt->ws);
 			if (d->admin)
 				d->admin_addr = xstrdup(admin);
 			else
@@ -157,14 +160,17 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	struct config_errors errs = {0};
-	if (runtime_reload(d->rt, &errs) < 0) {
+	runtime_lock(d->rt);
+	int rc = runtime_reload(d->rt, &errs);
+	runtime_unlock(d->rt);
+	if (rc < 0) {
 		for (size_t i = 0; i < errs.n; i++)
 			log_error("%s", errs.msgs[i]);
 		log_error("reload of %s failed: keeping the running configuration",
 		          d->config_path);
 	} else {
 		log_info("reloaded %s (SIGHUP): %zu pools, %zu listeners", d->config_path,
-		         d->w->cfg->npools, d->w->cfg->nlisten);
+		         d->rt->cfg->npools, d->rt->cfg->nlisten);
 	}
 	config_errors_free(&errs);
 }
@@ -233,39 +239,44 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &sigs, &old);
 	signal(SIGPIPE, SIG_IGN);
 	http_init();
-	d.rt = runtime_new(cfg, tls, d.config_path);
-	config_release(cfg);
-	d.w = worker_new(snapshot_hold(d.rt->snap));
-	if (!d.w) {
-		runtime_free(d.rt);
+	/* The control loop is woken by the workers from their threads. */
+	evthread_use_pthreads();
+	d.base = event_base_new();
+	if (!d.base) {
+		log_error("cannot create an event loop");
 		return 1;
 	}
-	runtime_attach(d.rt, d.w);
+	unsigned nworkers = workers_wanted(cfg->workers);
+	d.rt = runtime_new(cfg, tls, d.config_path, nworkers);
+	config_release(cfg);
 	d.rt->on_reload = on_reloaded;
 	d.rt->on_reload_arg = &d;
-	if (control_open(d.w->base, d.rt, &d.ctl) < 0 || apply_outputs(&d) < 0) {
+	if (runtime_start(d.rt, d.base) < 0 || control_open(d.base, d.rt, &d.ctl) < 0 ||
+	    apply_outputs(&d) < 0) {
 		control_close(d.ctl);
 		admin_close(d.admin);
-		d.w->alog = NULL;
+		if (d.rt->ws)
+			workers_stop(d.rt->ws);
+		runtime_free(d.rt); /* waits for the workers to end */
 		accesslog_close(d.alog);
-		worker_free(d.w);
-		runtime_free(d.rt);
+		event_base_free(d.base);
 		return 1;
 	}
-	d.sig_term = evsignal_new(d.w->base, SIGTERM, on_stop_signal, &d);
-	d.sig_int = evsignal_new(d.w->base, SIGINT, on_stop_signal, &d);
-	d.sig_hup = evsignal_new(d.w->base, SIGHUP, on_hup, &d);
-	d.sig_usr1 = evsignal_new(d.w->base, SIGUSR1, on_usr1, &d);
+	d.sig_term = evsignal_new(d.base, SIGTERM, on_stop_signal, &d);
+	d.sig_int = evsignal_new(d.base, SIGINT, on_stop_signal, &d);
+	d.sig_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
+	d.sig_usr1 = evsignal_new(d.base, SIGUSR1, on_usr1, &d);
 	event_add(d.sig_usr1, NULL);
 	event_add(d.sig_term, NULL);
 	event_add(d.sig_int, NULL);
 	event_add(d.sig_hup, NULL);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 
-	log_info("zdmd %s: listening on %s%s, %zu pools", ZDM_VERSION,
-	         d.w->cfg->listen[0].addr.text, d.w->cfg->nlisten > 1 ? " and more" : "",
-	         d.w->cfg->npools);
-	worker_run(d.w);
+	log_info("zdmd %s: listening on %s%s, %zu pools, %u worker%s", ZDM_VERSION,
+	         d.rt->cfg->listen[0].addr.text, d.rt->cfg->nlisten > 1 ? " and more" : "",
+	         d.rt->cfg->npools, nworkers, nworkers == 1 ? "" : "s");
+	/* The control loop runs until the last worker has ended. */
+	event_base_dispatch(d.base);
 	log_info("zdmd: stopped");
 
 	event_free(d.sig_term);
@@ -274,12 +285,10 @@ int main(int argc, char **argv)
 	event_free(d.sig_usr1);
 	control_close(d.ctl);
 	admin_close(d.admin);
-	/* The log's flush timer lives on the worker's loop: it goes first. */
-	d.w->alog = NULL;
+	runtime_free(d.rt); /* joins the workers: their log lines are handed over */
 	accesslog_close(d.alog);
-	worker_free(d.w);
 	free(d.alog_path);
 	free(d.admin_addr);
-	runtime_free(d.rt);
+	event_base_free(d.base);
 	return 0;
 }

@@ -470,10 +470,28 @@ class Zdmd:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
 
+    def _fd_targets(self):
+        d = "/proc/%d/fd" % self.proc.pid
+        out = []
+        for name in os.listdir(d):
+            try:
+                out.append(os.readlink(os.path.join(d, name)))
+            except OSError:
+                pass    # closed meanwhile
+        return out
+
     def fds(self):
-        """How many file descriptors zdmd has open."""
+        """How many file descriptors zdmd has open, not counting the pipes
+        it keeps for splicing (see pipes())."""
         try:
-            return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+            return len([t for t in self._fd_targets() if not t.startswith("pipe:")])
+        except OSError:
+            return None
+
+    def pipes(self):
+        """How many pipe descriptors zdmd has open (two per splice pipe)."""
+        try:
+            return len([t for t in self._fd_targets() if t.startswith("pipe:")])
         except OSError:
             return None
 

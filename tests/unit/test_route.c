@@ -224,7 +224,7 @@ static void test_effective_split(void)
 
 static void test_pick(struct config *cfg)
 {
-	struct snapshot *s = snapshot_from_config(cfg, 1);
+	struct snapshot *s = snapshot_from_config(cfg, 1, 1);
 	struct route_rr rr = {0};
 	struct route_choice c;
 	int counts[3] = {0, 0, 0}, other = 0, rc;
@@ -305,7 +305,7 @@ static void test_pick(struct config *cfg)
 
 static void test_retry(struct config *cfg)
 {
-	struct snapshot *s = snapshot_from_config(cfg, 7);
+	struct snapshot *s = snapshot_from_config(cfg, 7, 1);
 	struct route_rr rr = {0};
 	struct route_choice prev, c;
 	int bad = 0, rc;
@@ -361,8 +361,8 @@ static void test_retry(struct config *cfg)
 
 static void test_generation(struct config *cfg)
 {
-	struct snapshot *s1 = snapshot_from_config(cfg, 1);
-	struct snapshot *s2 = snapshot_from_config(cfg, 2);
+	struct snapshot *s1 = snapshot_from_config(cfg, 1, 1);
+	struct snapshot *s2 = snapshot_from_config(cfg, 2, 1);
 	struct route_rr rr = {0}, fresh = {0};
 	struct route_choice c, f;
 	int same = 1, nonzero = 0;
