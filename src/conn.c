@@ -14,10 +14,36 @@
 #include "buf.h"
 #include "conn.h"
 
-static struct timeval ms_tv(uint32_t ms)
+/* Timeouts of one length share one queue in libevent ("common timeouts"):
+ * re-arming one, which happens several times per request, appends to a
+ * list instead of moving an entry in the timer heap. The few lengths a
+ * config uses are cached per thread (each worker thread has one loop). */
+#define TIMEOUT_CACHE 8
+
+static __thread struct {
+	struct event_base *base;
+	uint32_t ms;
+	struct timeval tv;
+} timeout_cache[TIMEOUT_CACHE];
+static __thread unsigned timeout_cached;
+
+static struct timeval ms_tv(const struct conn *c, uint32_t ms)
 {
+	struct event_base *base = event_get_base(&c->rev);
+	for (unsigned i = 0; i < timeout_cached; i++)
+		if (timeout_cache[i].ms == ms && timeout_cache[i].base == base)
+			return timeout_cache[i].tv;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	return tv;
+	const struct timeval *common = event_base_init_common_timeout(base, &tv);
+	if (!common)
+		return tv;
+	if (timeout_cached < TIMEOUT_CACHE) {
+		timeout_cache[timeout_cached].base = base;
+		timeout_cache[timeout_cached].ms = ms;
+		timeout_cache[timeout_cached].tv = *common;
+		timeout_cached++;
+	}
+	return *common;
 }
 
 void conn_setup(struct conn *c)
@@ -155,7 +181,7 @@ static int tls_flush(struct conn *c, uint32_t timeout_ms)
 		}
 		switch (SSL_get_error(c->ssl, n)) {
 		case SSL_ERROR_WANT_WRITE: {
-			struct timeval tv = ms_tv(timeout_ms);
+			struct timeval tv = ms_tv(c, timeout_ms);
 			event_add(&c->wev, timeout_ms ? &tv : NULL);
 			return 1;
 		}
@@ -225,7 +251,7 @@ int conn_flush(struct conn *c, uint32_t timeout_ms)
 		int n = evbuffer_write(c->out, c->fd);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-				struct timeval tv = ms_tv(timeout_ms);
+				struct timeval tv = ms_tv(c, timeout_ms);
 				event_add(&c->wev, timeout_ms ? &tv : NULL);
 				return 1;
 			}
@@ -242,7 +268,7 @@ int conn_flush(struct conn *c, uint32_t timeout_ms)
 void conn_want_read(struct conn *c, bool on, uint32_t timeout_ms)
 {
 	if (on) {
-		struct timeval tv = ms_tv(timeout_ms);
+		struct timeval tv = ms_tv(c, timeout_ms);
 		/* event_add() without a timeout keeps a timeout set before:
 		 * removing one takes a del first. */
 		if (!timeout_ms && c->reading && c->read_timeout_ms)

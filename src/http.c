@@ -34,31 +34,36 @@ bool http_name_eq(const char *name, size_t len, const char *want)
 }
 
 /* Header names the proxy acts on, by kind. */
+#define KNOWN(name, kind) {name, sizeof(name) - 1, kind}
 static const struct {
 	const char *name;
+	size_t len;
 	enum http_hdr_kind kind;
 } known_headers[] = {
-	{"connection", HK_CONNECTION},
-	{"keep-alive", HK_KEEP_ALIVE},
-	{"proxy-connection", HK_PROXY_CONNECTION},
-	{"te", HK_TE},
-	{"upgrade", HK_UPGRADE},
-	{"transfer-encoding", HK_TRANSFER_ENCODING},
-	{"content-length", HK_CONTENT_LENGTH},
-	{"host", HK_HOST},
-	{"expect", HK_EXPECT},
-	{"x-forwarded-for", HK_X_FORWARDED_FOR},
-	{"x-real-ip", HK_X_REAL_IP},
-	{"x-forwarded-proto", HK_X_FORWARDED_PROTO},
+	KNOWN("connection", HK_CONNECTION),
+	KNOWN("keep-alive", HK_KEEP_ALIVE),
+	KNOWN("proxy-connection", HK_PROXY_CONNECTION),
+	KNOWN("te", HK_TE),
+	KNOWN("upgrade", HK_UPGRADE),
+	KNOWN("transfer-encoding", HK_TRANSFER_ENCODING),
+	KNOWN("content-length", HK_CONTENT_LENGTH),
+	KNOWN("host", HK_HOST),
+	KNOWN("expect", HK_EXPECT),
+	KNOWN("x-forwarded-for", HK_X_FORWARDED_FOR),
+	KNOWN("x-real-ip", HK_X_REAL_IP),
+	KNOWN("x-forwarded-proto", HK_X_FORWARDED_PROTO),
 };
 
 static enum http_hdr_kind classify(const char *name, size_t len)
 {
-	/* Cheap filter first: all known names are 2..17 bytes. */
-	if (len < 2 || len > 17)
+	/* Length and first letter rule out nearly every other name before
+	 * any string comparison. */
+	if (!len)
 		return HK_OTHER;
+	char first = (char)(name[0] | 0x20);
 	for (size_t i = 0; i < sizeof(known_headers) / sizeof(known_headers[0]); i++)
-		if (http_name_eq(name, len, known_headers[i].name))
+		if (known_headers[i].len == len && known_headers[i].name[0] == first &&
+		    strncasecmp(name, known_headers[i].name, len) == 0)
 			return known_headers[i].kind;
 	return HK_OTHER;
 }

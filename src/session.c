@@ -120,14 +120,21 @@ static bool admit(struct session *s, const struct snap_server *sv)
 /* Tells the server's circuit breaker how the exchange went. Only what can
  * change its state crosses to the control plane: failures, outcomes of
  * probes, and successes while it counts failures. */
+static bool worth_telling(const struct session *s, uint32_t server_id, int result)
+{
+	if (s->snap->cfg != s->w->cfg)
+		return false; /* routed before a reload: its server layout is gone */
+	if (result < 0 && !s->probe)
+		return false;
+	if (result > 0 && !s->probe && !STAT_GET(s->snap->stats->streak[server_id]))
+		return false;
+	return true;
+}
+
 static void tell_outcome(struct session *s, uint32_t server_id, int result, const char *what)
 {
 	struct worker *w = s->w;
-	if (s->snap->cfg != w->cfg)
-		return; /* routed before a reload: its server layout is gone */
-	if (result < 0 && !s->probe)
-		return;
-	if (result > 0 && !s->probe && !STAT_GET(s->snap->stats->streak[server_id]))
+	if (!worth_telling(s, server_id, result))
 		return;
 	worker_report(w, s->snap, server_id,
 	              result > 0 ? WORKER_SUCCESS : result == 0 ? WORKER_FAILURE : WORKER_ABANDONED,
@@ -784,10 +791,14 @@ int session_on_response_head(struct session *s, struct upconn *u)
 		return session_on_upstream_error(s, u, UP_ERR_INVALID);
 	}
 
-	if (!interim) {
-		char what[32];
-		snprintf(what, sizeof(what), "%d response", status);
-		outcome(s, status < 500 ? 1 : 0, what);
+	if (!interim && s->stat && !s->outcome_told) {
+		int result = status < 500 ? 1 : 0;
+		if (worth_telling(s, s->server_id, result)) {
+			char what[32];
+			snprintf(what, sizeof(what), "%d response", status);
+			outcome(s, result, what);
+		}
+		s->outcome_told = true;
 	}
 	bool keep = !interim && s->keep_alive && !s->close_after && !s->w->draining;
 	if (!interim && status != 101) {
