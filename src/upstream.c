@@ -160,6 +160,10 @@ struct upconn *upstream_get(struct worker *w, const struct snapshot *snap, int p
 
 void upstream_start(struct upconn *u, bool head_request)
 {
+	if (u->parser_stale) {
+		llhttp_reset(&u->resp.parser);
+		u->parser_stale = false;
+	}
 	u->resp.skip_body = head_request;
 	u->parse_pos = u->c.rx_start;
 	if (u->c.rx)
@@ -390,7 +394,10 @@ void upstream_splice(struct upconn *u)
 		if (!u->splice_left && !u->in_pipe) {
 			/* The whole body went out: the message is complete. */
 			splice_end(u);
-			llhttp_reset(&u->resp.parser);
+			/* The parser stopped inside the body: it starts afresh
+			 * with the next response (after keep-alive is decided
+			 * from this one's head). */
+			u->parser_stale = true;
 			session_on_response_done(s, u);
 			return;
 		}

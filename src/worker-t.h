@@ -59,6 +59,7 @@ struct upconn {
 	bool tunnel;                  /* after a 101: raw bytes both ways */
 	bool req_sent;                /* the whole request is queued */
 	bool splicing;                /* the body moves in the kernel (upstream.c) */
+	bool parser_stale;            /* a spliced body ended the last response */
 	uint32_t in_pipe;             /* body bytes in the pipe, not yet sent */
 	uint64_t splice_left;         /* body bytes still to take from the socket */
 	struct splice_pipe *pipe;     /* while splicing */
