@@ -12,6 +12,15 @@ Subcommands:
                             `openssl s_client` output
   run-line RESULTS.tsv      print a progress line for the last run recorded
   report RESULTS.tsv META   print the markdown report
+  strace-line FILE N        print syscalls per request from `strace -c` output over N requests
+  perf-line FILE N          the same from `perf stat -x,` output on the syscall tracepoints
+  malloc-counts FILE        print "malloc calloc realloc free memalign bytes" from a
+                            malloc-count.c counter file
+  allocs-line C0 C1 C2 C3 N CONNS CHURN
+                            print allocations per request and per connection from four
+                            malloc-counts readings (see alloc_figures)
+  extra-report EXTRA.tsv SCALING.tsv IDLE.tsv META
+                            print the markdown report of the extra mode
 
 Only the Python standard library is used.
 """
@@ -213,7 +222,11 @@ def derive(raw):
     proxy_ticks = 0 if direct else r["server_ticks"]
     c_all = r["c_busy"] + r["c_irq"]
     p_all = r["p_busy"] + r["p_irq"]
-    if r["same_core"]:
+    if r["same_core"] == 2:
+        # The server was free to run on either core: count both together.
+        other = [(c_all + p_all - r["upstream_ticks"] - wrk_ticks - proxy_ticks)
+                 / max((r["c_total"] + r["p_total"]) / 2.0, 1)]
+    elif r["same_core"]:
         other = [(c_all - r["upstream_ticks"] - wrk_ticks - proxy_ticks) / max(r["c_total"], 1)]
     else:
         other = [(c_all - r["upstream_ticks"] - wrk_ticks) / max(r["c_total"], 1),
@@ -480,6 +493,561 @@ def cmd_report(results_path, meta_path):
     print("\n".join(out))
 
 
+# ---------------------------------------------------------------- extra mode
+
+READ_CALLS = {"read", "readv", "recvfrom", "recvmsg", "recvmmsg", "pread64", "preadv"}
+WRITE_CALLS = {"write", "writev", "sendto", "sendmsg", "sendmmsg", "pwrite64", "pwritev"}
+EPOLL_WAIT_CALLS = {"epoll_wait", "epoll_pwait", "epoll_pwait2"}
+SYSCALL_GROUPS = (("read/recv*", READ_CALLS), ("write/writev/send*", WRITE_CALLS),
+                  ("epoll_wait", EPOLL_WAIT_CALLS), ("epoll_ctl", {"epoll_ctl"}))
+STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+(?:\d+\s+)?(\d+)\s+(?:(\d+)\s+)?([a-z_0-9]+)\s*$")
+
+
+def parse_strace(path):
+    """{syscall: (calls, errors)} from the summary table of `strace -c`."""
+    calls = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = STRACE_ROW.match(line)
+            if not m or m.group(3) == "total":
+                continue
+            name = m.group(3)
+            c, e = calls.get(name, (0, 0))
+            calls[name] = (c + int(m.group(1)), e + int(m.group(2) or 0))
+    return calls
+
+
+def strace_groups(calls):
+    """(total, errors, {group: calls}, [(name, calls) of the others, most first])."""
+    total = sum(c for c, _ in calls.values())
+    errors = sum(e for _, e in calls.values())
+    groups = {}
+    grouped = set()
+    for label, names in SYSCALL_GROUPS:
+        groups[label] = sum(calls[n][0] for n in names if n in calls)
+        grouped |= names
+    others = sorted(((n, c) for n, (c, _) in calls.items() if n not in grouped), key=lambda x: -x[1])
+    groups["others"] = sum(c for _, c in others)
+    return total, errors, groups, others
+
+
+def parse_perf(path):
+    """{syscall: (calls, 0)} from `perf stat -x,` output on the raw_syscalls:sys_enter and
+    syscalls:sys_enter_NAME tracepoints; the key "total" holds raw_syscalls:sys_enter."""
+    calls = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.rstrip("\n").split(",")
+            if len(fields) < 3 or not fields[0].strip().isdigit():
+                continue
+            event = fields[2]
+            if event == "raw_syscalls:sys_enter":
+                calls["total"] = (int(fields[0]), 0)
+            elif event.startswith("syscalls:sys_enter_"):
+                calls[event[len("syscalls:sys_enter_"):]] = (int(fields[0]), 0)
+    return calls
+
+
+def perf_groups(calls):
+    """(total, {group: calls}) from parse_perf; "others" = total minus the groups."""
+    total = calls.get("total", (0, 0))[0]
+    groups = {}
+    for label, names in SYSCALL_GROUPS:
+        groups[label] = sum(calls[n][0] for n in names if n in calls)
+    groups["others"] = total - sum(groups.values())
+    return total, groups
+
+
+def cmd_perf_line(path, n):
+    n = int(n)
+    total, groups = perf_groups(parse_perf(path))
+    if not n:
+        print("no requests completed")
+        return
+    print("%.2f syscalls/req (%s)" % (total / n, ", ".join("%s %.2f" % (k, v / n) for k, v in groups.items())))
+
+
+def cmd_strace_line(path, n):
+    n = int(n)
+    total, errors, groups, _ = strace_groups(parse_strace(path))
+    if not n:
+        print("no requests completed")
+        return
+    print("%.2f syscalls/req (%s), %.2f failed/req" % (
+        total / n, ", ".join("%s %.2f" % (k, v / n) for k, v in groups.items()), errors / n))
+
+
+MALLOC_FIELDS = ("malloc", "calloc", "realloc", "free", "memalign", "bytes")
+
+
+def cmd_malloc_counts(path):
+    import struct
+    with open(path, "rb") as f:
+        data = f.read(8 * 7)
+    if len(data) < 56 or data[:8] != b"MALLOCNT":
+        raise ValueError("%s is not a malloc-count counter file" % path)
+    print(" ".join(str(v) for v in struct.unpack("<6Q", data[8:56])))
+
+
+def alloc_figures(c0, c1, c2, c3, n, conns, churn):
+    """Allocator calls per request and per client connection from four readings: before
+    and after two keep-alive runs of N requests on CONNS connections each (c0, c1, c2), and
+    after CHURN connections that made one request each (c3). A keep-alive run costs
+    N r + CONNS c and the churn CHURN (r + c), r per request and c per connection, so
+    r = (d_run - CONNS d_churn / CHURN) / (N - CONNS), c = d_churn / CHURN - r.
+    Returns (r averaged over the two runs, c, (r of run 1, r of run 2)) as dicts per counter."""
+    c = [[int(x) for x in r.split()] for r in (c0, c1, c2, c3)]
+    deltas = []
+    for a, b in zip(c, c[1:]):
+        d = dict(zip(MALLOC_FIELDS, (y - x for x, y in zip(a, b))))
+        d["allocs"] = d["malloc"] + d["calloc"] + d["realloc"] + d["memalign"]
+        deltas.append(d)
+    d1, d2, dc = deltas
+    runs = tuple({k: (d[k] - conns * dc[k] / churn) / (n - conns) for k in d} for d in (d1, d2))
+    per_req = {k: (runs[0][k] + runs[1][k]) / 2 for k in d1}
+    per_conn = {k: dc[k] / churn - per_req[k] for k in d1}
+    return per_req, per_conn, runs
+
+
+def cmd_allocs_line(c0, c1, c2, c3, n, conns, churn):
+    per_req, per_conn, runs = alloc_figures(c0, c1, c2, c3, int(n), int(conns), int(churn))
+    print("%.3f allocations/req (runs: %.3f, %.3f; malloc %.3f calloc %.3f realloc %.3f memalign %.3f), "
+          "%.3f free/req, %.0f bytes/req; %.1f allocations per connection" % (
+              per_req["allocs"], runs[0]["allocs"], runs[1]["allocs"], per_req["malloc"], per_req["calloc"],
+              per_req["realloc"], per_req["memalign"], per_req["free"], per_req["bytes"], per_conn["allocs"]))
+
+
+def load_extra(path):
+    """{(test, proxy): [(key, {k: v})]} from extra.tsv; values stay strings."""
+    data = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split("\t")
+            if len(parts) != 4:
+                continue
+            test, proxy, key, value = parts
+            kv = {}
+            for item in value.split():
+                k, sep, v = item.partition("=")
+                if sep:
+                    kv[k] = v
+            data.setdefault((test, proxy), []).append((key, kv, value))
+    return data
+
+
+def fmt_int(x):
+    if x is None or x != x:
+        return "–"
+    return "{:,.0f}".format(x)
+
+
+def fmt_bytes(x):
+    if x is None or x != x:
+        return "–"
+    return "{:,.0f} B".format(x)
+
+
+def ratio_cell(a, b, digits=2):
+    return fmt_num(ratio(a, b), digits)
+
+
+def task_shares(before, after):
+    """CPU shares (%) of the threads/processes of a server between two task_ticks
+    readings ("tid:ticks,tid:ticks,..."), largest first; tasks under 1% left out."""
+    def parse(s):
+        out = {}
+        for item in s.split(","):
+            tid, sep, ticks = item.partition(":")
+            if sep and ticks.isdigit():
+                out[tid] = int(ticks)
+        return out
+    b, a = parse(before), parse(after)
+    deltas = {t: a[t] - b.get(t, 0) for t in a}
+    total = sum(d for d in deltas.values() if d > 0)
+    return deltas, total
+
+
+def cmd_extra_report(extra_path, scaling_path, idle_path, meta_path):
+    data = load_extra(extra_path)
+    meta = load_meta_extra(meta_path)
+    proxies = meta.get("x_proxies", "").split()
+    tests = meta.get("extra_tests", "").split()
+    seconds = dict(line.split() for line in meta["x_seconds"] if len(line.split()) == 2)
+    env = meta.get("x_env", "").strip()
+    versions = ", ".join(meta["xversions"])
+    has_ha = "haproxy" in proxies
+
+    out = []
+    w = out.append
+
+    def reproduce(test):
+        w("")
+        w("Command: `%sEXTRA_TESTS=%s bench/run.sh extra` (%s s in this run; `bench/run.sh extra` runs every "
+          "test, `bench/run.sh all` the plain mode and every test).  " % (
+              (env + " ") if env else "", test, seconds.get(test, "?")))
+        w("Versions: %s." % versions)
+        w("")
+
+    if meta.get("mode") != "all":
+        w("# zdm proxy benchmark — syscalls, instructions, allocations, idle memory, workers")
+        w("")
+        w("Date: %s  " % meta.get("date", "?"))
+        w("Host: %s, %s cores, Linux %s  " % (meta.get("cpu", "?"), meta.get("cores", "?"), meta.get("kernel", "?")))
+        w("Command: `%s`" % meta.get("command", "bench/run.sh extra"))
+    else:
+        w("# Syscalls, instructions, allocations, idle memory, workers")
+    w("")
+    w("Every proxy as in the plain mode (one worker, 90/10 split, keep-alive to the upstreams, "
+      "the same forwarding headers); the load client is `bench/nreq.c` (keep-alive `GET`, one request in "
+      "flight per connection, a fixed number of requests) or wrk, on CPU %s with the upstream nginx; the "
+      "proxy on CPU %s except in the workers test. Figures in parentheses or ÷ HAProxy columns are ratios "
+      "to HAProxy." % (meta.get("client_cpu", "?"), meta.get("proxy_cpu", "?")))
+    w("")
+
+    label = lambda p: PROXY_LABEL.get(p, p)
+
+    # ---- syscalls
+    if "syscalls" in tests:
+        n_req = meta.get("nreq", "?")
+        w("## Syscalls per request (strace)")
+        w("")
+        w("`strace -c -f -p PID...` attached to the running proxy (every process and thread: NGINX master and "
+          "worker) while `nreq -c%s -n%s` sends %s keep-alive `GET /tiny` on %s connections, after a warm-up. "
+          "The 50 connection set-ups (accept, socket options, close) are included, one per %s requests. "
+          "strace slows the proxy down, so each `epoll_wait` returns more events than without it: "
+          "`epoll_wait` per request is lower than in an untraced run (see the perf table below); reads and "
+          "writes per request are not affected." % (
+              meta.get("nreq_conns", "?"), n_req, n_req, meta.get("nreq_conns", "?"),
+              fmt_int(int(n_req) / int(meta.get("nreq_conns", "1"))) if n_req.isdigit() else "?"))
+        w("")
+        rows = {}
+        for p in proxies:
+            runs = [kv for key, kv, _ in data.get(("syscalls", p), []) if key == "run"]
+            if not runs:
+                continue
+            kv = runs[-1]
+            n = int(kv.get("requests", "0"))
+            try:
+                calls = parse_strace(kv["file"])
+            except (OSError, KeyError):
+                continue
+            if not n or not calls:
+                continue
+            rows[p] = (n, strace_groups(calls))
+        groups = [g for g, _ in SYSCALL_GROUPS] + ["others"]
+        w("| proxy | syscalls/req | " + " | ".join(groups) + " | failed calls/req (EAGAIN…) | syscalls ÷ HAProxy |")
+        w("|---|---:|" + "---:|" * (len(groups) + 2))
+        ha = rows.get("haproxy")
+        for p in proxies:
+            if p not in rows:
+                continue
+            n, (total, errors, g, others) = rows[p]
+            ha_total = ha[1][0] / ha[0] if ha else None
+            w("| %s | %.2f | %s | %.2f | %s |" % (
+                label(p), total / n, " | ".join("%.2f" % (g[k] / n) for k in groups), errors / n,
+                ratio_cell(total / n, ha_total)))
+        w("")
+        for p in proxies:
+            if p not in rows:
+                continue
+            n, (total, errors, g, others) = rows[p]
+            top = ", ".join("%s %.3f" % (name, c / n) for name, c in others[:6] if c / n >= 0.001)
+            w("- %s, others per request: %s" % (label(p), top or "none"))
+        prow = {}
+        for p in proxies:
+            for key, kv, _ in data.get(("syscalls", p), []):
+                if key != "perf":
+                    continue
+                try:
+                    n = int(kv.get("requests", "0"))
+                    calls = parse_perf(kv["file"])
+                except (OSError, KeyError, ValueError):
+                    continue
+                if n and "total" in calls:
+                    prow[p] = (n, perf_groups(calls))
+        if prow:
+            w("")
+            w("The same run once more without strace, counted by `perf stat -e raw_syscalls:sys_enter,"
+              "syscalls:sys_enter_NAME... -p PID...` (kernel tracepoints, no slow-down of the proxy): the "
+              "figures of a proxy at full speed.")
+            w("")
+            w("| proxy | syscalls/req | " + " | ".join(groups) + " | syscalls ÷ HAProxy |")
+            w("|---|---:|" + "---:|" * (len(groups) + 1))
+            ha = prow.get("haproxy")
+            for p in proxies:
+                if p not in prow:
+                    continue
+                n, (total, g) = prow[p]
+                w("| %s | %.2f | %s | %s |" % (
+                    label(p), total / n, " | ".join("%.2f" % (g[k] / n) for k in groups),
+                    ratio_cell(total / n, ha[1][0] / ha[0] if ha else None)))
+        reproduce("syscalls")
+
+    # ---- instructions
+    if "instructions" in tests:
+        sizes = meta.get("cg_sizes", "tiny 4k").split()
+        cg_n = meta.get("cg_requests", "?")
+        w("## Instructions per request (callgrind)")
+        w("")
+        w("`valgrind --tool=callgrind --collect-atstart=yes --cache-sim=no --branch-sim=no` runs the proxy in "
+          "the foreground (zdmd `-c`, HAProxy `-db`, NGINX `master_process off; daemon off;`) on CPU %s; "
+          "`nreq -c%s` sends N = %s requests in one run and 2N in another. Instructions per request = "
+          "(Ir of the 2N run − Ir of the N run) ÷ N: start-up, the %s connection set-ups and exit cancel out "
+          "(the totals of both runs are below the table). Counts user-space instructions only (the proxy "
+          "and its libraries), not the kernel's work in system calls." % (
+              meta.get("proxy_cpu", "?"), meta.get("nreq_conns", "?"), cg_n, meta.get("nreq_conns", "?")))
+        w("")
+        per = {}
+        totals = {}
+        for p in proxies:
+            for size in sizes:
+                runs = sorted(((int(kv["requests"]), int(kv["ir"])) for key, kv, _ in data.get(("instructions", p), [])
+                               if key == size and "ir" in kv), key=lambda x: x[0])
+                totals[(p, size)] = runs
+                if len(runs) >= 2 and runs[-1][0] > runs[0][0]:
+                    (n1, i1), (n2, i2) = runs[0], runs[-1]
+                    per[(p, size)] = (i2 - i1) / (n2 - n1)
+        head = "| proxy |"
+        for size in sizes:
+            head += " %s Ir/req | %s ÷ HAProxy |" % (SHORT_LABEL.get(size, size), SHORT_LABEL.get(size, size))
+        w(head)
+        w("|---|" + "---:|" * (2 * len(sizes)))
+        for p in proxies:
+            if not any((p, s) in per for s in sizes):
+                continue
+            cells = []
+            for size in sizes:
+                v = per.get((p, size))
+                cells.append(fmt_int(v))
+                cells.append(ratio_cell(v, per.get(("haproxy", size))) if has_ha else "–")
+            w("| %s | %s |" % (label(p), " | ".join(cells)))
+        w("")
+        for p in proxies:
+            parts = ["%s: %s" % (SHORT_LABEL.get(size, size),
+                                 ", ".join("%s instructions for %s requests" % (fmt_int(ir), fmt_int(n))
+                                           for n, ir in totals.get((p, size), [])))
+                     for size in sizes if totals.get((p, size))]
+            if parts:
+                w("- %s, totals (start-up and exit included): %s" % (label(p), "; ".join(parts)))
+        reproduce("instructions")
+
+    # ---- allocations
+    if "allocs" in tests:
+        w("## Allocations per request (malloc-count.c)")
+        w("")
+        w("The proxy runs with `bench/malloc-count.c` in `LD_PRELOAD`, which counts the calls to the C "
+          "library's allocator (all processes: NGINX's worker adds to its master's counters). After a warm-up "
+          "of %s requests the counters are read around two keep-alive runs of N = %s requests (`nreq -c%s`, "
+          "`GET /tiny`) and around a churn of %s connections that make one request each (`nreq -c%s -n%s`, "
+          "%s times). Per request r and per connection c (open and close) solve run = N r + %s c and "
+          "churn = %s (r + c); r is the mean of the two runs (both given). *allocations* = malloc + calloc + "
+          "realloc + posix_memalign/memalign/aligned_alloc. HAProxy and NGINX have pool allocators of their "
+          "own on top of malloc, zdmd keeps free lists; what is counted here is only what reaches the C "
+          "library." % (meta.get("nreq", "?"), meta.get("nreq", "?"), meta.get("nreq_conns", "?"),
+                        fmt_int(int(meta.get("churn", "0"))), meta.get("nreq_conns", "?"), meta.get("nreq_conns", "?"),
+                        int(meta.get("churn", "0")) // max(int(meta.get("nreq_conns", "50")), 1),
+                        meta.get("nreq_conns", "?"), fmt_int(int(meta.get("churn", "0")))))
+        w("")
+        figs = {}
+        for p in proxies:
+            entries = {key: (kv, value) for key, kv, value in data.get(("allocs", p), [])}
+            if not all(k in entries for k in ("run", "c0", "c1", "c2", "c3")):
+                continue
+            kv = entries["run"][0]
+            figs[p] = alloc_figures(entries["c0"][1], entries["c1"][1], entries["c2"][1], entries["c3"][1],
+                                    int(kv["requests"]), int(kv["conns"]), int(kv["churn"]))
+        w("| proxy | allocations/req | run 1, run 2 | malloc | calloc | realloc | memalign | free/req | "
+          "bytes allocated/req | allocations per connection | allocations/req ÷ HAProxy |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        ha = figs.get("haproxy")
+        for p in proxies:
+            if p not in figs:
+                continue
+            r, c, runs = figs[p]
+            w("| %s | %.2f | %.2f, %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %.1f | %s |" % (
+                label(p), r["allocs"], runs[0]["allocs"], runs[1]["allocs"], r["malloc"], r["calloc"],
+                r["realloc"], r["memalign"], r["free"], fmt_int(r["bytes"]), c["allocs"],
+                ratio_cell(r["allocs"], ha[0]["allocs"]) if ha and ha[0]["allocs"] >= 0.005 else "–"))
+        if ha and ha[0]["allocs"] < 0.005:
+            w("")
+            w("HAProxy makes no allocation per request in the steady state, so no ratio to it is given.")
+        reproduce("allocs")
+
+    # ---- idle connections
+    if "idle" in tests:
+        counts = [int(x) for x in meta.get("idle_conns", "").split()]
+        w("## Memory per idle connection")
+        w("")
+        w("A fresh instance of each proxy (limits raised: zdmd `limits: {max_connections: %s}`, HAProxy "
+          "`maxconn %s`, NGINX `worker_connections %s`) gets a warm-up of 1,000 requests on 50 connections; "
+          "then `nreq -H` opens N connections (50 at a time), each sends one `GET /tiny`, reads the response "
+          "and stays open and idle. Bytes per connection = (RSS after − RSS before) ÷ N, RSS from "
+          "`/proc/PID/smaps_rollup` summed over the proxy's processes. The kernel's socket buffers are not in "
+          "RSS. With 10 connections the figure is mostly page granularity and memory the warm-up left free; "
+          "the larger counts give the cost per connection. Then `wrk -t1 -c%s -d%ss /tiny` runs (after a "
+          "warm-up, as in plain mode) while the N connections stay open." % (meta.get("x_maxconn", "?"), meta.get("x_maxconn", "?"),
+                                     meta.get("x_nginx_conns", "?"), meta.get("conns", "?"),
+                                     meta.get("extra_duration", "?")))
+        w("")
+        idle = {}
+        idle_rows = load_results(idle_path) if idle_path else []
+        idle_runs = {r["proxy"]: r for r in idle_rows}
+        for p in proxies:
+            for key, kv, _ in data.get(("idle", p), []):
+                try:
+                    n = int(key)
+                    rss0, rss1, held = int(kv["rss0"]), int(kv["rss1"]), int(kv["held"])
+                except (KeyError, ValueError):
+                    continue
+                run = idle_runs.get("x-idle-%s-%d" % (p, n))
+                idle[(p, n)] = {
+                    "per_conn": (rss1 - rss0) * 1024.0 / n if held == n else float("nan"),
+                    "rss0": rss0, "rss1": rss1, "held": held, "closed": int(kv.get("closed", "0")),
+                    "rps": run["rps"] if run else float("nan"), "p99": run["p99"] if run else float("nan"),
+                    "cpu": run["cpu"] if run else float("nan"), "errors": run["errors"] if run else 0,
+                    "disturbed": run["disturbed"] if run else False,
+                }
+        w("| proxy | RSS before (after warm-up) | " + " | ".join("%s conns: B/conn" % fmt_int(n) for n in counts)
+          + " | %s conns ÷ HAProxy | RSS with %s conns |" % (fmt_int(counts[-1]), fmt_int(counts[-1])))
+        w("|---|---:|" + "---:|" * len(counts) + "---:|---:|")
+        for p in proxies:
+            if not any((p, n) in idle for n in counts):
+                continue
+            first = next(idle[(p, n)] for n in counts if (p, n) in idle)
+            last = idle.get((p, counts[-1]))
+            ha_last = idle.get(("haproxy", counts[-1]))
+            w("| %s | %.1f MiB | %s | %s | %s |" % (
+                label(p), first["rss0"] / 1024.0,
+                " | ".join(fmt_bytes(idle[(p, n)]["per_conn"]) if (p, n) in idle else "–" for n in counts),
+                ratio_cell(last["per_conn"], ha_last["per_conn"]) if last and ha_last else "–",
+                ("%.1f MiB" % (last["rss1"] / 1024.0)) if last else "–"))
+        w("")
+        w("With the N connections held open, `wrk -t1 -c%s /tiny`:" % meta.get("conns", "?"))
+        w("")
+        w("| proxy | " + " | ".join("%s held: req/s" % fmt_int(n) for n in counts) + " | "
+          + " | ".join("%s held: CPU µs/req" % fmt_int(n) for n in counts)
+          + " | req/s ÷ HAProxy, %s held |" % fmt_int(counts[-1]))
+        w("|---|" + "---:|" * (2 * len(counts) + 1))
+        for p in proxies:
+            if not any((p, n) in idle for n in counts):
+                continue
+            cells = [fmt_rps(idle[(p, n)]["rps"]) + (" ⚠" if idle[(p, n)]["errors"] else "")
+                     + (" *" if idle[(p, n)]["disturbed"] else "") if (p, n) in idle else "–" for n in counts]
+            cells += [fmt_num(idle[(p, n)]["cpu"], 1) if (p, n) in idle else "–" for n in counts]
+            last, ha_last = idle.get((p, counts[-1])), idle.get(("haproxy", counts[-1]))
+            cells.append(ratio_cell(last["rps"], ha_last["rps"]) if last and ha_last else "–")
+            w("| %s | %s |" % (label(p), " | ".join(cells)))
+        problems = [(p, n, v) for (p, n), v in sorted(idle.items()) if v["held"] != n or v["closed"]]
+        disturbed = [r for r in idle_rows if r["disturbed"]]
+        if problems or disturbed:
+            w("")
+        if disturbed:
+            w("- \\* = a run disturbed by other work on the machine (more than %.0f%% of a core used by other "
+              "processes; worst %.0f%%): its req/s is less reliable, CPU µs/req much less affected." % (
+                  100 * NOISE_LIMIT, 100 * max(max(r["other"], r["steal"]) for r in disturbed)))
+        if problems:
+            for p, n, v in problems:
+                w("- %s, %d connections: %d held open, %d closed by the proxy during the wrk run." % (
+                    label(p), n, v["held"], v["closed"]))
+        reproduce("idle")
+
+    # ---- workers
+    if "scaling" in tests:
+        rows = load_results(scaling_path) if scaling_path else []
+        med = {}
+        for r in rows:
+            med.setdefault(r["proxy"], []).append(r)
+        shares = {}
+        for (test, name), entries in data.items():
+            if test != "scaling":
+                continue
+            tot = {}
+            for _, kv, _ in entries:
+                deltas, _ = task_shares(kv.get("before", ""), kv.get("after", ""))
+                for t, d in deltas.items():
+                    tot[t] = tot.get(t, 0) + d
+            total = sum(d for d in tot.values() if d > 0)
+            shares[name] = sorted((100.0 * d / total for d in tot.values() if total and d > 0 and 100.0 * d / total >= 1),
+                                  reverse=True)
+        w("## 1 and 2 workers")
+        w("")
+        w("zdmd `workers: 1|2`, HAProxy `nbthread 1|2`, NGINX `worker_processes 1|2`; the proxy is not pinned "
+          "(`taskset -c 0-%d`), wrk (`-t1 -c%s`, %s s after a %s s warm-up, %s round(s) interleaved, medians) "
+          "and the upstream nginx stay on CPU %s. **This machine has %s cores**: a second worker shares a core "
+          "with the client and the upstream, so req/s cannot double; the figures show whether a second worker "
+          "is used at all and what it costs. CPU split = the share of the proxy's CPU time taken by each of its "
+          "threads (zdmd, HAProxy) or processes (NGINX master and workers), over all rounds; one figure means one "
+          "thread or process did all the work." % (
+              int(meta.get("cores", "2")) - 1, meta.get("conns", "?"), meta.get("extra_duration", "?"),
+              meta.get("warmup", "?"), meta.get("scale_rounds", "?"), meta.get("client_cpu", "?"),
+              meta.get("cores", "?")))
+        w("")
+        w("| proxy | 1 worker req/s | 2 workers req/s | 2 ÷ 1 | 1 worker CPU µs/req | 2 workers CPU µs/req | "
+          "1 worker p99 | 2 workers p99 | CPU split, 2 workers | req/s ÷ HAProxy, 2 workers | "
+          "CPU ÷ HAProxy, 2 workers |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+        figs = {}
+        for name, sel in med.items():
+            figs[name] = {"rps": median_of(sel, "rps"), "cpu": median_of(sel, "cpu"), "p99": median_of(sel, "p99"),
+                          "errors": sum(r["errors"] for r in sel), "disturbed": sum(1 for r in sel if r["disturbed"])}
+        for p in proxies:
+            one, two = figs.get("x-%s-w1" % p), figs.get("x-%s-w2" % p)
+            if not one and not two:
+                continue
+            ha2 = figs.get("x-haproxy-w2")
+            split = shares.get("x-%s-w2" % p, [])
+            g = lambda f, k: f[k] if f else None
+            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                label(p), fmt_rps(g(one, "rps")), fmt_rps(g(two, "rps")), ratio_cell(g(two, "rps"), g(one, "rps")),
+                fmt_num(g(one, "cpu"), 1), fmt_num(g(two, "cpu"), 1), fmt_p99(g(one, "p99")), fmt_p99(g(two, "p99")),
+                " / ".join("%.0f%%" % x for x in split) or "–",
+                ratio_cell(g(two, "rps"), g(ha2, "rps")), ratio_cell(g(two, "cpu"), g(ha2, "cpu"))))
+        one_thread = [p for p in proxies if len(shares.get("x-%s-w2" % p, [])) == 1]
+        disturbed = [r for r in rows if r["disturbed"]]
+        errs = [name for name, f in figs.items() if f["errors"]]
+        if one_thread or disturbed or errs:
+            w("")
+        for p in one_thread:
+            w("- %s with 2 workers: one thread or process did all the work (the second worker is not used "
+              "in this build)." % label(p))
+        if disturbed:
+            w("- %d of %d runs were disturbed by other work on the machine (more than %.0f%% of a core)." % (
+                len(disturbed), len(rows), 100 * NOISE_LIMIT))
+        for name in errs:
+            w("- ⚠ %s: socket errors or non-2xx responses (see raw wrk output)." % name)
+        reproduce("scaling")
+
+    if meta["xnotes"]:
+        w("## Notes on these tests")
+        w("")
+        for n in meta["xnotes"]:
+            w("- %s" % n)
+        w("")
+    w("Raw data of the extra tests (strace summaries, callgrind outputs, nreq and wrk outputs, configs) "
+      "are in `bench/results/raw/` after the run.")
+    print("\n".join(out))
+
+
+def load_meta_extra(path):
+    meta = load_meta(path)
+    meta["xversions"], meta["x_seconds"], meta["xnotes"] = [], [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, sep, value = line.rstrip("\n").partition("=")
+            if not sep:
+                continue
+            if key == "xversion":
+                meta["xversions"].append(value)
+            elif key == "x_seconds":
+                meta["x_seconds"].append(value)
+            elif key == "xnote":
+                meta["xnotes"].append(value)
+    return meta
+
+
 def main(argv):
     if len(argv) < 2:
         sys.stderr.write(__doc__)
@@ -500,6 +1068,16 @@ def main(argv):
             cmd_run_line(*args)
         elif cmd == "report" and len(args) == 2:
             cmd_report(*args)
+        elif cmd == "strace-line" and len(args) == 2:
+            cmd_strace_line(*args)
+        elif cmd == "perf-line" and len(args) == 2:
+            cmd_perf_line(*args)
+        elif cmd == "malloc-counts" and len(args) == 1:
+            cmd_malloc_counts(*args)
+        elif cmd == "allocs-line" and len(args) == 7:
+            cmd_allocs_line(*args)
+        elif cmd == "extra-report" and len(args) == 4:
+            cmd_extra_report(*args)
         else:
             sys.stderr.write(__doc__)
             return 2

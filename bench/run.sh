@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark zdmd, HAProxy and NGINX as HTTP/1.1 reverse proxies in one run.
 #
-# Usage: bench/run.sh [plain|obs|tls]
+# Usage: bench/run.sh [plain|obs|tls|extra|all]
 #   plain (default)  response sizes tiny, 4k, 1m; with OBS=1 (the default) also
 #                    "zdmd+obs" (admin listener, text access log to a file,
 #                    /metrics scraped every second) for tiny and 4k
@@ -10,6 +10,10 @@
 #   tls              TLS termination: keep-alive requests over TLS, full and
 #                    resumed handshakes (Connection: close), and the same load
 #                    over plain HTTP for comparison
+#   extra            syscalls per request (strace), instructions per request
+#                    (callgrind), allocations per request (malloc-count.c),
+#                    memory per idle connection, and 1 vs 2 workers
+#   all              plain, then extra, in one run and one report
 #
 # Two upstream servers (pool "old" and pool "new") are served by one nginx
 # instance of our own; every proxy under test runs one worker, keeps
@@ -37,9 +41,17 @@
 #   OBS_SIZES="tiny 4k"   sizes at which zdmd+obs is measured
 #   TLS_TESTS="tiny ka close full resume"   tls mode: what to measure
 #   TLS_KEY=ec      tls mode: ec (ECDSA P-256) or rsa (RSA 2048) certificates
+#   EXTRA_TESTS="syscalls instructions allocs idle scaling"   extra and all
+#                   modes: what to measure
+#   NREQ=20000      requests of a fixed-count run (syscalls, allocs)
+#   CG_REQUESTS=20000   callgrind: runs of N and 2N requests
+#   CG_SIZES="tiny 4k"  callgrind: response sizes
+#   IDLE_CONNS="10 1000 10000"   idle: connections held open
+#   EXTRA_DURATION=5    idle and scaling: seconds per wrk run
+#   SCALE_ROUNDS=3  scaling: measured runs per proxy and worker count
 #
 # Output: markdown tables on stdout, also written to bench/results/latest.md
-# (latest-obs.md, latest-tls.md in those modes);
+# (latest-obs.md, latest-tls.md, latest-extra.md in those modes);
 # raw wrk output and every server's stderr in bench/results/raw/.
 
 set -euo pipefail
@@ -54,9 +66,9 @@ LIB="$BENCH_DIR/benchlib.py"
 
 MODE=${1:-plain}
 case $MODE in
-plain | obs | tls) ;;
+plain | obs | tls | extra | all) ;;
 *)
-	echo "usage: bench/run.sh [plain|obs|tls]" >&2
+	echo "usage: bench/run.sh [plain|obs|tls|extra|all]" >&2
 	exit 2
 	;;
 esac
@@ -64,23 +76,46 @@ esac
 # The command line that reproduces this run, for the report.
 COMMAND="bench/run.sh"
 [[ $# -gt 0 ]] && COMMAND+=" $MODE"
-for v in ZDMD QUIET_WAIT HAPROXY_SPLICE TLS_KEY TLS_TESTS OBS_SIZES OBS SIZES PROXIES CONNS_1M CONNS WARMUP ROUNDS DURATION QUICK; do
+# X_ENV: the settings that matter to one test of the extra mode.
+X_ENV=""
+for v in SCALE_ROUNDS EXTRA_DURATION IDLE_CONNS CG_SIZES CG_REQUESTS NREQ EXTRA_TESTS ZDMD QUIET_WAIT HAPROXY_SPLICE TLS_KEY TLS_TESTS OBS_SIZES OBS SIZES PROXIES CONNS_1M CONNS WARMUP ROUNDS DURATION QUICK; do
 	[[ -n ${!v+x} ]] && COMMAND="$v=\"${!v}\" $COMMAND"
+	case $v in
+	SCALE_ROUNDS | EXTRA_DURATION | IDLE_CONNS | CG_SIZES | CG_REQUESTS | NREQ | ZDMD | QUIET_WAIT | PROXIES | CONNS | WARMUP | QUICK)
+		[[ -n ${!v+x} ]] && X_ENV="$v=\"${!v}\" $X_ENV"
+		;;
+	esac
 done
 
 if [[ ${QUICK:-0} == 1 ]]; then
 	DURATION=${DURATION:-2}
 	ROUNDS=${ROUNDS:-1}
+	NREQ=${NREQ:-2000}
+	CG_REQUESTS=${CG_REQUESTS:-1000}
+	IDLE_CONNS=${IDLE_CONNS:-10 1000}
+	EXTRA_DURATION=${EXTRA_DURATION:-2}
+	SCALE_ROUNDS=${SCALE_ROUNDS:-1}
 fi
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-1}
 QUIET_WAIT=${QUIET_WAIT:-10}
+# DO_MAIN: the wrk measurements of plain, obs and tls; DO_EXTRA: the extra mode.
+DO_MAIN=1
+DO_EXTRA=0
 case $MODE in
-plain)
+plain | all)
 	PROXIES=${PROXIES:-zdmd haproxy nginx}
 	SIZES=${SIZES:-tiny 4k 1m}
 	OBS=${OBS:-1}
+	[[ $MODE == all ]] && DO_EXTRA=1
+	;;
+extra)
+	PROXIES=${PROXIES:-zdmd haproxy nginx}
+	SIZES="" # no plain wrk runs
+	OBS=0
+	DO_MAIN=0
+	DO_EXTRA=1
 	;;
 obs)
 	PROXIES=${PROXIES:-zdmd}
@@ -113,6 +148,14 @@ ZDMD=${ZDMD:-$REPO_DIR/src/zdmd}
 BASE_PORT=${BASE_PORT:-18080}
 CLIENT_CPU=${CLIENT_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
+EXTRA_TESTS=${EXTRA_TESTS:-syscalls instructions allocs idle scaling}
+NREQ=${NREQ:-20000}
+CG_REQUESTS=${CG_REQUESTS:-20000}
+CG_SIZES=${CG_SIZES:-tiny 4k}
+IDLE_CONNS=${IDLE_CONNS:-10 1000 10000}
+EXTRA_DURATION=${EXTRA_DURATION:-5}
+SCALE_ROUNDS=${SCALE_ROUNDS:-$ROUNDS}
+NREQ_CONNS=50 # connections of every fixed-count run
 
 HOST=127.0.0.1
 PORT_OLD=$((BASE_PORT + 1))
@@ -120,6 +163,11 @@ PORT_NEW=$((BASE_PORT + 2))
 declare -A PORT=([zdmd]=$((BASE_PORT + 10)) [haproxy]=$((BASE_PORT + 11)) [nginx]=$((BASE_PORT + 12)) [zdmd+obs]=$((BASE_PORT + 13)))
 ADMIN_PORT=$((BASE_PORT + 14)) # admin listener of zdmd+obs
 declare -A TLS_PORT=([zdmd]=$((BASE_PORT + 20)) [haproxy]=$((BASE_PORT + 21)) [nginx]=$((BASE_PORT + 22)))
+# Extra mode: the instances started for one measurement (one at a time per
+# proxy) on +30..+32, the scaling instances (1 and 2 workers) on +40..+45.
+declare -A X_PORT=([zdmd]=$((BASE_PORT + 30)) [haproxy]=$((BASE_PORT + 31)) [nginx]=$((BASE_PORT + 32)))
+declare -A SCALE_PORT=([zdmd/1]=$((BASE_PORT + 40)) [zdmd/2]=$((BASE_PORT + 41)) [haproxy/1]=$((BASE_PORT + 42))
+	[haproxy/2]=$((BASE_PORT + 43)) [nginx/1]=$((BASE_PORT + 44)) [nginx/2]=$((BASE_PORT + 45)))
 declare -A PATH_OF=([tiny]=/tiny [4k]=/4k [1m]=/1m)
 declare -A BYTES_OF=([tiny]=13 [4k]=4096 [1m]=1048576)
 # Workloads: the plain sizes, plus (tls mode) "close" = tiny with
@@ -132,6 +180,7 @@ RESULTS_DIR="$BENCH_DIR/results"
 RAW="$RESULTS_DIR/raw"
 
 declare -A PID=()     # name -> pid of every server we started
+declare -A HELPER=()  # pid -> name of strace, perf and nreq -H while they run
 NOTES=()
 
 say() { printf '%s\n' "$*" >&2; }
@@ -142,6 +191,11 @@ die() {
 note() {
 	say "bench: note: $*"
 	NOTES+=("$*")
+}
+X_NOTES=() # notes of the extra tests
+xnote() {
+	say "bench: note: $*"
+	X_NOTES+=("$*")
 }
 
 # ------------------------------------------------------------ prerequisites
@@ -197,6 +251,39 @@ need python3 python3
 [[ " $PROXIES " == *" haproxy "* ]] && need haproxy haproxy
 [[ $MODE == tls ]] && need openssl openssl
 
+# Extra mode: check the settings; a test whose tool is missing is skipped
+# with a note.
+drop_test() { # drop_test TEST REASON
+	local t kept=""
+	for t in $EXTRA_TESTS; do [[ $t == "$1" ]] || kept+=" $t"; done
+	[[ " $EXTRA_TESTS " == *" $1 "* ]] && xnote "$1 skipped: $2"
+	EXTRA_TESTS=${kept# }
+}
+if ((DO_EXTRA)); then
+	for t in $EXTRA_TESTS; do
+		case $t in
+		syscalls | instructions | allocs | idle | scaling) ;;
+		*) die "unknown test '$t' in EXTRA_TESTS (choose from: syscalls instructions allocs idle scaling)" ;;
+		esac
+	done
+	for v in NREQ CG_REQUESTS EXTRA_DURATION SCALE_ROUNDS; do
+		[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
+	done
+	for n in $IDLE_CONNS; do
+		[[ $n =~ ^[0-9]+$ && $n -gt 0 ]] || die "IDLE_CONNS must hold positive integers"
+	done
+	for s in $CG_SIZES; do
+		[[ -n ${PATH_OF[$s]:-} ]] || die "unknown size '$s' in CG_SIZES (choose from: tiny 4k 1m)"
+	done
+	if ! command -v cc >/dev/null 2>&1; then
+		for t in syscalls instructions allocs idle; do
+			drop_test $t "no C compiler for bench/nreq.c (apt-get install -y gcc)"
+		done
+	fi
+	command -v strace >/dev/null 2>&1 || drop_test syscalls "strace not found (apt-get install -y strace)"
+	command -v valgrind >/dev/null 2>&1 || drop_test instructions "valgrind not found (apt-get install -y valgrind)"
+fi
+
 CORES=$(getconf _NPROCESSORS_ONLN)
 if ((CORES < 2)); then
 	note "only $CORES core online: wrk, upstream and proxy all share CPU 0"
@@ -234,11 +321,12 @@ cleanup() {
 		pid=${PID[$name]}
 		mapfile -t -O "${#all[@]}" all < <(pids_of "$pid")
 	done
+	all+=("${!HELPER[@]}")
 	if ((${#all[@]})); then
 		kill -TERM "${all[@]}" 2>/dev/null || true
 		for _ in $(seq 30); do
 			local alive=0
-			for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+			for pid in "${all[@]}"; do running "$pid" && alive=1; done
 			((alive)) || break
 			sleep 0.1
 		done
@@ -281,20 +369,34 @@ obituary() {
 	say "----"
 }
 
-alive() { kill -0 "${PID[$1]}" 2>/dev/null; }
+# running PID: the process exists and has not exited (a child that exited
+# stays a zombie until it is waited for; kill -0 still succeeds on it).
+running() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	[[ ${stat:0:1} != Z ]]
+}
 
-wait_ready() { # wait_ready NAME PORT: until GET /tiny answers 200, 10 s at most
-	local name=$1 port=$2 deadline=$((SECONDS + 10)) code
+alive() { running "${PID[$1]}"; }
+
+# wait_ready NAME PORT [LIMIT]: until GET /tiny answers 200, LIMIT seconds
+# (default 10) at most; a LIMIT above 10 (a server under valgrind) also gives
+# each attempt 10 s instead of 1.
+wait_ready() {
+	local name=$1 port=$2 limit=${3:-10} deadline code max=1
+	deadline=$((SECONDS + limit))
+	((limit > 10)) && max=10
 	while ((SECONDS < deadline)); do
 		if ! alive "$name"; then
 			obituary "$name"
 			return 1
 		fi
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$HOST:$port/tiny" || true)
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time $max "http://$HOST:$port/tiny" || true)
 		[[ $code == 200 ]] && return 0
 		sleep 0.1
 	done
-	say "bench: $name did not answer 200 on $HOST:$port/tiny within 10 s (last status: ${code:-none})"
+	say "bench: $name did not answer 200 on $HOST:$port/tiny within $limit s (last status: ${code:-none})"
 	tail -n 30 "$RAW/$name.stderr" >&2 || true
 	return 1
 }
@@ -331,6 +433,9 @@ ports_used() {
 		[[ $MODE == tls ]] && echo "${TLS_PORT[$p]}"
 		[[ $p == zdmd+obs ]] && echo "$ADMIN_PORT"
 	done
+	if ((DO_EXTRA)); then
+		echo "${X_PORT[@]}" "${SCALE_PORT[@]}"
+	fi
 	return 0
 }
 for port in $(ports_used); do
@@ -441,14 +546,26 @@ EOF
 
 # HAProxy: one thread, 90/10 round robin, idle server connections shared.
 # Headers as zdmd adds them: X-Forwarded-For, X-Real-IP, X-Forwarded-Proto.
-cat >"$WORK/haproxy/haproxy.cfg" <<EOF
+# haproxy_config PORT [TLS_PORT [NBTHREAD [MAXCONN]]]: the config on stdout;
+# TLS_PORT empty = no TLS listener. A MAXCONN other than 4096 is also set
+# in "defaults" (the frontend's limit), with "no strict-limits": HAProxy
+# wants 2 x MAXCONN file descriptors and otherwise refuses to start when
+# the hard limit is lower (one descriptor per idle client connection is
+# all the extra mode needs).
+haproxy_config() {
+	local port=$1 tls_port=${2:-} threads=${3:-1} maxconn=${4:-4096} frontend_maxconn="" global_limits=""
+	if [[ $maxconn != 4096 ]]; then
+		frontend_maxconn="    maxconn $maxconn"$'\n'
+		global_limits="    no strict-limits"$'\n'
+	fi
+	cat <<EOF
 global
-    nbthread 1
-    maxconn 4096
-
+    nbthread $threads
+    maxconn $maxconn
+${global_limits}
 defaults
     mode http
-    option http-keep-alive
+${frontend_maxconn}    option http-keep-alive
     http-reuse always
     timeout connect 2s
     timeout client 60s
@@ -457,8 +574,8 @@ defaults
     timeout http-keep-alive 60s
 
 frontend bench
-    bind $HOST:${PORT[haproxy]}
-$([[ $MODE == tls ]] && echo "    bind $HOST:${TLS_PORT[haproxy]} ssl crt $TLS_DIR/combined.pem alpn http/1.1")
+    bind $HOST:$port
+$([[ -n $tls_port ]] && echo "    bind $HOST:$tls_port ssl crt $TLS_DIR/combined.pem alpn http/1.1")
     option forwardfor
     http-request set-header X-Real-IP %[src]
     http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
@@ -471,21 +588,32 @@ $([[ ${HAPROXY_SPLICE:-0} == 1 ]] && echo "    option splice-response")
     server old $HOST:$PORT_OLD weight 90
     server new $HOST:$PORT_NEW weight 10
 EOF
+}
+haproxy_tls_port=""
+[[ $MODE == tls ]] && haproxy_tls_port=${TLS_PORT[haproxy]}
+haproxy_config "${PORT[haproxy]}" "$haproxy_tls_port" >"$WORK/haproxy/haproxy.cfg"
 
 # NGINX as a proxy: one worker, 90/10 upstream with idle keep-alive
 # connections, default proxy buffering, the same forwarding headers.
-cat >"$WORK/nginx/nginx.conf" <<EOF
+# nginx_config DIR ERROR_LOG PORT [TLS_PORT [WORKERS [CONNECTIONS [RLIMIT_NOFILE [MASTER]]]]]:
+# the config on stdout (pid file and temp directories in DIR); MASTER=off
+# adds "master_process off" (a single process that serves, as under valgrind).
+nginx_config() {
+	local dir=$1 errlog=$2 port=$3 tls_port=${4:-} workers=${5:-1} conns=${6:-8192} nofile=${7:-65536} master=${8:-on}
+	local master_line=""
+	[[ $master == off ]] && master_line="master_process off;"$'\n'
+	cat <<EOF
 daemon off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $RAW/nginx.error.log warn;
-worker_rlimit_nofile 65536;
-events { worker_connections 8192; }
+${master_line}worker_processes $workers;
+pid $dir/nginx.pid;
+error_log $errlog warn;
+worker_rlimit_nofile $nofile;
+events { worker_connections $conns; }
 http {
     access_log off;
     keepalive_requests 100000000;
     keepalive_timeout 300s;
-$(temp_paths "$WORK/nginx/tmp")
+$(temp_paths "$dir/tmp")
     upstream pools {
         server $HOST:$PORT_OLD weight=90;
         server $HOST:$PORT_NEW weight=10;
@@ -494,9 +622,9 @@ $(temp_paths "$WORK/nginx/tmp")
         keepalive_timeout 300s;
     }
     server {
-        listen $HOST:${PORT[nginx]} backlog=4096;
-$([[ $MODE == tls ]] && cat <<EOT
-        listen $HOST:${TLS_PORT[nginx]} ssl backlog=4096;
+        listen $HOST:$port backlog=4096;
+$([[ -n $tls_port ]] && cat <<EOT
+        listen $HOST:$tls_port ssl backlog=4096;
         ssl_certificate $TLS_DIR/server.pem;
         ssl_certificate_key $TLS_DIR/server.key;
         ssl_session_cache shared:SSL:10m;
@@ -514,33 +642,35 @@ EOT
     }
 }
 EOF
+}
+nginx_tls_port=""
+[[ $MODE == tls ]] && nginx_tls_port=${TLS_PORT[nginx]}
+nginx_config "$WORK/nginx" "$RAW/nginx.error.log" "${PORT[nginx]}" "$nginx_tls_port" >"$WORK/nginx/nginx.conf"
 
-zdmd_config() { # zdmd_config NAME DIR: listeners, control socket and logging
+# zdmd_config NAME DIR [PORT [TLS_PORT [WORKERS [MAX_CONNECTIONS]]]]: the
+# whole zdm.yaml on stdout: listeners, control socket in DIR, logging, pools.
+# Without PORT, the ports of NAME (and in tls mode its TLS listener); NAME
+# zdmd+obs adds the admin listener and a text access log in DIR.
+zdmd_config() {
+	local name=$1 dir=$2 port=${3:-${PORT[$1]:-}} tls_port=${4:-} workers=${5:-1} maxconn=${6:-}
+	[[ $# -lt 3 && $MODE == tls ]] && tls_port=${TLS_PORT[$1]:-}
 	echo "listen:"
-	echo "  - \"$HOST:${PORT[$1]}\""
-	if [[ $MODE == tls ]]; then
-		echo "  - {address: \"$HOST:${TLS_PORT[$1]}\", tls: {cert: \"$TLS_DIR/server.pem\", key: \"$TLS_DIR/server.key\"}}"
+	echo "  - \"$HOST:$port\""
+	if [[ -n $tls_port ]]; then
+		echo "  - {address: \"$HOST:$tls_port\", tls: {cert: \"$TLS_DIR/server.pem\", key: \"$TLS_DIR/server.key\"}}"
 	fi
 	echo "control:"
-	echo "  socket: \"$2/zdm.sock\""
-	echo "workers: 1"
-	if [[ $1 == zdmd+obs ]]; then
+	echo "  socket: \"$dir/zdm.sock\""
+	echo "workers: $workers"
+	if [[ $name == zdmd+obs ]]; then
 		echo "admin: \"$HOST:$ADMIN_PORT\""
-		echo "access_log: \"$2/access.log\""
+		echo "access_log: \"$dir/access.log\""
 		echo "access_log_format: text"
 	else
 		echo "access_log: \"off\""
 	fi
-}
-
-# zdmd+obs is zdmd with the admin listener (scraped every second during its
-# runs) and a text access log written to a file.
-ACCESS_LOG=$WORK/zdmd-obs/access.log
-for p in zdmd zdmd+obs; do
-	dir=$WORK/zdmd
-	[[ $p == zdmd+obs ]] && dir=$WORK/zdmd-obs
-	cat >"$dir/zdm.yaml" <<EOF
-$(zdmd_config $p "$dir")
+	[[ -n $maxconn ]] && echo "limits: {max_connections: $maxconn}"
+	cat <<EOF
 pools:
   old:
     servers:
@@ -550,7 +680,13 @@ pools:
       - {address: "$HOST:$PORT_NEW"}
 split: {old: 90, new: 10}
 EOF
-done
+}
+
+# zdmd+obs is zdmd with the admin listener (scraped every second during its
+# runs) and a text access log written to a file.
+ACCESS_LOG=$WORK/zdmd-obs/access.log
+zdmd_config zdmd "$WORK/zdmd" >"$WORK/zdmd/zdm.yaml"
+zdmd_config zdmd+obs "$WORK/zdmd-obs" >"$WORK/zdmd-obs/zdm.yaml"
 
 for f in upstream/nginx.conf haproxy/haproxy.cfg nginx/nginx.conf zdmd/zdm.yaml zdmd-obs/zdm.yaml; do
 	cp "$WORK/$f" "$RAW/$(echo "$f" | tr / -)"
@@ -564,6 +700,7 @@ wait_ready upstream $PORT_OLD || die "upstream nginx did not start"
 wait_ready upstream $PORT_NEW || die "upstream nginx did not start"
 CHECK_SIZES=$SIZES # the bodies checked through every proxy
 [[ $MODE == tls ]] && CHECK_SIZES=tiny
+[[ $MODE == extra ]] && CHECK_SIZES="tiny 4k"
 for s in $CHECK_SIZES; do
 	for port in $PORT_OLD $PORT_NEW; do
 		got=$(python3 "$LIB" fetch $HOST "$port" "${PATH_OF[$s]}")
@@ -767,6 +904,7 @@ measure() {
 	read -r requests rps p99 errors tls_conns tls_resumed <<<"$parsed"
 	local same=0
 	[[ $CLIENT_CPU == "$PROXY_CPU" ]] && same=1
+	[[ ${UNPINNED:-0} == 1 ]] && same=2 # the server may run on any core
 	local -a row=("$size" "$name" "$round" "$requests" "$rps" "$p99" "$errors" $((t1 - t0)) $((u1 - u0)) "$wrk_s" "$CLK_TCK" "$same")
 	local i
 	for i in 0 1 2 3; do row+=($((c1[i] - c0[i]))); done
@@ -800,7 +938,7 @@ for size in $SIZES; do
 		[[ $p == direct ]] && runs=$((runs + 1)) || runs=$((runs + ROUNDS))
 	done
 done
-say "bench: $runs runs of ${DURATION}s (+${WARMUP}s warm-up each), about $((runs * (DURATION + WARMUP + 1) / 60 + 1)) min"
+((DO_MAIN)) && say "bench: $runs runs of ${DURATION}s (+${WARMUP}s warm-up each), about $((runs * (DURATION + WARMUP + 1) / 60 + 1)) min"
 
 for size in $SIZES; do
 	if wanted direct "$size"; then
@@ -827,6 +965,403 @@ for size in $SIZES; do
 		done
 	done
 done
+
+# ------------------------------------------------------------ extra mode
+#
+# Each test starts instances of its own (ports X_PORT, SCALE_PORT) with the
+# same configs as above, limits raised for 10,000+ client connections, and
+# stops them when done; "syscalls" attaches to the proxies started above.
+# Results go to extra.tsv as lines "test, proxy, key, k=v k=v ...".
+
+X_TSV=$RAW/extra.tsv
+SCALE_TSV=$RAW/scaling.tsv # wrk runs of the scaling test, in the format of results.tsv
+IDLE_TSV=$RAW/idle.tsv     # wrk runs of the idle test, likewise
+X_PROXIES=""
+for p in $PROXIES; do [[ $p == zdmd+obs ]] || X_PROXIES+=" $p"; done
+X_PROXIES=${X_PROXIES# }
+FD_HARD=$(ulimit -Hn)
+[[ $FD_HARD == unlimited ]] && FD_HARD=1048576
+X_MAXCONN=20000      # zdmd limits.max_connections and HAProxy maxconn
+X_NGINX_CONNS=20480  # NGINX worker_connections (client and upstream connections)
+X_NOFILE=$((FD_HARD < 65536 ? FD_HARD : 65536))
+NREQ_BIN=$WORK/nreq
+MC_SO=$WORK/malloc-count.so
+declare -A X_SECONDS=() # test -> seconds it took
+
+xrec() { # xrec TEST PROXY KEY VALUE
+	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$X_TSV"
+}
+
+# x_config KIND NAME PORT WORKERS [MASTER]: write the config of an extra
+# instance into $WORK/x/NAME/ and print its path.
+x_config() {
+	local kind=$1 name=$2 port=$3 workers=$4 master=${5:-on} dir=$WORK/x/$2 conf
+	mkdir -p "$dir/tmp"
+	case $kind in
+	zdmd)
+		conf=$dir/zdm.yaml
+		zdmd_config zdmd "$dir" "$port" "" "$workers" "$X_MAXCONN" >"$conf"
+		;;
+	haproxy)
+		conf=$dir/haproxy.cfg
+		haproxy_config "$port" "" "$workers" "$X_MAXCONN" >"$conf"
+		;;
+	nginx)
+		conf=$dir/nginx.conf
+		nginx_config "$dir" "$RAW/$name.error.log" "$port" "" "$workers" "$X_NGINX_CONNS" "$X_NOFILE" "$master" >"$conf"
+		;;
+	esac
+	chmod -R a+rX "$dir"
+	cp "$conf" "$RAW/$name-$(basename "$conf")"
+	echo "$conf"
+}
+
+# x_start NAME KIND CONF CPUS [PREFIX...]: start an instance with the
+# open-file limit raised to the hard limit; PREFIX (env ..., valgrind ...)
+# comes before the server's command.
+x_start() {
+	local name=$1 kind=$2 conf=$3 cpus=$4
+	shift 4
+	local -a cmd
+	case $kind in
+	zdmd) cmd=("$ZDMD" -c "$conf") ;;
+	haproxy) cmd=(haproxy -db -f "$conf") ;;
+	nginx) cmd=(nginx -e "$RAW/$name.error.log" -p "$(dirname "$conf")" -c "$conf") ;;
+	esac
+	# shellcheck disable=SC2016
+	start "$name" "$cpus" bash -c 'ulimit -Sn "$(ulimit -Hn)" 2>/dev/null; exec "$@"' bash "$@" "${cmd[@]}"
+}
+
+# x_stop NAME [LIMIT]: SIGTERM, wait LIMIT seconds (default 10) for the exit,
+# then SIGKILL. Sets X_EXIT to the exit status.
+x_stop() {
+	local name=$1 limit=${2:-10} pid=${PID[$1]:-} deadline
+	X_EXIT=0
+	[[ -n $pid ]] || return 0
+	local -a all
+	mapfile -t all < <(pids_of "$pid")
+	kill -TERM "${all[@]}" 2>/dev/null || true
+	deadline=$((SECONDS + limit))
+	while running "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+	if running "$pid"; then
+		say "bench: $name did not exit within ${limit}s of SIGTERM; killing it"
+	fi
+	kill -KILL "${all[@]}" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || X_EXIT=$?
+	unset "PID[$name]"
+}
+
+# run_nreq PORT PATH REQUESTS OUT: a fixed-count run of nreq on the client's
+# core; true when every request was answered 200.
+run_nreq() {
+	local port=$1 path=$2 n=$3 out=$4
+	taskset -c "$CLIENT_CPU" timeout 900 "$NREQ_BIN" -c "$NREQ_CONNS" -n "$n" -t 600 "$HOST" "$port" "$path" >"$out" 2>&1 || true
+	grep -q "^requests $n errors 0 " "$out"
+}
+
+# stop_helper PID [SIGNAL]: signal (default INT: strace and perf then print
+# their counts) a helper we started, wait 20 s at most for it, and reap it.
+stop_helper() {
+	local pid=$1 sig=${2:-INT} deadline
+	kill -"$sig" "$pid" 2>/dev/null || true
+	deadline=$((SECONDS + 20))
+	while running "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	unset "HELPER[$pid]"
+}
+
+rss_kb() { # "Rss Pss" in kB, from smaps_rollup, of a server and its children
+	local rss=0 pss=0 pid r p
+	for pid in $(pids_of "$1"); do
+		read -r r p < <(awk '$1 == "Rss:" { r = $2 } $1 == "Pss:" { p = $2 } END { print r + 0, p + 0 }' \
+			"/proc/$pid/smaps_rollup" 2>/dev/null || echo "0 0")
+		rss=$((rss + r))
+		pss=$((pss + p))
+	done
+	echo "$rss $pss"
+}
+
+task_ticks() { # "tid:ticks" (utime+stime) of every thread of a server and its children
+	local pid task stat rest
+	local -a f
+	for pid in $(pids_of "$1"); do
+		for task in /proc/"$pid"/task/*; do
+			stat=$(cat "$task/stat" 2>/dev/null) || continue
+			rest=${stat##*) }
+			read -r -a f <<<"$rest"
+			printf '%s:%s ' "${task##*/}" $((f[11] + f[12]))
+		done
+	done
+}
+
+# syscalls: strace -c -f attached to the running proxy (every process and
+# thread) over NREQ keep-alive requests for /tiny on NREQ_CONNS connections.
+# Then, when perf is there, the same run counted by perf stat on the
+# syscall tracepoints, which does not slow the proxy down as strace does.
+x_syscalls() {
+	local p=$1 pid spid deadline n e events plist
+	local out=$RAW/strace-$p.txt err=$RAW/strace-$p.stderr
+	local port=${PORT[$p]}
+	local -a pargs=()
+	run_nreq "$port" /tiny $((NREQ / 10 > 1000 ? NREQ / 10 : 1000)) "$RAW/syscalls-$p.warmup.txt" ||
+		xnote "syscalls, $p: the warm-up run had errors ($(head -n 1 "$RAW/syscalls-$p.warmup.txt"))"
+	for pid in $(pids_of "${PID[$p]}"); do pargs+=(-p "$pid"); done
+	strace -c -f -o "$out" "${pargs[@]}" 2>"$err" &
+	spid=$!
+	HELPER[$spid]=strace
+	# strace reports on stderr each process it has attached to.
+	deadline=$((SECONDS + 10))
+	while :; do
+		n=$(grep -c 'attached' "$err" 2>/dev/null || true)
+		((${n:-0} >= ${#pargs[@]} / 2 || SECONDS >= deadline)) && break
+		sleep 0.1
+	done
+	sleep 0.5
+	run_nreq "$port" /tiny "$NREQ" "$RAW/syscalls-$p.nreq.txt" ||
+		xnote "syscalls, $p: the measured run had errors ($(head -n 1 "$RAW/syscalls-$p.nreq.txt"))"
+	sleep 0.3
+	stop_helper "$spid"
+	n=$(awk '$1 == "requests" { print $2 }' "$RAW/syscalls-$p.nreq.txt")
+	xrec syscalls "$p" run "requests=${n:-0} conns=$NREQ_CONNS file=$out processes=$((${#pargs[@]} / 2))"
+	say "bench: syscalls $p (strace): $(python3 "$LIB" strace-line "$out" "${n:-0}")"
+	command -v perf >/dev/null 2>&1 || return 0
+	events=raw_syscalls:sys_enter
+	for e in read readv recvfrom recvmsg write writev sendto sendmsg epoll_wait epoll_pwait epoll_pwait2 epoll_ctl; do
+		grep -qx "syscalls:sys_enter_$e" /sys/kernel/tracing/available_events 2>/dev/null && events+=",syscalls:sys_enter_$e"
+	done
+	plist=$(pids_of "${PID[$p]}" | paste -sd,)
+	out=$RAW/perf-$p.txt
+	perf stat -x, -o "$out" -e "$events" -p "$plist" 2>"$RAW/perf-$p.stderr" &
+	spid=$!
+	HELPER[$spid]=perf
+	sleep 1
+	run_nreq "$port" /tiny "$NREQ" "$RAW/syscalls-$p.perf-nreq.txt" ||
+		xnote "syscalls, $p: the run counted by perf had errors ($(head -n 1 "$RAW/syscalls-$p.perf-nreq.txt"))"
+	sleep 0.3
+	stop_helper "$spid"
+	n=$(awk '$1 == "requests" { print $2 }' "$RAW/syscalls-$p.perf-nreq.txt")
+	if grep -q ',raw_syscalls:sys_enter,' "$out" 2>/dev/null; then
+		xrec syscalls "$p" perf "requests=${n:-0} file=$out"
+		say "bench: syscalls $p (perf): $(python3 "$LIB" perf-line "$out" "${n:-0}")"
+	else
+		xnote "syscalls, $p: perf stat counted nothing (see bench/results/raw/perf-$p.stderr)"
+	fi
+}
+
+# instructions: callgrind (no cache or branch simulation) runs the proxy in
+# the foreground twice, for CG_REQUESTS and for 2 x CG_REQUESTS requests;
+# the difference of the totals over CG_REQUESTS is the cost of one request,
+# without start-up, connection set-up and exit.
+x_instructions() {
+	local p=$1 size n out conf ir rc
+	local name=x-cg-$p
+	local port=${X_PORT[$p]}
+	conf=$(x_config "$p" "$name" "$port" 1 off)
+	for size in $CG_SIZES; do
+		for n in "$CG_REQUESTS" $((2 * CG_REQUESTS)); do
+			out=$RAW/callgrind-$p-$size-$n.out
+			rm -f "$out"
+			x_start "$name" "$p" "$conf" "$PROXY_CPU" valgrind --tool=callgrind --collect-atstart=yes \
+				--cache-sim=no --branch-sim=no --trace-children=no --callgrind-out-file="$out"
+			if ! wait_ready "$name" "$port" 120; then
+				xnote "instructions, $p: did not come up under valgrind (see bench/results/raw/$name.stderr)"
+				x_stop "$name" 60
+				return 0
+			fi
+			rc=0
+			run_nreq "$port" "${PATH_OF[$size]}" "$n" "$RAW/callgrind-$p-$size-$n.nreq.txt" || rc=1
+			x_stop "$name" 120
+			cp "$RAW/$name.stderr" "$RAW/callgrind-$p-$size-$n.stderr" 2>/dev/null || true
+			if ((rc)); then
+				xnote "instructions, $p, $size: the run of $n requests had errors ($(head -n 1 "$RAW/callgrind-$p-$size-$n.nreq.txt"))"
+				continue
+			fi
+			ir=$(awk '$1 == "totals:" { print $2 }' "$out" 2>/dev/null || true)
+			if [[ -z $ir ]]; then
+				xnote "instructions, $p, $size: callgrind wrote no totals for the run of $n requests (exit status $X_EXIT)"
+				continue
+			fi
+			xrec instructions "$p" "$size" "requests=$n ir=$ir"
+			say "bench: instructions $p $size: $n requests, $ir instructions in all (exit status $X_EXIT)"
+		done
+	done
+}
+
+# allocs: the proxy runs with malloc-count.so preloaded. After a warm-up of
+# NREQ requests the counters are read around two keep-alive runs of NREQ
+# requests (NREQ_CONNS connections each) and around a connection churn of
+# CHURN_RUNS x NREQ_CONNS connections that make one request each.
+CHURN_RUNS=20
+x_allocs() {
+	local p=$1 conf c0 c1 c2 c3 ok=1 i
+	local name=x-mc-$p cnt=$WORK/x/mc-$p.counts
+	local port=${X_PORT[$p]}
+	conf=$(x_config "$p" "$name" "$port" 1)
+	rm -f "$cnt"
+	x_start "$name" "$p" "$conf" "$PROXY_CPU" env "MALLOC_COUNT_FILE=$cnt" "LD_PRELOAD=$MC_SO"
+	if ! wait_ready "$name" "$port"; then
+		xnote "allocs, $p: did not come up with malloc-count.so preloaded (see bench/results/raw/$name.stderr)"
+		x_stop "$name"
+		return 0
+	fi
+	if [[ ! -s $cnt ]]; then
+		xnote "allocs, $p: malloc-count.so wrote no counter file"
+		x_stop "$name"
+		return 0
+	fi
+	run_nreq "$port" /tiny "$NREQ" "$RAW/allocs-$p.warmup.txt" || ok=0
+	sleep 0.3
+	c0=$(python3 "$LIB" malloc-counts "$cnt")
+	run_nreq "$port" /tiny "$NREQ" "$RAW/allocs-$p.run1.txt" || ok=0
+	sleep 0.3
+	c1=$(python3 "$LIB" malloc-counts "$cnt")
+	run_nreq "$port" /tiny "$NREQ" "$RAW/allocs-$p.run2.txt" || ok=0
+	sleep 0.3
+	c2=$(python3 "$LIB" malloc-counts "$cnt")
+	for i in $(seq "$CHURN_RUNS"); do
+		run_nreq "$port" /tiny "$NREQ_CONNS" "$RAW/allocs-$p.churn.txt" || ok=0
+	done
+	sleep 0.3
+	c3=$(python3 "$LIB" malloc-counts "$cnt")
+	x_stop "$name"
+	((ok)) || xnote "allocs, $p: some runs had errors (see bench/results/raw/allocs-$p.*.txt)"
+	xrec allocs "$p" run "requests=$NREQ conns=$NREQ_CONNS churn=$((CHURN_RUNS * NREQ_CONNS))"
+	xrec allocs "$p" c0 "$c0"
+	xrec allocs "$p" c1 "$c1"
+	xrec allocs "$p" c2 "$c2"
+	xrec allocs "$p" c3 "$c3"
+	say "bench: allocs $p: $(python3 "$LIB" allocs-line "$c0" "$c1" "$c2" "$c3" "$NREQ" "$NREQ_CONNS" $((CHURN_RUNS * NREQ_CONNS)))"
+}
+
+# idle: a fresh instance per count; after a warm-up, N connections each send
+# one request and stay open (nreq -H); the RSS before and after, then a wrk
+# run with the N connections still open.
+x_idle() {
+	local p=$1 conf n hout hpid deadline rss0 rss1 rss2 held closed
+	local name=x-idle-$p
+	local port=${X_PORT[$p]}
+	conf=$(x_config "$p" "$name" "$port" 1)
+	for n in $IDLE_CONNS; do
+		if ((n + 200 > FD_HARD)); then
+			xnote "idle, $n connections: skipped, the open-file limit (ulimit -Hn) is $FD_HARD"
+			continue
+		fi
+		x_start "$name" "$p" "$conf" "$PROXY_CPU"
+		if ! wait_ready "$name" "$port"; then
+			xnote "idle, $p: did not come up (see bench/results/raw/$name.stderr)"
+			x_stop "$name"
+			return 0
+		fi
+		run_nreq "$port" /tiny 1000 "$RAW/idle-$p-$n.warmup.txt" || true
+		sleep 0.5
+		rss0=$(rss_kb "${PID[$name]}")
+		hout=$RAW/idle-$p-$n.hold.txt
+		taskset -c "$CLIENT_CPU" timeout $((300 + EXTRA_DURATION)) "$NREQ_BIN" -H -c "$n" -p 50 -t $((240 + EXTRA_DURATION)) \
+			"$HOST" "$port" /tiny >"$hout" 2>&1 &
+		hpid=$!
+		HELPER[$hpid]=nreq
+		deadline=$((SECONDS + 120))
+		while ! grep -q '^held' "$hout" 2>/dev/null && running "$hpid" && ((SECONDS < deadline)); do sleep 0.1; done
+		sleep 1
+		rss1=$(rss_kb "${PID[$name]}")
+		held=$(awk '$1 == "held" { print $2; exit }' "$hout")
+		say "bench: idle $p: $n connections held: ${held:-0}, RSS ${rss0% *} -> ${rss1% *} kB"
+		# The wrk run, as in plain mode (warm-up, CPU time, other load), into idle.tsv.
+		if ! DURATION=$EXTRA_DURATION RESULTS=$IDLE_TSV measure "x-idle-$p-$n" "$name" "$port" tiny 1; then
+			say "bench: $name died $DEATH tiny with $n connections held"
+			obituary "$name"
+			xnote "idle, $p: died $DEATH the wrk run with $n connections held (see bench/results/raw/)"
+		fi
+		rss2=$(rss_kb "${PID[$name]}")
+		stop_helper "$hpid" TERM
+		closed=$(awk '$1 == "closed_by_server" { print $2 }' "$hout")
+		x_stop "$name"
+		xrec idle "$p" "$n" "rss0=${rss0% *} pss0=${rss0#* } rss1=${rss1% *} pss1=${rss1#* } rss2=${rss2% *} held=${held:-0} closed=${closed:-0}"
+		[[ ${held:-0} == "$n" ]] || xnote "idle, $p: only ${held:-0} of $n connections were held open ($(head -n 1 "$hout"))"
+		[[ ${closed:-0} == 0 ]] || xnote "idle, $p: the proxy closed $closed of the $n idle connections during the wrk run"
+	done
+}
+
+# scaling: 1 and 2 workers (zdmd workers, HAProxy nbthread, NGINX
+# worker_processes), the proxy free to run on every core; wrk and the upstream
+# stay on the client's core. Interleaved rounds, as in plain mode.
+x_scaling() {
+	local p w name cpus="0-$((CORES - 1))" round a0 a1 ok
+	local -a names=()
+	for p in $X_PROXIES; do
+		for w in 1 2; do
+			name=x-$p-w$w
+			x_start "$name" "$p" "$(x_config "$p" "$name" "${SCALE_PORT[$p/$w]}" "$w")" "$cpus"
+		done
+	done
+	for p in $X_PROXIES; do
+		for w in 1 2; do
+			name=x-$p-w$w
+			if wait_ready "$name" "${SCALE_PORT[$p/$w]}"; then
+				names+=("$name")
+			else
+				xnote "scaling, $p with $w workers: did not come up (see bench/results/raw/$name.stderr)"
+			fi
+		done
+	done
+	for round in $(seq "$SCALE_ROUNDS"); do
+		for name in "${names[@]}"; do
+			[[ -n ${FAILED[$name]:-} ]] && continue
+			p=${name#x-}
+			p=${p%-w*}
+			w=${name##*-w}
+			a0=$(task_ticks "${PID[$name]}")
+			ok=1
+			UNPINNED=1 DURATION=$EXTRA_DURATION RESULTS=$SCALE_TSV measure "$name" "$name" "${SCALE_PORT[$p/$w]}" tiny "$round" || ok=0
+			if ((!ok)); then
+				FAILED[$name]=1
+				say "bench: $name died $DEATH tiny round $round"
+				obituary "$name"
+				xnote "scaling: $p with $w workers died $DEATH round $round (see bench/results/raw/)"
+				continue
+			fi
+			a1=$(task_ticks "${PID[$name]}")
+			xrec scaling "$name" "round$round" "proxy=$p workers=$w before=${a0// /,} after=${a1// /,}"
+		done
+		alive upstream || die "the upstream nginx died (see $RAW/upstream.error.log)"
+	done
+	for name in "${names[@]}"; do x_stop "$name"; done
+}
+
+if ((DO_EXTRA)); then
+	: >"$X_TSV"
+	printf '# %s\n' "$(tr '\n' '\t' <<<"size proxy round requests rps p99_ms errors server_ticks upstream_ticks wrk_s clk_tck same_core
+c_busy c_irq c_steal c_total p_busy p_irq p_steal p_total peak_rss_kb tls_conns tls_resumed scrapes scrape_errors log_lines" | tr ' ' '\t')" >"$SCALE_TSV"
+	cp "$SCALE_TSV" "$IDLE_TSV"
+	need_nreq=0
+	for t in syscalls instructions allocs idle; do [[ " $EXTRA_TESTS " == *" $t "* ]] && need_nreq=1; done
+	if ((need_nreq)); then
+		cc -O2 -o "$NREQ_BIN" "$BENCH_DIR/nreq.c" >"$RAW/nreq-build.log" 2>&1 ||
+			die "bench/nreq.c did not build (see $RAW/nreq-build.log)"
+	fi
+	if [[ " $EXTRA_TESTS " == *" allocs "* ]] &&
+		! cc -shared -fPIC -O2 -o "$MC_SO" "$BENCH_DIR/malloc-count.c" -ldl >"$RAW/malloc-count-build.log" 2>&1; then
+		drop_test allocs "bench/malloc-count.c did not build (see bench/results/raw/malloc-count-build.log)"
+	fi
+	say "bench: extra tests: $EXTRA_TESTS; proxies: $X_PROXIES"
+	for t in $EXTRA_TESTS; do
+		t0=$SECONDS
+		say "bench: ---- $t"
+		for p in $X_PROXIES; do
+			case $t in
+			syscalls) x_syscalls "$p" ;;
+			instructions) x_instructions "$p" ;;
+			allocs) x_allocs "$p" ;;
+			idle) x_idle "$p" ;;
+			esac
+			alive upstream || die "the upstream nginx died (see $RAW/upstream.error.log)"
+		done
+		[[ $t == scaling ]] && x_scaling
+		X_SECONDS[$t]=$((SECONDS - t0))
+		say "bench: $t took ${X_SECONDS[$t]} s"
+	done
+fi
 
 # ------------------------------------------------------------ report
 
@@ -865,11 +1400,47 @@ META="$RAW/meta.txt"
 	echo "version=$(nginx -v 2>&1 | head -n 1)"
 	echo "version=$(wrk -v 2>&1 | head -n 1 | sed 's/ *Copyright.*//')"
 	echo "version=$(python3 --version 2>&1)"
+	if ((DO_EXTRA)); then
+		echo "version=$(valgrind --version 2>&1 | head -n 1)"
+		echo "version=$(strace -V 2>&1 | head -n 1)"
+		echo "version=$(cc --version 2>&1 | head -n 1) (builds nreq.c and malloc-count.c with -O2)"
+		# Short versions, repeated under every table of the extra report.
+		[[ " $PROXIES " == *" zdmd"* ]] && echo "xversion=zdmd $("$ZDMD" -V 2>&1 | awk 'NR == 1 { print $2 }') (sha256 ${ZDMD_ID##*sha256 })"
+		command -v haproxy >/dev/null && echo "xversion=HAProxy $(haproxy -v 2>&1 | awk 'NR == 1 { print $3 }')"
+		echo "xversion=nginx $(nginx -v 2>&1 | sed -n 's|.*nginx/||p')"
+		echo "xversion=wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
+		echo "xversion=valgrind $(valgrind --version 2>&1 | sed 's/^valgrind-//')"
+		echo "xversion=strace $(strace -V 2>&1 | awk 'NR == 1 { print $4 }')"
+		echo "x_env=$X_ENV"
+		echo "x_proxies=$X_PROXIES"
+		echo "extra_tests=$EXTRA_TESTS"
+		echo "nreq=$NREQ"
+		echo "nreq_conns=$NREQ_CONNS"
+		echo "churn=$((CHURN_RUNS * NREQ_CONNS))"
+		echo "cg_requests=$CG_REQUESTS"
+		echo "cg_sizes=$CG_SIZES"
+		echo "idle_conns=$IDLE_CONNS"
+		echo "extra_duration=$EXTRA_DURATION"
+		echo "scale_rounds=$SCALE_ROUNDS"
+		echo "x_maxconn=$X_MAXCONN"
+		echo "x_nginx_conns=$X_NGINX_CONNS"
+		echo "fd_hard=$FD_HARD"
+		for t in "${!X_SECONDS[@]}"; do echo "x_seconds=$t ${X_SECONDS[$t]}"; done
+		for n in "${X_NOTES[@]}"; do echo "xnote=$n"; done
+	fi
 } >"$META"
 
-report=$(python3 "$LIB" report "$RESULTS" "$META")
-LATEST=$RESULTS_DIR/latest.md # the obs and tls modes keep their own latest table
-[[ $MODE != plain ]] && LATEST=$RESULTS_DIR/latest-$MODE.md
+# plain, obs and tls write latest.md, latest-obs.md, latest-tls.md; extra
+# writes latest-extra.md; all writes both reports, one after the other, to
+# latest.md.
+report=""
+((DO_MAIN)) && report=$(python3 "$LIB" report "$RESULTS" "$META")
+if ((DO_EXTRA)); then
+	xreport=$(python3 "$LIB" extra-report "$X_TSV" "$SCALE_TSV" "$IDLE_TSV" "$META")
+	report=${report:+$report$'\n\n'}$xreport
+fi
+LATEST=$RESULTS_DIR/latest.md
+[[ $MODE != plain && $MODE != all ]] && LATEST=$RESULTS_DIR/latest-$MODE.md
 printf '%s\n' "$report" >"$LATEST"
 printf '%s\n' "$report"
 say "bench: table written to $LATEST; raw output in $RAW/"
