@@ -50,19 +50,17 @@ void conn_setup(struct conn *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
-	c->out = evbuffer_new();
 }
 
 void conn_destroy(struct conn *c)
 {
 	conn_close(c);
-	if (c->out)
-		evbuffer_free(c->out);
+	c->wev = NULL;
 	c->out = NULL;
 }
 
 void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_fn on_read,
-               event_callback_fn on_write, void *arg)
+               void *arg)
 {
 	c->fd = fd;
 	c->ssl = NULL;
@@ -72,8 +70,26 @@ void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_f
 	c->reading = false;
 	c->eof = false;
 	c->read_timeout_ms = 0;
+	c->wev = NULL;
+	c->out = NULL;
 	event_assign(&c->rev, base, fd, EV_READ | EV_PERSIST, on_read, arg);
-	event_assign(&c->wev, base, fd, EV_WRITE | EV_PERSIST, on_write, arg);
+}
+
+void conn_attach_out(struct conn *c, struct event *wev, struct evbuffer *out,
+                     event_callback_fn on_write)
+{
+	event_assign(wev, event_get_base(&c->rev), c->fd, EV_WRITE | EV_PERSIST, on_write,
+	             event_get_callback_arg(&c->rev));
+	c->wev = wev;
+	c->out = out;
+}
+
+void conn_detach_out(struct conn *c)
+{
+	if (c->wev)
+		event_del(c->wev);
+	c->wev = NULL;
+	c->out = NULL;
 }
 
 void conn_close(struct conn *c)
@@ -81,7 +97,8 @@ void conn_close(struct conn *c)
 	if (c->fd < 0)
 		return;
 	event_del(&c->rev);
-	event_del(&c->wev);
+	if (c->wev)
+		event_del(c->wev);
 	if (c->ssl) {
 		/* One close_notify, without waiting for the peer's. */
 		SSL_shutdown(c->ssl);
@@ -97,7 +114,8 @@ void conn_close(struct conn *c)
 		c->rx = NULL;
 	}
 	c->rx_start = c->rx_end = 0;
-	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	if (c->out)
+		evbuffer_drain(c->out, evbuffer_get_length(c->out));
 }
 
 void conn_rx_settle(struct conn *c)
@@ -130,8 +148,10 @@ static ssize_t tls_recv(struct conn *c)
 		return -2;
 	case SSL_ERROR_WANT_WRITE:
 		/* A TLS message must go out first: retried when writable. */
+		if (!c->wev)
+			return -1; /* TLS owners keep their write side */
 		c->ssl_read_blocked = true;
-		event_add(&c->wev, NULL);
+		event_add(c->wev, NULL);
 		return -2;
 	case SSL_ERROR_ZERO_RETURN:
 		c->eof = true;
@@ -182,7 +202,7 @@ static int tls_flush(struct conn *c, uint32_t timeout_ms)
 		switch (SSL_get_error(c->ssl, n)) {
 		case SSL_ERROR_WANT_WRITE: {
 			struct timeval tv = ms_tv(c, timeout_ms);
-			event_add(&c->wev, timeout_ms ? &tv : NULL);
+			event_add(c->wev, timeout_ms ? &tv : NULL);
 			return 1;
 		}
 		case SSL_ERROR_WANT_READ:
@@ -192,8 +212,8 @@ static int tls_flush(struct conn *c, uint32_t timeout_ms)
 			return -1;
 		}
 	}
-	if (event_pending(&c->wev, EV_WRITE, NULL) && !c->ssl_read_blocked)
-		event_del(&c->wev);
+	if (event_pending(c->wev, EV_WRITE, NULL) && !c->ssl_read_blocked)
+		event_del(c->wev);
 	return 0;
 }
 
@@ -245,6 +265,8 @@ ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
 
 int conn_flush(struct conn *c, uint32_t timeout_ms)
 {
+	if (!c->out)
+		return 0;
 	if (c->ssl)
 		return tls_flush(c, timeout_ms);
 	while (evbuffer_get_length(c->out)) {
@@ -252,7 +274,7 @@ int conn_flush(struct conn *c, uint32_t timeout_ms)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
 				struct timeval tv = ms_tv(c, timeout_ms);
-				event_add(&c->wev, timeout_ms ? &tv : NULL);
+				event_add(c->wev, timeout_ms ? &tv : NULL);
 				return 1;
 			}
 			return -1;
@@ -260,8 +282,8 @@ int conn_flush(struct conn *c, uint32_t timeout_ms)
 		if (n == 0)
 			return -1;
 	}
-	if (event_pending(&c->wev, EV_WRITE, NULL))
-		event_del(&c->wev);
+	if (event_pending(c->wev, EV_WRITE, NULL))
+		event_del(c->wev);
 	return 0;
 }
 
@@ -287,5 +309,5 @@ void conn_want_read(struct conn *c, bool on, uint32_t timeout_ms)
 
 size_t conn_out_len(const struct conn *c)
 {
-	return evbuffer_get_length(c->out);
+	return c->out ? evbuffer_get_length(c->out) : 0;
 }

@@ -1,8 +1,10 @@
 /*
  * conn.h — one non-blocking TCP socket on an event loop: a receive block it
- * reads into, an output evbuffer it writes from, and a read and a write
- * event embedded in it (no allocation per connection beyond the evbuffer,
- * which lives as long as the pooled object that embeds the conn).
+ * reads into, its read event embedded, and a write side (a write event and
+ * an output evbuffer) that its owner lends it: an upstream connection for
+ * as long as it is open, a client session only while it handles a request
+ * (an idle keep-alive connection needs no write side). Nothing is
+ * allocated per connection.
  *
  * Reading: conn_recv() appends to the receive block [rx_start, rx_end); the
  * owner consumes from rx_start. Bytes that are forwarded stay in the block,
@@ -30,7 +32,8 @@ struct conn {
 	int fd;
 	SSL *ssl;              /* TLS on this socket, NULL for plain TCP */
 	bool ssl_read_blocked; /* the last SSL_read wants the socket writable */
-	struct event rev, wev;
+	struct event rev;
+	struct event *wev;     /* the write side, lent by the owner (or NULL) */
 	struct evbuffer *out;
 	struct buf *rx;
 	uint32_t rx_start, rx_end;
@@ -39,15 +42,24 @@ struct conn {
 	bool eof;              /* the peer closed its side */
 };
 
-/* Sets up the conn for fd (takes ownership). The callbacks get arg. */
+/* Sets up the conn for fd (takes ownership), without a write side. The
+ * read callback gets arg. */
 void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_fn on_read,
-               event_callback_fn on_write, void *arg);
+               void *arg);
+
+/* Lends the conn a write side: wev is assigned here (on_write gets the
+ * read callback's arg) and out, empty, becomes .out. */
+void conn_attach_out(struct conn *c, struct event *wev, struct evbuffer *out,
+                     event_callback_fn on_write);
+
+/* Takes the write side back; nothing may be left to write. */
+void conn_detach_out(struct conn *c);
 
 /* Closes the socket, drops the receive block and empties .out (releasing
- * the references it held). The evbuffer itself is kept for reuse. */
+ * the references it held). The write side stays lent. */
 void conn_close(struct conn *c);
 
-/* Allocates .out once for a pooled object; conn_destroy frees it. */
+/* Makes a pooled conn closed and empty; conn_destroy closes it if open. */
 void conn_setup(struct conn *c);
 void conn_destroy(struct conn *c);
 
@@ -68,7 +80,8 @@ static inline uint32_t conn_rx_len(const struct conn *c)
 }
 
 /* Writes what .out holds. Returns 0 when all is written, 1 when some is
- * left (the write event is armed with timeout_ms), -1 on error. */
+ * left (the write event is armed with timeout_ms), -1 on error. A conn
+ * without a write side has nothing to write. */
 int conn_flush(struct conn *c, uint32_t timeout_ms);
 
 /* Arms or disarms the read event; timeout_ms 0 means none. */

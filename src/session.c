@@ -40,6 +40,7 @@
 #include "workers.h"
 
 #define MAX_FREE_SESSIONS 1024
+#define MAX_FREE_EXCHANGES 1024
 
 static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
@@ -75,9 +76,7 @@ static struct session *session_alloc(struct worker *w)
 		conn_setup(&s->c);
 	}
 	s->w = w;
-	s->up = NULL;
-	s->stat = NULL;
-	s->snap = NULL;
+	s->x = NULL;
 	s->prev = NULL;
 	s->next = w->sessions;
 	if (w->sessions)
@@ -87,12 +86,64 @@ static struct session *session_alloc(struct worker *w)
 	return s;
 }
 
+/* A request begins (or a TLS handshake): the session takes an exchange
+ * from its worker's pool, with the socket's write side. */
+static void take_exchange(struct session *s)
+{
+	struct worker *w = s->w;
+	struct exchange *x = w->free_exchanges;
+	if (x) {
+		w->free_exchanges = x->next;
+		w->nfree_exchanges--;
+		llhttp_reset(&x->req.parser); /* it may have ended mid-message */
+	} else {
+		x = xcalloc(1, sizeof(*x));
+		x->out = evbuffer_new();
+		http_msg_init(&x->req, HTTP_REQUEST, NULL);
+	}
+	x->req.owner = s;
+	x->snap = NULL;
+	x->stat = NULL;
+	x->up = NULL;
+	x->t_start_us = 0;
+	s->x = x;
+	conn_attach_out(&s->c, &x->wev, x->out, on_client_write);
+}
+
+/* The session is idle (or closed) with nothing left to write: its
+ * exchange goes back to the pool. */
+static void give_exchange(struct session *s)
+{
+	struct worker *w = s->w;
+	struct exchange *x = s->x;
+
+	conn_detach_out(&s->c);
+	s->x = NULL;
+	if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
+		x->next = w->free_exchanges;
+		w->free_exchanges = x;
+		w->nfree_exchanges++;
+	} else {
+		evbuffer_free(x->out);
+		free(x);
+	}
+}
+
+/* An idle plain-HTTP session with its output written needs no exchange. */
+static void settle_idle(struct session *s)
+{
+	if (s->x && !s->tls && s->state == SS_IDLE && !conn_rx_len(&s->c) &&
+	    !conn_out_len(&s->c))
+		give_exchange(s);
+}
+
 /* The request is over: the snapshot it was routed with is let go. */
 static void request_end(struct session *s)
 {
-	if (s->snap) {
-		snapshot_release(s->snap);
-		s->snap = NULL;
+	struct exchange *x = s->x;
+	if (x->snap) {
+		snapshot_release(x->snap);
+		x->snap = NULL;
 	}
 }
 
@@ -100,21 +151,23 @@ static void request_end(struct session *s)
  * counts the request for that server. */
 static void attach(struct session *s, struct upconn *u, const struct snap_server *sv)
 {
+	struct exchange *x = s->x;
 	struct worker *w = s->w;
-	s->up = u;
-	s->stat = &s->snap->stats->shard[w->id].srv[sv->id];
-	STAT_ADD(s->stat->requests, 1);
-	STAT_ADD(s->stat->inflight, 1);
-	s->server_id = sv->id;
-	s->outcome_told = false;
-	s->probe = sv->probing;
+	x->up = u;
+	x->stat = &x->snap->stats->shard[w->id].srv[sv->id];
+	STAT_ADD(x->stat->requests, 1);
+	STAT_ADD(x->stat->inflight, 1);
+	x->server_id = sv->id;
+	x->outcome_told = false;
+	x->probe = sv->probing;
 }
 
 /* A server whose circuit is half-open takes a request only while it has a
  * probe slot: the slot is taken here, before anything is sent. */
 static bool admit(struct session *s, const struct snap_server *sv)
 {
-	return !sv->probing || worker_report(s->w, s->snap, sv->id, WORKER_ADMITTED, NULL) > 0;
+	struct exchange *x = s->x;
+	return !sv->probing || worker_report(s->w, x->snap, sv->id, WORKER_ADMITTED, NULL) > 0;
 }
 
 /* Tells the server's circuit breaker how the exchange went. Only what can
@@ -122,66 +175,70 @@ static bool admit(struct session *s, const struct snap_server *sv)
  * probes, and successes while it counts failures. */
 static bool worth_telling(const struct session *s, uint32_t server_id, int result)
 {
-	if (s->snap->cfg != s->w->cfg)
+	const struct exchange *x = s->x;
+	if (x->snap->cfg != s->w->cfg)
 		return false; /* routed before a reload: its server layout is gone */
-	if (result < 0 && !s->probe)
+	if (result < 0 && !x->probe)
 		return false;
-	if (result > 0 && !s->probe && !STAT_GET(s->snap->stats->streak[server_id]))
+	if (result > 0 && !x->probe && !STAT_GET(x->snap->stats->streak[server_id]))
 		return false;
 	return true;
 }
 
 static void tell_outcome(struct session *s, uint32_t server_id, int result, const char *what)
 {
+	struct exchange *x = s->x;
 	struct worker *w = s->w;
 	if (!worth_telling(s, server_id, result))
 		return;
-	worker_report(w, s->snap, server_id,
+	worker_report(w, x->snap, server_id,
 	              result > 0 ? WORKER_SUCCESS : result == 0 ? WORKER_FAILURE : WORKER_ABANDONED,
 	              what);
 }
 
 static void outcome(struct session *s, int result, const char *what)
 {
-	if (!s->stat || s->outcome_told)
+	struct exchange *x = s->x;
+	if (!x->stat || x->outcome_told)
 		return;
-	s->outcome_told = true;
-	tell_outcome(s, s->server_id, result, what);
+	x->outcome_told = true;
+	tell_outcome(s, x->server_id, result, what);
 }
 
 /* The request is answered (status, 0 if nothing was sent): counts it for
  * its pool and server (either may be -1) and writes its access log line. */
 static void finish_request(struct session *s, int status, int pool, int server)
 {
+	struct exchange *x = s->x;
 	struct worker *w = s->w;
-	if (!s->snap || !s->t_start_us)
+	if (!x->snap || !x->t_start_us)
 		return;
-	uint64_t now = mono_us(), dur = now - s->t_start_us;
-	struct stats_shard *sh = &s->snap->stats->shard[w->id];
+	uint64_t now = mono_us(), dur = now - x->t_start_us;
+	struct stats_shard *sh = &x->snap->stats->shard[w->id];
 	if (server >= 0 && status)
 		STAT_ADD(sh->srv[server].codes[stats_class(status)], 1);
 	else if (pool >= 0 && status)
 		STAT_ADD(sh->pool[pool].codes[stats_class(status)], 1);
 	stats_record(sh, pool, status, dur, now / 1000000);
-	s->t_start_us = 0;
+	x->t_start_us = 0;
 
 	if (!w->alog)
 		return;
-	const struct snap_pool *p = pool >= 0 ? &s->snap->pools[pool] : NULL;
+	const struct snap_pool *p = pool >= 0 ? &x->snap->pools[pool] : NULL;
 	const char *sname = "-";
 	if (p && server >= 0)
 		sname = p->servers[server - (int)p->first_id].cfg->name;
 	struct access_entry e = {
 	        .client = s->ip,
-	        .method = llhttp_method_name(s->method),
-	        .target = s->target,
-	        .target_len = s->target_len,
+	        .method = llhttp_method_name(x->method),
+	        .target = x->target,
+	        .target_len = x->target_len,
 	        .status = status,
-	        .bytes = s->resp_bytes,
+	        .bytes = x->resp_bytes,
 	        .duration_us = dur,
 	        .pool = p ? p->cfg->name : "-",
 	        .server = sname,
-	        .pinned = s->route.pinned,
+	        .pinned = x->route.pinned,
 	        .id = (uint64_t)w->id << 48 | ++w->request_ids,
 	};
 	accesslog_write(w->alog, &e);
@@ -191,14 +248,15 @@ static void finish_request(struct session *s, int status, int pool, int server)
  * reusable); failed counts a failure for its server. */
 static void detach(struct session *s, bool reusable, bool failed)
 {
-	struct upconn *u = s->up;
-	s->up = NULL;
+	struct exchange *x = s->x;
+	struct upconn *u = x->up;
+	x->up = NULL;
 	outcome(s, -1, NULL); /* ended with no outcome told: nothing to learn */
-	if (s->stat) {
-		STAT_ADD(s->stat->inflight, -1);
+	if (x->stat) {
+		STAT_ADD(x->stat->inflight, -1);
 		if (failed)
-			STAT_ADD(s->stat->failures, 1);
-		s->stat = NULL;
+			STAT_ADD(x->stat->failures, 1);
+		x->stat = NULL;
 	}
 	if (u)
 		upstream_release(u, reusable);
@@ -209,13 +267,20 @@ static void detach(struct session *s, bool reusable, bool failed)
 static void session_close(struct session *s)
 {
 	struct worker *w = s->w;
+	struct exchange *x = s->x;
 
-	if (s->t_start_us && (s->state == SS_BODY || s->state == SS_WAIT || s->state == SS_TUNNEL))
-		/* The client went away mid-request: logged with what was sent. */
-		finish_request(s, s->resp_status, s->route.pool, s->stat ? (int)s->server_id : -1);
-	detach(s, false, false);
-	request_end(s);
+	if (x) {
+		if (x->t_start_us &&
+		    (s->state == SS_BODY || s->state == SS_WAIT || s->state == SS_TUNNEL))
+			/* The client went away mid-request: logged with what was sent. */
+			finish_request(s, x->resp_status, x->route.pool,
+			               x->stat ? (int)x->server_id : -1);
+		detach(s, false, false);
+		request_end(s);
+	}
 	conn_close(&s->c);
+	if (x)
+		give_exchange(s);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -243,12 +308,11 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 
 	(void)salen;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	conn_open(&s->c, w->base, fd, on_client_read, on_client_write, s);
-	http_msg_init(&s->req, HTTP_REQUEST, s);
-	s->snap = NULL;
+	conn_open(&s->c, w->base, fd, on_client_read, s);
 	s->tls = tls != NULL;
 	s->state = SS_IDLE;
 	if (tls) {
+		take_exchange(s);
 		s->c.ssl = tls_accept(tls, fd);
 		if (!s->c.ssl) {
 			log_error("client: cannot start a TLS session");
@@ -256,7 +320,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 			return;
 		}
 		s->state = SS_HANDSHAKE;
-		s->head_deadline_ms = now_ms(w) + w->cfg->timeouts.request_header_ms;
+		s->x->head_deadline_ms = now_ms(w) + w->cfg->timeouts.request_header_ms;
 	}
 	s->close_after = false;
 
@@ -294,16 +358,17 @@ static int close_when_flushed(struct session *s)
  * set; otherwise the session goes on with the next request. */
 static int respond(struct session *s, int status, bool close, int pool, int server)
 {
+	struct exchange *x = s->x;
 	size_t len;
-	const char *text = http_error_response(status, close || s->close_after || !s->keep_alive,
+	const char *text = http_error_response(status, close || s->close_after || !x->keep_alive,
 	                                       &len);
 
 	evbuffer_add_reference(s->c.out, text, len, NULL, NULL);
-	s->resp_started = true;
-	s->resp_bytes += len;
-	s->resp_status = status;
+	x->resp_started = true;
+	x->resp_bytes += len;
+	x->resp_status = status;
 	finish_request(s, status, pool, server);
-	if (close || s->close_after || !s->keep_alive)
+	if (close || s->close_after || !x->keep_alive)
 		return close_when_flushed(s);
 	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
 		session_close(s);
@@ -316,10 +381,11 @@ static int respond(struct session *s, int status, bool close, int pool, int serv
  * (the rest of the connection's bytes cannot be trusted to be framed). */
 static int reject(struct session *s, int status, const char *reason)
 {
+	struct exchange *x = s->x;
 	log_debug("client %s: %d: %s", s->ip, status, reason ? reason : "");
-	if (s->t_start_us) {
-		s->resp_bytes = 0;
-		s->method = http_msg_method(&s->req);
+	if (x->t_start_us) {
+		x->resp_bytes = 0;
+		x->method = http_msg_method(&x->req);
 	}
 	return respond(s, status, true, -1, -1);
 }
@@ -328,8 +394,9 @@ static int reject(struct session *s, int status, const char *reason)
  * kept, then the lines the proxy adds, then the blank line. */
 static void forward_head(struct session *s, struct evbuffer *out)
 {
+	struct exchange *x = s->x;
 	struct http_run runs[HTTP_MAX_HEADERS + 1];
-	const struct http_head *h = &s->req.head;
+	const struct http_head *h = &x->req.head;
 	const char *base = s->c.rx->data;
 	size_t n = http_head_runs(h, runs);
 
@@ -354,50 +421,51 @@ static void forward_head(struct session *s, struct evbuffer *out)
 		evbuffer_add(out, "\r\nX-Forwarded-Proto: http\r\n", 27);
 	if (h->conn_tokens & HTTP_CONN_UPGRADE)
 		evbuffer_add(out, "Connection: upgrade\r\n", 21);
-	else if (s->version == 10)
+	else if (x->version == 10)
 		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
 	evbuffer_add(out, "\r\n", 2);
 }
 
 /* Attaches a connection to the chosen server, retrying once on another
- * server when no socket can be made at all. Returns 0 with s->up set, or
+ * server when no socket can be made at all. Returns 0 with s->x->up set, or
  * the status to answer. */
 static int attach_upstream(struct session *s)
 {
+	struct exchange *x = s->x;
 	struct worker *w = s->w;
-	const struct snap_pool *p = &s->snap->pools[s->route.pool];
+	const struct snap_pool *p = &x->snap->pools[x->route.pool];
 
-	const struct snap_server *sv = &p->servers[s->route.server];
+	const struct snap_server *sv = &p->servers[x->route.server];
 	if (!admit(s, sv)) {
 		/* Its probe slots went to requests of other workers. */
 		struct route_choice next;
-		if (route_retry(s->snap, &w->rr, &s->route, &next))
+		if (route_retry(x->snap, &w->rr, &x->route, &next))
 			return 503;
-		s->route = next;
-		p = &s->snap->pools[next.pool];
+		x->route = next;
+		p = &x->snap->pools[next.pool];
 		sv = &p->servers[next.server];
 		if (!admit(s, sv))
 			return 503;
 	}
-	struct upconn *u = upstream_get(w, s->snap, s->route.pool, sv, s, false);
+	struct upconn *u = upstream_get(w, x->snap, x->route.pool, sv, s, false);
 	if (u) {
 		attach(s, u, sv);
 		return 0;
 	}
-	STAT_ADD(s->snap->stats->shard[w->id].srv[sv->id].failures, 1);
+	STAT_ADD(x->snap->stats->shard[w->id].srv[sv->id].failures, 1);
 	tell_outcome(s, sv->id, 0, errno == ECONNREFUSED ? "connect refused" : "connect failed");
 	struct route_choice next;
-	if (s->retried || route_retry(s->snap, &w->rr, &s->route, &next))
+	if (x->retried || route_retry(x->snap, &w->rr, &x->route, &next))
 		return 502;
-	s->retried = true;
-	s->route = next;
-	p = &s->snap->pools[next.pool];
+	x->retried = true;
+	x->route = next;
+	p = &x->snap->pools[next.pool];
 	sv = &p->servers[next.server];
 	if (!admit(s, sv))
 		return 502;
-	u = upstream_get(w, s->snap, next.pool, sv, s, false);
+	u = upstream_get(w, x->snap, next.pool, sv, s, false);
 	if (!u) {
-		STAT_ADD(s->snap->stats->shard[w->id].srv[sv->id].failures, 1);
+		STAT_ADD(x->snap->stats->shard[w->id].srv[sv->id].failures, 1);
 		tell_outcome(s, sv->id, 0, errno == ECONNREFUSED ? "connect refused" : "connect failed");
 		return 502;
 	}
@@ -409,85 +477,90 @@ static int attach_upstream(struct session *s)
  * or -1 when the request was refused (and the session closed or closing). */
 static int check_request(struct session *s)
 {
+	struct exchange *x = s->x;
 	struct worker *w = s->w;
 	const char *reason = NULL;
 
-	s->method = http_msg_method(&s->req);
-	s->version = http_msg_version(&s->req);
-	s->keep_alive = http_msg_keep_alive(&s->req) && !w->draining;
-	s->req_done = s->resp_started = s->retried = s->stale_retried = false;
-	s->replayable = http_method_idempotent(s->method) && !http_msg_chunked(&s->req) &&
-	                http_msg_content_length(&s->req) == 0;
+	x->method = http_msg_method(&x->req);
+	x->version = http_msg_version(&x->req);
+	x->keep_alive = http_msg_keep_alive(&x->req) && !w->draining;
+	x->req_done = x->resp_started = x->retried = x->stale_retried = false;
+	x->replayable = http_method_idempotent(x->method) && !http_msg_chunked(&x->req) &&
+	                http_msg_content_length(&x->req) == 0;
 
 	if (w->alog) {
 		/* The target outlives its receive block only in the log line. */
-		const struct http_head *h = &s->req.head;
-		size_t n = h->url_len < sizeof(s->target) ? h->url_len : sizeof(s->target);
-		memcpy(s->target, s->c.rx->data + h->url, n);
-		s->target_len = (uint16_t)n;
+		const struct http_head *h = &x->req.head;
+		size_t n = h->url_len < sizeof(x->target) ? h->url_len : sizeof(x->target);
+		memcpy(x->target, s->c.rx->data + h->url, n);
+		x->target_len = (uint16_t)n;
 	}
-	int status = http_req_check(&s->req, w->cfg->limits.max_body_bytes, &reason);
+	int status = http_req_check(&x->req, w->cfg->limits.max_body_bytes, &reason);
 	if (status)
 		return reject(s, status, reason);
 	return 0;
 }
 
-/* Routes the checked request and forwards its head. Returns 0 with s->up
- * set, 0 without s->up when the proxy answered itself, or -1. */
+/* Routes the checked request and forwards its head. Returns 0 with s->x->up
+ * set, 0 without s->x->up when the proxy answered itself, or -1. */
 static int start_exchange(struct session *s)
 {
+	struct exchange *x = s->x;
 	struct worker *w = s->w;
-	const struct config *cfg = s->snap->cfg;
+	const struct config *cfg = x->snap->cfg;
 
-	int pin = s->req.head.pin >= 0 ? (int)cfg->pins[s->req.head.pin].pool : -1;
-	int status = route_pick(s->snap, &w->rr, pin, &s->route);
+	int pin = x->req.head.pin >= 0 ? (int)cfg->pins[x->req.head.pin].pool : -1;
+	int status = route_pick(x->snap, &w->rr, pin, &x->route);
 	if (pin >= 0)
-		STAT_ADD(s->snap->stats->shard[w->id].pool[pin].pinned, 1);
+		STAT_ADD(x->snap->stats->shard[w->id].pool[pin].pinned, 1);
 	if (!status)
 		status = attach_upstream(s);
 	if (status) {
 		/* Unread body bytes would be taken for the next request: a
 		 * request with a body ends the connection. */
-		bool has_body = http_msg_chunked(&s->req) || http_msg_content_length(&s->req);
-		int pool = pin >= 0 ? pin : status == 502 ? s->route.pool : -1;
+		bool has_body = http_msg_chunked(&x->req) || http_msg_content_length(&x->req);
+		int pool = pin >= 0 ? pin : status == 502 ? x->route.pool : -1;
 		return respond(s, status, has_body, pool, -1);
 	}
-	forward_head(s, s->up->c.out);
-	upstream_start(s->up, s->method == HTTP_HEAD);
+	forward_head(s, x->up->c.out);
+	upstream_start(x->up, x->method == HTTP_HEAD);
 	return 0;
 }
 
 /* The response is complete and the upstream let go: next request. */
 static int end_exchange(struct session *s)
 {
+	struct exchange *x = s->x;
 	request_end(s);
-	if (s->close_after || !s->keep_alive || s->w->draining)
+	if (s->close_after || !x->keep_alive || s->w->draining)
 		return close_when_flushed(s);
 	s->state = SS_IDLE;
-	s->c.rx_start = s->parse_pos;
+	s->c.rx_start = x->parse_pos;
 	return process(s);
 }
 
 /* Queues request body bytes [off, off+len) of the block for the upstream. */
 static void forward_body(struct session *s, uint32_t off, uint32_t len)
 {
-	if (len && s->up)
-		buf_add_ref(s->up->c.out, s->c.rx, off, len);
+	struct exchange *x = s->x;
+	if (len && x->up)
+		buf_add_ref(x->up->c.out, s->c.rx, off, len);
 }
 
 /* Forwards the request body bytes [at, at+k) that the parser reported with
  * step, and waits for more or for the response. */
 static int body_step(struct session *s, enum http_step step, uint32_t at, size_t k)
 {
+	struct exchange *x = s->x;
 	const struct config *cfg = s->w->cfg;
 	struct conn *c = &s->c;
 
-	s->parse_pos = at + (uint32_t)k;
-	c->rx_start = s->parse_pos;
+	x->parse_pos = at + (uint32_t)k;
+	c->rx_start = x->parse_pos;
 	forward_body(s, at, (uint32_t)k);
-	upstream_flush(s->up);
+	upstream_flush(x->up);
 	if (step == HTTP_NEED_MORE) {
-		if (conn_out_len(&s->up->c) > RELAY_HIGH_WATER)
+		if (conn_out_len(&x->up->c) > RELAY_HIGH_WATER)
 			conn_want_read(c, false, 0); /* resumed when drained */
 		else
 			conn_want_read(c, true, cfg->timeouts.client_idle_ms);
@@ -497,9 +570,9 @@ static int body_step(struct session *s, enum http_step step, uint32_t at, size_t
 	 * stays watched so that its close is seen; pipelined bytes wait in
 	 * the block. Its timeout is ignored while waiting (the upstream's
 	 * runs), but kept so that the event never needs an epoll change. */
-	s->req_done = true;
+	x->req_done = true;
 	s->state = SS_WAIT;
-	upstream_request_sent(s->up);
+	upstream_request_sent(x->up);
 	return 0;
 }
 
@@ -510,6 +583,7 @@ static int process(struct session *s)
 	struct conn *c = &s->c;
 
 	for (;;) {
+		struct exchange *x = s->x; /* NULL while idle */
 		size_t k;
 		uint32_t at;
 		enum http_step step;
@@ -522,37 +596,42 @@ static int process(struct session *s)
 					return -1;
 				}
 				conn_rx_settle(c);
+				settle_idle(s);
 				conn_want_read(c, true, cfg->timeouts.client_idle_ms);
 				return 0;
 			}
+			if (!x) {
+				take_exchange(s);
+				x = s->x;
+			}
 			s->state = SS_HEAD;
-			s->parse_pos = c->rx_start;
+			x->parse_pos = c->rx_start;
 			/* The request is routed with the snapshot current as it
 			 * begins, whatever changes while it is handled. */
 			worker_refresh(w);
-			s->snap = snapshot_hold(w->snap);
-			s->t_start_us = mono_us();
-			s->resp_bytes = 0;
-			s->resp_status = 0;
-			s->target_len = 0;
-			s->route.pinned = false;
-			s->req.pins = s->snap->cfg->pins;
-			s->req.npins = s->snap->cfg->npins;
-			http_msg_begin(&s->req, c->rx->data, c->rx_start);
-			s->head_deadline_ms = now_ms(w) + cfg->timeouts.request_header_ms;
+			x->snap = snapshot_hold(w->snap);
+			x->t_start_us = mono_us();
+			x->resp_bytes = 0;
+			x->resp_status = 0;
+			x->target_len = 0;
+			x->route.pinned = false;
+			x->req.pins = x->snap->cfg->pins;
+			x->req.npins = x->snap->cfg->npins;
+			http_msg_begin(&x->req, c->rx->data, c->rx_start);
+			x->head_deadline_ms = now_ms(w) + cfg->timeouts.request_header_ms;
 			conn_want_read(c, true, cfg->timeouts.request_header_ms);
 			/* fall through */
 		case SS_HEAD:
-			step = http_msg_feed(&s->req, c->rx->data + s->parse_pos,
-			                     c->rx_end - s->parse_pos, &k);
+			step = http_msg_feed(&x->req, c->rx->data + x->parse_pos,
+			                     c->rx_end - x->parse_pos, &k);
 			if (step == HTTP_ERROR)
-				return reject(s, s->req.error_status, s->req.error_reason);
-			s->parse_pos += (uint32_t)k;
-			if (s->parse_pos - c->rx_start > cfg->limits.max_header_bytes)
+				return reject(s, x->req.error_status, x->req.error_reason);
+			x->parse_pos += (uint32_t)k;
+			if (x->parse_pos - c->rx_start > cfg->limits.max_header_bytes)
 				return reject(s, 431, "header section too large");
 			if (step == HTTP_NEED_MORE) {
 				uint64_t now = now_ms(w);
-				uint64_t left = s->head_deadline_ms > now ? s->head_deadline_ms - now : 1;
+				uint64_t left = x->head_deadline_ms > now ? x->head_deadline_ms - now : 1;
 				conn_want_read(c, true, (uint32_t)left);
 				return 0;
 			}
@@ -561,43 +640,43 @@ static int process(struct session *s)
 			/* The body bytes already here are parsed (and their framing
 			 * checked) before anything is forwarded, so a request that
 			 * arrives whole and malformed never reaches an upstream. */
-			at = s->parse_pos;
-			step = http_msg_feed(&s->req, c->rx->data + at, c->rx_end - at, &k);
+			at = x->parse_pos;
+			step = http_msg_feed(&x->req, c->rx->data + at, c->rx_end - at, &k);
 			if (step == HTTP_ERROR)
-				return reject(s, s->req.error_status, s->req.error_reason);
+				return reject(s, x->req.error_status, x->req.error_reason);
 			if (start_exchange(s) < 0)
 				return -1;
-			if (!s->up) {
+			if (!x->up) {
 				/* Answered by the proxy itself. */
 				if (s->state == SS_CLOSING)
 					return 0;
-				llhttp_reset(&s->req.parser);
+				llhttp_reset(&x->req.parser);
 				request_end(s);
-				c->rx_start = s->parse_pos;
+				c->rx_start = x->parse_pos;
 				s->state = SS_IDLE;
 				continue;
 			}
 			s->state = SS_BODY;
 			return body_step(s, step, at, k);
 		case SS_BODY:
-			at = s->parse_pos;
-			step = http_msg_feed(&s->req, c->rx->data + at, c->rx_end - at, &k);
+			at = x->parse_pos;
+			step = http_msg_feed(&x->req, c->rx->data + at, c->rx_end - at, &k);
 			if (step == HTTP_ERROR) {
-				int status = s->req.error_status ? s->req.error_status : 400;
+				int status = x->req.error_status ? x->req.error_status : 400;
 				/* The upstream saw part of the request:
 				 * closing the connection discards it. */
 				detach(s, false, false);
-				if (s->resp_started)
+				if (x->resp_started)
 					return close_when_flushed(s);
-				return reject(s, status, s->req.error_reason);
+				return reject(s, status, x->req.error_reason);
 			}
 			return body_step(s, step, at, k);
 		case SS_TUNNEL:
-			if (conn_rx_len(c) && s->up) {
-				buf_add_ref(s->up->c.out, c->rx, c->rx_start, conn_rx_len(c));
+			if (conn_rx_len(c) && x->up) {
+				buf_add_ref(x->up->c.out, c->rx, c->rx_start, conn_rx_len(c));
 				c->rx_start = c->rx_end;
-				s->parse_pos = c->rx_end;
-				upstream_flush(s->up);
+				x->parse_pos = c->rx_end;
+				upstream_flush(x->up);
 			}
 			return 0;
 		case SS_HANDSHAKE:
@@ -615,7 +694,7 @@ static int handshake(struct session *s)
 	struct conn *c = &s->c;
 	switch (conn_handshake(c)) {
 	case CONN_HS_DONE:
-		event_del(&c->wev);
+		event_del(c->wev);
 		s->state = SS_IDLE;
 		conn_want_read(c, true, s->w->cfg->timeouts.request_header_ms);
 		/* The first request may already sit in the TLS buffers. */
@@ -625,17 +704,17 @@ static int handshake(struct session *s)
 		/* The whole handshake has request_header: a client that
 		 * drips bytes does not get more time by each of them. */
 		uint64_t now = now_ms(s->w);
-		event_del(&c->wev);
-		if (now >= s->head_deadline_ms) {
+		event_del(c->wev);
+		if (now >= s->x->head_deadline_ms) {
 			STAT_ADD(s->w->tls_handshake_failures, 1);
 			session_close(s);
 			return -1;
 		}
-		conn_want_read(c, true, (uint32_t)(s->head_deadline_ms - now));
+		conn_want_read(c, true, (uint32_t)(s->x->head_deadline_ms - now));
 		return 0;
 	}
 	case CONN_HS_WANT_WRITE:
-		event_add(&c->wev, NULL);
+		event_add(c->wev, NULL);
 		return 0;
 	default:
 		STAT_ADD(s->w->tls_handshake_failures, 1);
@@ -684,18 +763,28 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 	if (max_block < w->bufs.block_size)
 		max_block = w->bufs.block_size;
 	ssize_t n = conn_recv(c, &w->bufs, max_block);
+	if (!s->x) {
+		/* Idle: the first bytes of a request, or the client's end. */
+		if (n == -2)
+			return;
+		if (n <= 0) {
+			session_close(s);
+			return;
+		}
+		take_exchange(s);
+	}
 	if (c->rx && (c->rx != before || c->rx_start != before_start)) {
 		/* The block was replaced or rewound (even by a read that then
 		 * found nothing): only unparsed or head bytes were pending;
 		 * parse them from their new place. */
-		s->parse_pos = c->rx_start;
+		s->x->parse_pos = c->rx_start;
 		if (s->state == SS_HEAD) {
-			llhttp_reset(&s->req.parser);
-			http_msg_begin(&s->req, c->rx->data, c->rx_start);
+			llhttp_reset(&s->x->req.parser);
+			http_msg_begin(&s->x->req, c->rx->data, c->rx_start);
 		}
 	}
 	if (c->rx)
-		s->req.base = c->rx->data;
+		s->x->req.base = c->rx->data;
 	if (n == -2)
 		return;
 	if (conn_tls_pending(c))
@@ -754,13 +843,17 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
 		session_close(s);
 		return;
 	}
-	if (s->up && s->up->splicing) {
-		if (r == 0)
-			upstream_splice(s->up);
+	if (s->state == SS_IDLE) {
+		settle_idle(s);
 		return;
 	}
-	if (s->up && conn_out_len(&s->c) < RELAY_LOW_WATER)
-		upstream_pause(s->up, false);
+	if (s->x->up && s->x->up->splicing) {
+		if (r == 0)
+			upstream_splice(s->x->up);
+		return;
+	}
+	if (s->x->up && conn_out_len(&s->c) < RELAY_LOW_WATER)
+		upstream_pause(s->x->up, false);
 }
 
 /* Body bytes of a de-chunked response, from the parser's callback: queued
@@ -769,13 +862,14 @@ static void dechunk_body(struct http_msg *m, const char *at, size_t len)
 {
 	struct upconn *u = m->owner;
 	if (u->s)
-		u->s->resp_bytes += len;
+		u->s->x->resp_bytes += len;
 	if (u->s)
 		buf_add_ref(u->s->c.out, u->c.rx, (uint32_t)(at - u->c.rx->data), (uint32_t)len);
 }
 
 int session_on_response_head(struct session *s, struct upconn *u)
 {
+	struct exchange *x = s->x;
 	const struct config *cfg = cfg_of(s);
 	struct http_msg *m = &u->resp;
 	int status = http_msg_status(m);
@@ -784,29 +878,29 @@ int session_on_response_head(struct session *s, struct upconn *u)
 
 	http_resp_check(m, &reason);
 	bool interim = status < 200 && status != 101;
-	if (interim && s->version == 10)
+	if (interim && x->version == 10)
 		return 0; /* no interim responses to HTTP/1.0 clients */
-	if (status == 101 && !http_msg_upgrade(&s->req)) {
+	if (status == 101 && !http_msg_upgrade(&x->req)) {
 		log_warn("upstream answered 101 to a request that did not ask to upgrade");
 		return session_on_upstream_error(s, u, UP_ERR_INVALID);
 	}
 
-	if (!interim && s->stat && !s->outcome_told) {
+	if (!interim && x->stat && !x->outcome_told) {
 		int result = status < 500 ? 1 : 0;
-		if (worth_telling(s, s->server_id, result)) {
+		if (worth_telling(s, x->server_id, result)) {
 			char what[32];
 			snprintf(what, sizeof(what), "%d response", status);
 			outcome(s, result, what);
 		}
-		s->outcome_told = true;
+		x->outcome_told = true;
 	}
-	bool keep = !interim && s->keep_alive && !s->close_after && !s->w->draining;
+	bool keep = !interim && x->keep_alive && !s->close_after && !s->w->draining;
 	if (!interim && status != 101) {
-		if (http_msg_upgrade(&s->req))
+		if (http_msg_upgrade(&x->req))
 			keep = false; /* the request parser is past an upgrade */
 		if (http_msg_needs_eof(m))
 			keep = false; /* the body ends when the upstream closes */
-		if (s->version == 10 && http_msg_chunked(m)) {
+		if (x->version == 10 && http_msg_chunked(m)) {
 			/* HTTP/1.0 has no chunked coding: send the bare body and
 			 * end it by closing. */
 			for (uint32_t i = 0; i < m->head.nhdrs; i++)
@@ -826,9 +920,9 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	for (size_t i = 0; i < n; i++)
 		buf_add_ref(out, u->c.rx, runs[i].off, runs[i].len);
 	if (!interim) {
-		s->resp_status = status;
+		x->resp_status = status;
 		if (cfg->expose_pool_header) {
-			const char *name = s->snap->pools[s->route.pool].cfg->name;
+			const char *name = x->snap->pools[x->route.pool].cfg->name;
 			evbuffer_add(out, "X-Zdm-Pool: ", 12);
 			evbuffer_add(out, name, strlen(name));
 			evbuffer_add(out, "\r\n", 2);
@@ -837,12 +931,12 @@ int session_on_response_head(struct session *s, struct upconn *u)
 			evbuffer_add(out, "Connection: upgrade\r\n", 21);
 		else if (!keep)
 			evbuffer_add(out, "Connection: close\r\n", 19);
-		else if (s->version == 10)
+		else if (x->version == 10)
 			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-		s->resp_started = true;
+		x->resp_started = true;
 	}
 	evbuffer_add(out, "\r\n", 2);
-	s->resp_bytes += evbuffer_get_length(out) - before;
+	x->resp_bytes += evbuffer_get_length(out) - before;
 
 	if (status == 101) {
 		/* A tunnel idle for timeouts.client_idle either way ends. */
@@ -863,7 +957,8 @@ int session_on_response_head(struct session *s, struct upconn *u)
 
 int session_on_response_body(struct session *s, struct upconn *u, uint32_t off, uint32_t len)
 {
-	s->resp_bytes += len;
+	struct exchange *x = s->x;
+	x->resp_bytes += len;
 	if (len)
 		buf_add_ref(s->c.out, u->c.rx, off, len);
 	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
@@ -877,11 +972,12 @@ int session_on_response_body(struct session *s, struct upconn *u, uint32_t off, 
 
 int session_on_response_done(struct session *s, struct upconn *u)
 {
-	bool reusable = s->req_done && http_msg_keep_alive(&u->resp);
+	struct exchange *x = s->x;
+	bool reusable = x->req_done && http_msg_keep_alive(&u->resp);
 
-	finish_request(s, s->resp_status, s->route.pool, (int)s->server_id);
+	finish_request(s, x->resp_status, x->route.pool, (int)x->server_id);
 	detach(s, reusable, false);
-	if (!s->req_done)
+	if (!x->req_done)
 		s->close_after = true; /* the rest of the request body is unread */
 	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
 		session_close(s);
@@ -918,14 +1014,15 @@ static const char *const error_names[] = {
 static int switch_upstream(struct session *s, struct upconn *u, struct upconn *nu,
                            const struct snap_server *sv, bool replay)
 {
+	struct exchange *x = s->x;
 	if (replay)
 		forward_head(s, nu->c.out);
 	else
 		evbuffer_add_buffer(nu->c.out, u->c.out);
 	detach(s, false, true);
 	attach(s, nu, sv);
-	upstream_start(nu, s->method == HTTP_HEAD);
-	if (s->req_done)
+	upstream_start(nu, x->method == HTTP_HEAD);
+	if (x->req_done)
 		upstream_request_sent(nu);
 	upstream_flush(nu);
 	return -1;
@@ -933,8 +1030,9 @@ static int switch_upstream(struct session *s, struct upconn *u, struct upconn *n
 
 int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error err)
 {
+	struct exchange *x = s->x;
 	struct worker *w = s->w;
-	const struct snap_pool *p = &s->snap->pools[s->route.pool];
+	const struct snap_pool *p = &x->snap->pools[x->route.pool];
 	const struct cfg_server *sc = u->srv;
 
 	const char *what = err != UP_ERR_CONNECT        ? error_names[err]
@@ -942,14 +1040,14 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 	                   : u->errnum == ETIMEDOUT    ? "connect timed out"
 	                                               : "connect failed";
 	log_warn("client %s %s: upstream %s/%s (%s): %s%s", s->ip,
-	         llhttp_method_name(s->method), p->cfg->name, sc->name, sc->addr.text, what,
-	         s->resp_started ? " mid-response" : "");
+	         llhttp_method_name(x->method), p->cfg->name, sc->name, sc->addr.text, what,
+	         x->resp_started ? " mid-response" : "");
 	outcome(s, 0, what);
-	if (s->stat)
-		STAT_ADD(s->stat->errors[err], 1);
+	if (x->stat)
+		STAT_ADD(x->stat->errors[err], 1);
 
-	if (s->state == SS_TUNNEL || s->resp_started) {
-		finish_request(s, s->resp_status, s->route.pool, (int)s->server_id);
+	if (s->state == SS_TUNNEL || x->resp_started) {
+		finish_request(s, x->resp_status, x->route.pool, (int)x->server_id);
 		detach(s, false, s->state != SS_TUNNEL);
 		session_close(s);
 		return -1;
@@ -957,42 +1055,42 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 
 	/* A request that can be sent again: idempotent, no body, its head
 	 * still in the block, and no response byte came back. */
-	bool replay = err == UP_ERR_RESET && !u->got_byte && s->replayable && s->req_done;
+	bool replay = err == UP_ERR_RESET && !u->got_byte && x->replayable && x->req_done;
 
-	if (replay && u->reused && !s->stale_retried) {
+	if (replay && u->reused && !x->stale_retried) {
 		/* A reused connection the server had closed as the request
 		 * went out (the keep-alive race): sent again on a new
 		 * connection to the same server; not counted as the retry. */
-		s->stale_retried = true;
-		const struct snap_server *sv = &p->servers[s->route.server];
-		struct upconn *nu = upstream_get(w, s->snap, s->route.pool, sv, s, true);
+		x->stale_retried = true;
+		const struct snap_server *sv = &p->servers[x->route.server];
+		struct upconn *nu = upstream_get(w, x->snap, x->route.pool, sv, s, true);
 		if (nu)
 			return switch_upstream(s, u, nu, sv, true);
-	} else if ((err == UP_ERR_CONNECT || replay) && !s->retried) {
+	} else if ((err == UP_ERR_CONNECT || replay) && !x->retried) {
 		/* Refused, or reset before any response byte: once more on
 		 * another server. After a connect failure nothing was
 		 * written and the queued bytes move along. */
 		struct route_choice next;
-		s->retried = true;
-		if (route_retry(s->snap, &w->rr, &s->route, &next) == 0) {
-			const struct snap_server *sv = &s->snap->pools[next.pool].servers[next.server];
+		x->retried = true;
+		if (route_retry(x->snap, &w->rr, &x->route, &next) == 0) {
+			const struct snap_server *sv = &x->snap->pools[next.pool].servers[next.server];
 			struct upconn *nu =
-			        admit(s, sv) ? upstream_get(w, s->snap, next.pool, sv, s, false) : NULL;
+			        admit(s, sv) ? upstream_get(w, x->snap, next.pool, sv, s, false) : NULL;
 			if (nu) {
-				s->route = next;
+				x->route = next;
 				return switch_upstream(s, u, nu, sv, replay);
 			}
 		}
 	}
 
 	int status = err == UP_ERR_TIMEOUT ? 504 : 502;
-	int server = (int)s->server_id;
+	int server = (int)x->server_id;
 	detach(s, false, true);
-	if (respond(s, status, !s->req_done, s->route.pool, server) < 0)
+	if (respond(s, status, !x->req_done, x->route.pool, server) < 0)
 		return -1;
 	if (s->state == SS_CLOSING)
 		return -1;
-	if (s->req_done)
+	if (x->req_done)
 		end_exchange(s);
 	return -1;
 }
@@ -1002,10 +1100,15 @@ void session_drain_all(struct worker *w)
 	struct session *s = w->sessions;
 	while (s) {
 		struct session *next = s->next;
-		if (s->state == SS_IDLE && conn_rx_len(&s->c) == 0)
+		if (s->state == SS_IDLE && conn_rx_len(&s->c) == 0 && conn_out_len(&s->c)) {
+			/* Its last response is still being written. */
+			s->state = SS_CLOSING;
+			conn_want_read(&s->c, false, 0);
+		} else if (s->state == SS_IDLE && conn_rx_len(&s->c) == 0) {
 			session_close(s);
-		else
+		} else {
 			s->close_after = true;
+		}
 		s = next;
 	}
 }
@@ -1021,4 +1124,11 @@ void session_free_all(struct worker *w)
 		free(s);
 	}
 	w->nfree_sessions = 0;
+	while (w->free_exchanges) {
+		struct exchange *x = w->free_exchanges;
+		w->free_exchanges = x->next;
+		evbuffer_free(x->out);
+		free(x);
+	}
+	w->nfree_exchanges = 0;
 }

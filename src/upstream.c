@@ -51,6 +51,7 @@ static struct upconn *upconn_alloc(struct worker *w)
 	} else {
 		u = xcalloc(1, sizeof(*u));
 		conn_setup(&u->c);
+		u->out = evbuffer_new();
 	}
 	u->w = w;
 	u->next = u->prev = NULL;
@@ -72,6 +73,7 @@ static void upconn_free(struct upconn *u)
 		w->nfree_upconns++;
 	} else {
 		conn_destroy(&u->c);
+		evbuffer_free(u->out);
 		free(u);
 	}
 }
@@ -143,7 +145,8 @@ struct upconn *upstream_get(struct worker *w, const struct snapshot *snap, int p
 	}
 
 	struct upconn *u = upconn_alloc(w);
-	conn_open(&u->c, w->base, fd, on_read, on_write, u);
+	conn_open(&u->c, w->base, fd, on_read, u);
+	conn_attach_out(&u->c, &u->wev, u->out, on_write);
 	http_msg_init(&u->resp, HTTP_RESPONSE, u);
 	u->srv = sc;
 	u->server_id = sv->id;
@@ -154,7 +157,7 @@ struct upconn *upstream_get(struct worker *w, const struct snapshot *snap, int p
 	reset_exchange(u, s);
 	u->state = UC_CONNECTING;
 	struct timeval tv = ms_tv(w->cfg->timeouts.connect_ms);
-	event_add(&u->c.wev, &tv);
+	event_add(u->c.wev, &tv);
 	return u;
 }
 
@@ -355,14 +358,14 @@ void upstream_splice(struct upconn *u)
 				                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 				if (n > 0) {
 					u->in_pipe -= (uint32_t)n;
-					s->resp_bytes += (uint64_t)n;
+					s->x->resp_bytes += (uint64_t)n;
 					STAT_ADD(u->w->spliced_bytes, (uint64_t)n);
 					moved = true;
 				} else if (n < 0 && errno == EAGAIN) {
 					client_blocked = true;
 					struct timeval tv = {cfg->timeouts.client_idle_ms / 1000,
 					                     (cfg->timeouts.client_idle_ms % 1000) * 1000};
-					event_add(&s->c.wev, &tv);
+					event_add(s->c.wev, &tv);
 				} else {
 					log_debug("client %s: %s while sending a response body", s->ip,
 					          n < 0 ? strerror(errno) : "closed");
@@ -566,17 +569,17 @@ static void upstream_handshake(struct upconn *u)
 	switch (conn_handshake(&u->c)) {
 	case CONN_HS_DONE:
 		u->state = UC_ACTIVE;
-		event_del(&u->c.wev);
+		event_del(u->c.wev);
 		conn_want_read(&u->c, true, w->cfg->timeouts.upstream_response_ms);
 		if (conn_flush(&u->c, w->cfg->timeouts.upstream_response_ms) == 0 && u->s)
 			session_on_upstream_drained(u->s, u);
 		return;
 	case CONN_HS_WANT_READ:
-		event_del(&u->c.wev);
+		event_del(u->c.wev);
 		conn_want_read(&u->c, true, w->cfg->timeouts.connect_ms);
 		return;
 	case CONN_HS_WANT_WRITE:
-		event_add(&u->c.wev, &tv);
+		event_add(u->c.wev, &tv);
 		return;
 	default:
 		log_warn("upstream %s (%s): TLS handshake failed: %s", u->srv->name, u->srv->addr.text,
@@ -623,7 +626,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		u->state = UC_ACTIVE;
-		event_del(&u->c.wev);
+		event_del(u->c.wev);
 		conn_want_read(&u->c, true, w->cfg->timeouts.upstream_response_ms);
 		/* fall through to write what was queued meanwhile */
 	} else if (u->state == UC_HANDSHAKE) {
@@ -665,6 +668,7 @@ void upstream_free_all(struct worker *w)
 		struct upconn *u = w->free_upconns;
 		w->free_upconns = u->next;
 		conn_destroy(&u->c);
+		evbuffer_free(u->out);
 		free(u);
 	}
 	w->nfree_upconns = 0;

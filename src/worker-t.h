@@ -45,6 +45,8 @@ enum upconn_state {
 struct upconn {
 	struct worker *w;
 	struct conn c;
+	struct event wev;             /* c's write event */
+	struct evbuffer *out;         /* c's output, kept while pooled */
 	struct http_msg resp;
 	struct session *s;            /* the session it serves (UC_ACTIVE) */
 	enum upconn_state state;
@@ -92,38 +94,52 @@ enum session_state {
 	SS_CLOSING,     /* flushing a last response, then closing */
 };
 
-/* One client connection. */
-struct session {
-	struct worker *w;
-	struct conn c;
+/* What a client connection needs only while it handles a request, or
+ * while a response is still being written: the request's parser and head
+ * index, its routing, its counters, the socket's write event and output.
+ * A session takes one from its worker's pool as a request begins and gives
+ * it back once it is idle with nothing left to write, so that an idle
+ * keep-alive connection holds only a struct session (TLS sessions keep
+ * theirs: OpenSSL may need the write side at any time). */
+struct exchange {
+	struct event wev;             /* the client socket's write event */
+	struct evbuffer *out;         /* the client's output */
 	struct http_msg req;
 	struct snapshot *snap;        /* held while a request is handled */
 	struct srv_stats *stat;       /* counters of the server serving it */
+	struct upconn *up;
 	uint32_t server_id;           /* that server */
-	bool outcome_told;            /* its outcome went to the breaker */
-	bool probe;                   /* its server's circuit was half-open */
+	struct route_choice route;
+	uint32_t parse_pos;           /* next byte of the block to parse */
 	int resp_status;              /* the final status sent for this request */
 	uint64_t resp_bytes;          /* response bytes queued for the client */
 	uint64_t t_start_us;          /* when the request began (monotonic) */
-	uint16_t target_len;          /* a copy of the target, for the access log */
-	char target[256];
-	struct upconn *up;
-	struct route_choice route;
-	enum session_state state;
-	uint32_t parse_pos;           /* next byte of the block to parse */
 	uint64_t head_deadline_ms;    /* request_header timeout */
 	int method;
 	int version;                  /* 10 or 11 */
+	bool outcome_told;            /* its outcome went to the breaker */
+	bool probe;                   /* its server's circuit was half-open */
 	bool keep_alive;              /* the client wants the connection kept */
-	bool close_after;             /* close once the current response is out */
 	bool req_done;
 	bool resp_started;            /* some response byte went to the client */
 	bool retried;
 	bool stale_retried;
 	bool replayable;              /* head still in the block, no body */
+	uint16_t target_len;          /* a copy of the target, for the access log */
+	char target[256];
+	struct exchange *next;        /* free list */
+};
+
+/* One client connection. */
+struct session {
+	struct worker *w;
+	struct conn c;
+	struct exchange *x;           /* NULL while idle (plain HTTP) */
+	enum session_state state;
+	bool close_after;             /* close once the current response is out */
 	bool tls;
-	char ip[INET6_ADDRSTRLEN];
 	uint8_t ip_len;
+	char ip[INET6_ADDRSTRLEN];
 	struct session *next, *prev;  /* active list or free list */
 };
 
@@ -175,10 +191,11 @@ struct worker {
 	size_t nlisteners;
 	struct session *sessions;     /* active */
 	struct session *free_sessions;
+	struct exchange *free_exchanges;
 	struct upconn *free_upconns;
 	uint32_t max_sessions;        /* this worker's share of limits.max_connections */
 	uint64_t nsessions;           /* read by the control plane (STAT_GET) */
-	uint32_t nfree_sessions, nfree_upconns;
+	uint32_t nfree_sessions, nfree_upconns, nfree_exchanges;
 	struct splice_pipe *free_pipes;
 	uint32_t nfree_pipes;
 	bool draining;
