@@ -95,7 +95,8 @@ static void take_exchange(struct session *s)
 	if (x) {
 		w->free_exchanges = x->next;
 		w->nfree_exchanges--;
-		llhttp_reset(&x->req.parser); /* it may have ended mid-message */
+		if (x->parser_dirty)
+			llhttp_reset(&x->req.parser);
 	} else {
 		x = xcalloc(1, sizeof(*x));
 		x->out = evbuffer_new();
@@ -111,14 +112,16 @@ static void take_exchange(struct session *s)
 }
 
 /* The session is idle (or closed) with nothing left to write: its
- * exchange goes back to the pool. */
-static void give_exchange(struct session *s)
+ * exchange goes back to the pool. Its parser is reset when next taken
+ * unless it stopped between two messages (idle). */
+static void give_exchange(struct session *s, bool idle)
 {
 	struct worker *w = s->w;
 	struct exchange *x = s->x;
 
 	conn_detach_out(&s->c);
 	s->x = NULL;
+	x->parser_dirty = !idle;
 	if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
 		x->next = w->free_exchanges;
 		w->free_exchanges = x;
@@ -134,7 +137,7 @@ static void settle_idle(struct session *s)
 {
 	if (s->x && !s->tls && s->state == SS_IDLE && !conn_rx_len(&s->c) &&
 	    !conn_out_len(&s->c))
-		give_exchange(s);
+		give_exchange(s, true);
 }
 
 /* The request is over: the snapshot it was routed with is let go. */
@@ -280,7 +283,7 @@ static void session_close(struct session *s)
 	}
 	conn_close(&s->c);
 	if (x)
-		give_exchange(s);
+		give_exchange(s, false);
 	if (s->prev)
 		s->prev->next = s->next;
 	else

@@ -125,6 +125,7 @@ struct exchange {
 	bool retried;
 	bool stale_retried;
 	bool replayable;              /* head still in the block, no body */
+	bool parser_dirty;            /* given back mid-message: reset when taken */
 	uint16_t target_len;          /* a copy of the target, for the access log */
 	char target[256];
 	struct exchange *next;        /* free list */
