@@ -3,6 +3,8 @@
  * evbuffers.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -82,6 +84,16 @@ void conn_attach_out(struct conn *c, struct event *wev, struct evbuffer *out,
 	             event_get_callback_arg(&c->rev));
 	c->wev = wev;
 	c->out = out;
+}
+
+struct evbuffer *conn_out_new(void)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (!b) {
+		fprintf(stderr, "zdm: fatal: out of memory allocating an output buffer\n");
+		abort();
+	}
+	return b;
 }
 
 void conn_detach_out(struct conn *c)

@@ -52,6 +52,10 @@ void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_f
 void conn_attach_out(struct conn *c, struct event *wev, struct evbuffer *out,
                      event_callback_fn on_write);
 
+/* A new output buffer for a write side; aborts, as the x-allocators do,
+ * when memory is exhausted. */
+struct evbuffer *conn_out_new(void);
+
 /* Takes the write side back; nothing may be left to write. */
 void conn_detach_out(struct conn *c);
 

@@ -99,7 +99,7 @@ static void take_exchange(struct session *s)
 			llhttp_reset(&x->req.parser);
 	} else {
 		x = xcalloc(1, sizeof(*x));
-		x->out = evbuffer_new();
+		x->out = conn_out_new();
 		http_msg_init(&x->req, HTTP_REQUEST, NULL);
 	}
 	x->req.owner = s;

@@ -51,7 +51,7 @@ static struct upconn *upconn_alloc(struct worker *w)
 	} else {
 		u = xcalloc(1, sizeof(*u));
 		conn_setup(&u->c);
-		u->out = evbuffer_new();
+		u->out = conn_out_new();
 	}
 	u->w = w;
 	u->next = u->prev = NULL;
