@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -48,6 +49,53 @@ static struct timeval ms_tv(const struct conn *c, uint32_t ms)
 	return *common;
 }
 
+/* Milliseconds on the clock of read deadlines: coarse (a few ms), which
+ * is read without a system call and is plenty for timeouts. */
+static uint64_t deadline_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_deadline_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_timeouts *t = arg;
+	(void)fd;
+	(void)what;
+	timeq_run(&t->q, deadline_now());
+}
+
+static void wake_at(struct timeq *q, uint64_t at)
+{
+	struct conn_timeouts *t = (struct conn_timeouts *)((char *)q - offsetof(struct conn_timeouts, q));
+	uint64_t now = deadline_now();
+	/* At least 1 ms: the coarse clock can lag the loop's. */
+	uint64_t ms = at > now ? at - now : 1;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	event_add(&t->timer, &tv);
+}
+
+static void expire(struct timeq *q, struct timeq_entry *e)
+{
+	struct conn *c = (struct conn *)((char *)e - offsetof(struct conn, deadline));
+	(void)q;
+	event_active(&c->rev, EV_TIMEOUT, 0);
+}
+
+void conn_timeouts_init(struct conn_timeouts *t, struct event_base *base)
+{
+	timeq_init(&t->q, wake_at, expire);
+	evtimer_assign(&t->timer, base, on_deadline_timer, t);
+}
+
+void conn_timeouts_free(struct conn_timeouts *t)
+{
+	if (event_initialized(&t->timer))
+		event_del(&t->timer);
+	timeq_free(&t->q);
+}
+
 void conn_setup(struct conn *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -61,7 +109,7 @@ void conn_destroy(struct conn *c)
 	c->out = NULL;
 }
 
-void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_fn on_read,
+void conn_open(struct conn *c, struct conn_timeouts *t, int fd, event_callback_fn on_read,
                void *arg)
 {
 	c->fd = fd;
@@ -72,9 +120,11 @@ void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_f
 	c->reading = false;
 	c->eof = false;
 	c->read_timeout_ms = 0;
+	c->timeouts = t;
+	c->deadline = (struct timeq_entry){0};
 	c->wev = NULL;
 	c->out = NULL;
-	event_assign(&c->rev, base, fd, EV_READ | EV_PERSIST, on_read, arg);
+	event_assign(&c->rev, event_get_base(&t->timer), fd, EV_READ | EV_PERSIST, on_read, arg);
 }
 
 void conn_attach_out(struct conn *c, struct event *wev, struct evbuffer *out,
@@ -109,6 +159,7 @@ void conn_close(struct conn *c)
 	if (c->fd < 0)
 		return;
 	event_del(&c->rev);
+	timeq_remove(&c->timeouts->q, &c->deadline);
 	if (c->wev)
 		event_del(c->wev);
 	if (c->ssl) {
@@ -229,6 +280,14 @@ static int tls_flush(struct conn *c, uint32_t timeout_ms)
 	return 0;
 }
 
+/* Bytes came: the read timeout starts again. Later than before, so the
+ * queue needs no change (see timeq.h). */
+static void renew_deadline(struct conn *c)
+{
+	if (c->deadline.due)
+		c->deadline.due = deadline_now() + c->read_timeout_ms;
+}
+
 ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
 {
 	if (c->rx && c->rx_start == c->rx_end && c->rx->refs == 1)
@@ -259,11 +318,16 @@ ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
 		}
 	}
 
-	if (c->ssl)
-		return tls_recv(c);
+	if (c->ssl) {
+		ssize_t n = tls_recv(c);
+		if (n > 0)
+			renew_deadline(c);
+		return n;
+	}
 	ssize_t n = recv(c->fd, c->rx->data + c->rx_end, c->rx->size - c->rx_end, 0);
 	if (n > 0) {
 		c->rx_end += (uint32_t)n;
+		renew_deadline(c);
 		return n;
 	}
 	if (n == 0) {
@@ -302,19 +366,18 @@ int conn_flush(struct conn *c, uint32_t timeout_ms)
 void conn_want_read(struct conn *c, bool on, uint32_t timeout_ms)
 {
 	if (on) {
-		struct timeval tv = ms_tv(c, timeout_ms);
-		/* event_add() without a timeout keeps a timeout set before:
-		 * removing one takes a del first. */
-		if (!timeout_ms && c->reading && c->read_timeout_ms)
-			event_del(&c->rev);
-		event_add(&c->rev, timeout_ms ? &tv : NULL);
+		if (!c->reading) {
+			event_add(&c->rev, NULL);
+			/* Bytes OpenSSL already decrypted raise no socket
+			 * event: reading that resumes must look at them now. */
+			if (conn_tls_pending(c))
+				event_active(&c->rev, EV_READ, 0);
+		}
 		c->read_timeout_ms = timeout_ms;
-		/* Bytes OpenSSL already decrypted raise no socket event: reading
-		 * that resumes must look at them now. */
-		if (!c->reading && conn_tls_pending(c))
-			event_active(&c->rev, EV_READ, 0);
+		timeq_set(&c->timeouts->q, &c->deadline, timeout_ms ? deadline_now() + timeout_ms : 0);
 	} else if (c->reading) {
 		event_del(&c->rev);
+		timeq_set(&c->timeouts->q, &c->deadline, 0);
 	}
 	c->reading = on;
 }

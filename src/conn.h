@@ -11,6 +11,10 @@
  * referenced from the peer's output (see buf.h).
  * Writing: the owner appends to .out and calls conn_flush(), which writes at
  * once and only arms the write event when the socket is full.
+ * Read timeouts: the read event itself has none (re-arming a libevent
+ * timeout several times per request is costly); each conn has a deadline
+ * in its loop's conn_timeouts, which moves forward with every read and
+ * delivers EV_TIMEOUT to the read callback when it passes.
  */
 #ifndef ZDM_CONN_H
 #define ZDM_CONN_H
@@ -23,10 +27,22 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "timeq.h"
+
 struct buf;
 struct buf_pool;
 struct evbuffer;
 typedef struct ssl_st SSL;
+
+/* The read deadlines of the conns of one event loop. */
+struct conn_timeouts {
+	struct timeq q;
+	struct event timer; /* fires at the queue's earliest key */
+};
+
+void conn_timeouts_init(struct conn_timeouts *t, struct event_base *base);
+/* Every conn of the loop must be closed first. */
+void conn_timeouts_free(struct conn_timeouts *t);
 
 struct conn {
 	int fd;
@@ -38,13 +54,15 @@ struct conn {
 	struct buf *rx;
 	uint32_t rx_start, rx_end;
 	bool reading;          /* rev is armed */
-	uint32_t read_timeout_ms; /* the timeout rev was armed with */
 	bool eof;              /* the peer closed its side */
+	uint32_t read_timeout_ms; /* of the deadline; each read renews it */
+	struct conn_timeouts *timeouts;
+	struct timeq_entry deadline; /* set while reading with a timeout */
 };
 
-/* Sets up the conn for fd (takes ownership), without a write side. The
- * read callback gets arg. */
-void conn_open(struct conn *c, struct event_base *base, int fd, event_callback_fn on_read,
+/* Sets up the conn for fd (takes ownership), without a write side, on the
+ * loop of t. The read callback gets arg. */
+void conn_open(struct conn *c, struct conn_timeouts *t, int fd, event_callback_fn on_read,
                void *arg);
 
 /* Lends the conn a write side: wev is assigned here (on_write gets the
@@ -88,7 +106,9 @@ static inline uint32_t conn_rx_len(const struct conn *c)
  * without a write side has nothing to write. */
 int conn_flush(struct conn *c, uint32_t timeout_ms);
 
-/* Arms or disarms the read event; timeout_ms 0 means none. */
+/* Arms or disarms the read event; timeout_ms 0 means none. A timeout is
+ * renewed by each read that brings bytes, and when it passes the read
+ * callback gets EV_TIMEOUT (once: arming again starts a new one). */
 void conn_want_read(struct conn *c, bool on, uint32_t timeout_ms);
 
 size_t conn_out_len(const struct conn *c);

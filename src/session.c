@@ -311,7 +311,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 
 	(void)salen;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	conn_open(&s->c, w->base, fd, on_client_read, s);
+	conn_open(&s->c, &w->timeouts, fd, on_client_read, s);
 	s->tls = tls != NULL;
 	s->state = SS_IDLE;
 	if (tls) {
@@ -572,7 +572,8 @@ static int body_step(struct session *s, enum http_step step, uint32_t at, size_t
 	/* The request is complete: the response is awaited. The client
 	 * stays watched so that its close is seen; pipelined bytes wait in
 	 * the block. Its timeout is ignored while waiting (the upstream's
-	 * runs), but kept so that the event never needs an epoll change. */
+	 * runs); the event stays armed, so that it never needs an epoll
+	 * change. */
 	x->req_done = true;
 	s->state = SS_WAIT;
 	upstream_request_sent(x->up);

@@ -121,7 +121,7 @@ struct upconn *upstream_get(struct worker *w, const struct snapshot *snap, int p
 			continue;
 		}
 		/* The read event stays armed (no epoll change); only its
-		 * timeout is changed by upstream_start(). */
+		 * deadline is changed by upstream_start(). */
 		u->reused = true;
 		reset_exchange(u, s);
 		return u;
@@ -145,7 +145,7 @@ struct upconn *upstream_get(struct worker *w, const struct snapshot *snap, int p
 	}
 
 	struct upconn *u = upconn_alloc(w);
-	conn_open(&u->c, w->base, fd, on_read, u);
+	conn_open(&u->c, &w->timeouts, fd, on_read, u);
 	conn_attach_out(&u->c, &u->wev, u->out, on_write);
 	http_msg_init(&u->resp, HTTP_RESPONSE, u);
 	u->srv = sc;
@@ -176,8 +176,8 @@ void upstream_start(struct upconn *u, bool head_request)
 	/* While the request body is still streaming, the upstream owes no
 	 * response yet: a timeout then is ignored (on_read), and the full
 	 * timeouts.upstream_response runs from upstream_request_sent(). The
-	 * event keeps a timeout throughout, so re-arming it never needs an
-	 * epoll change. */
+	 * event stays armed throughout, so re-arming it never needs an epoll
+	 * change. */
 	if (u->state == UC_ACTIVE)
 		conn_want_read(&u->c, true, u->w->cfg->timeouts.upstream_response_ms);
 }

@@ -169,6 +169,7 @@ struct worker_cmd {
 
 struct worker {
 	struct event_base *base;
+	struct conn_timeouts timeouts; /* read deadlines of its conns */
 	uint32_t id;                  /* index in its set: its stats shard */
 	uint32_t nworkers;            /* in its set */
 	struct workers *set;

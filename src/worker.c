@@ -144,6 +144,7 @@ struct worker *worker_new(struct workers *set, uint32_t id, uint32_t nworkers,
 		log_error("cannot create an event loop");
 		goto fail;
 	}
+	conn_timeouts_init(&w->timeouts, w->base);
 	buf_pool_init(&w->bufs, BLOCK_SIZE, MAX_FREE_BLOCKS);
 	w->servers = xcalloc(snap->nservers ? snap->nservers : 1, sizeof(*w->servers));
 	w->nlisteners = w->cfg->nlisten;
@@ -263,6 +264,7 @@ void worker_free(struct worker *w)
 		session_free_all(w);
 		upstream_free_all(w);
 		upstream_free_pipes(w);
+		conn_timeouts_free(&w->timeouts);
 	}
 	if (w->drain_timer)
 		event_free(w->drain_timer);

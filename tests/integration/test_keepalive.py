@@ -3,6 +3,7 @@
 connection, upstream connections reused from the idle pool (counted by the
 upstream), HTTP/1.0 and "Connection: close" clients, idle timeouts."""
 
+import select
 import time
 
 from zdmtest import TAP, Upstream, Zdmd, Client, Closed, Raw, content, wait_for
@@ -96,6 +97,59 @@ with tap.section("idle timeouts"):
     with z.client() as c:
         r = c.request("GET", "/")
         tap.eq(r.status, 200, "a request after the idle upstream connections closed is answered")
+
+with tap.section("idle timeouts of many connections, in every order"):
+    # 40 connections ask once each, 15ms apart, so that their deadlines
+    # differ; then every other one keeps asking every 250ms for 2.2s while
+    # the rest stay quiet. Each must be closed about client_idle after its
+    # own last response: the quiet ones while the busy ones go on, the busy
+    # ones once they stop; and no busy one is closed while busy.
+    conns = [z.client(timeout=5) for _ in range(40)]
+    busy = set(range(0, 40, 2))
+    last, closed_at, answered, asked = {}, {}, 0, 0
+    for i, c in enumerate(conns):
+        r = c.request("GET", "/")
+        last[i] = time.monotonic()
+        time.sleep(0.015)  # the stagger is the input, not a wait
+    t_stop = time.monotonic() + 2.2
+    busy_closed = []
+    while len(closed_at) < len(conns) and time.monotonic() < t_stop + 5:
+        now = time.monotonic()
+        if now < t_stop:
+            for i in busy:
+                if i not in closed_at and now - last[i] >= 0.25:
+                    asked += 1
+                    try:
+                        answered += conns[i].request("GET", "/").status == 200
+                        last[i] = time.monotonic()
+                    except (Closed, OSError):
+                        busy_closed.append(i)
+                        closed_at[i] = time.monotonic()
+        open_socks = {conns[i].sock: i for i in range(len(conns)) if i not in closed_at}
+        ready, _, _ = select.select(list(open_socks), [], [], 0.02)
+        for s in ready:
+            i = open_socks[s]
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                closed_at[i] = time.monotonic()
+    for c in conns:
+        c.close()
+    quiet_dt = sorted(closed_at[i] - last[i] for i in closed_at if i not in busy)
+    busy_dt = sorted(closed_at[i] - last[i] for i in closed_at if i in busy)
+    tap.ok(len(closed_at) == 40, "all 40 connections were closed (%d)" % len(closed_at))
+    busy_closed += [i for i in busy if closed_at.get(i, t_stop) < t_stop]
+    tap.ok(not busy_closed and asked > 0 and answered == asked,
+           "no busy connection was closed while asking every 250ms: %d/%d answered"
+           % (answered, asked), "closed while busy: %r" % sorted(set(busy_closed)))
+    tap.ok(len(quiet_dt) == 20 and 0.7 <= quiet_dt[0] and quiet_dt[-1] <= 3.0,
+           "each quiet connection closed about client_idle (1s) after its last response "
+           "(%.2f..%.2fs)" % (quiet_dt[0], quiet_dt[-1]) if quiet_dt else "no quiet one closed")
+    tap.ok(len(busy_dt) == 20 and 0.7 <= busy_dt[0] and busy_dt[-1] <= 3.0,
+           "each busy connection closed about client_idle after it stopped "
+           "(%.2f..%.2fs)" % (busy_dt[0], busy_dt[-1]) if busy_dt else "no busy one closed")
 
 tap.ok(z.alive(), "zdmd is still running")
 tap.done()
