@@ -17,6 +17,10 @@
 #include <string.h>
 #include <strings.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "config.h"
 #include "http.h"
 
@@ -28,45 +32,58 @@ static bool is_tchar(unsigned char c)
 	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
+/* Whether the n bytes at s are `lower` (lowercase) in any case. */
+static bool lower_eq(const char *s, const char *lower, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + ('a' - 'A'));
+		if (c != (unsigned char)lower[i])
+			return false;
+	}
+	return true;
+}
+
 bool http_name_eq(const char *name, size_t len, const char *want)
 {
 	return strlen(want) == len && strncasecmp(name, want, len) == 0;
 }
 
-/* Header names the proxy acts on, by kind. */
-#define KNOWN(name, kind) {name, sizeof(name) - 1, kind}
-static const struct {
-	const char *name;
-	size_t len;
-	enum http_hdr_kind kind;
-} known_headers[] = {
-	KNOWN("connection", HK_CONNECTION),
-	KNOWN("keep-alive", HK_KEEP_ALIVE),
-	KNOWN("proxy-connection", HK_PROXY_CONNECTION),
-	KNOWN("te", HK_TE),
-	KNOWN("upgrade", HK_UPGRADE),
-	KNOWN("transfer-encoding", HK_TRANSFER_ENCODING),
-	KNOWN("content-length", HK_CONTENT_LENGTH),
-	KNOWN("host", HK_HOST),
-	KNOWN("expect", HK_EXPECT),
-	KNOWN("x-forwarded-for", HK_X_FORWARDED_FOR),
-	KNOWN("x-real-ip", HK_X_REAL_IP),
-	KNOWN("x-forwarded-proto", HK_X_FORWARDED_PROTO),
-};
+#define IS(lit) lower_eq(name, lit, sizeof(lit) - 1)
 
+/* The kind of a header name: its length leaves at most two candidates. */
 static enum http_hdr_kind classify(const char *name, size_t len)
 {
-	/* Length and first letter rule out nearly every other name before
-	 * any string comparison. */
-	if (!len)
+	switch (len) {
+	case 2:
+		return IS("te") ? HK_TE : HK_OTHER;
+	case 4:
+		return IS("host") ? HK_HOST : HK_OTHER;
+	case 6:
+		return IS("expect") ? HK_EXPECT : HK_OTHER;
+	case 7:
+		return IS("upgrade") ? HK_UPGRADE : HK_OTHER;
+	case 9:
+		return IS("x-real-ip") ? HK_X_REAL_IP : HK_OTHER;
+	case 10:
+		return IS("connection") ? HK_CONNECTION : IS("keep-alive") ? HK_KEEP_ALIVE : HK_OTHER;
+	case 14:
+		return IS("content-length") ? HK_CONTENT_LENGTH : HK_OTHER;
+	case 15:
+		return IS("x-forwarded-for") ? HK_X_FORWARDED_FOR : HK_OTHER;
+	case 16:
+		return IS("proxy-connection") ? HK_PROXY_CONNECTION : HK_OTHER;
+	case 17:
+		return IS("transfer-encoding")   ? HK_TRANSFER_ENCODING
+		       : IS("x-forwarded-proto") ? HK_X_FORWARDED_PROTO
+		                                 : HK_OTHER;
+	default:
 		return HK_OTHER;
-	char first = (char)(name[0] | 0x20);
-	for (size_t i = 0; i < sizeof(known_headers) / sizeof(known_headers[0]); i++)
-		if (known_headers[i].len == len && known_headers[i].name[0] == first &&
-		    strncasecmp(name, known_headers[i].name, len) == 0)
-			return known_headers[i].kind;
-	return HK_OTHER;
+	}
 }
+
+#undef IS
 
 static struct http_msg *msg_of(llhttp_t *p)
 {
@@ -167,11 +184,12 @@ static uint32_t connection_tokens(const char *v, size_t len)
 			i++;
 		if (i == s)
 			continue;
-		if (http_name_eq(v + s, i - s, "close"))
+		size_t n = i - s;
+		if (n == 5 && lower_eq(v + s, "close", 5))
 			t |= HTTP_CONN_CLOSE;
-		else if (http_name_eq(v + s, i - s, "keep-alive"))
+		else if (n == 10 && lower_eq(v + s, "keep-alive", 10))
 			t |= HTTP_CONN_KEEP_ALIVE;
-		else if (http_name_eq(v + s, i - s, "upgrade"))
+		else if (n == 7 && lower_eq(v + s, "upgrade", 7))
 			t |= HTTP_CONN_UPGRADE;
 		else
 			t |= HTTP_CONN_OTHER;
@@ -397,16 +415,28 @@ int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
  * start line or the head, which must not be forwarded. */
 static bool line_ends_ok(const char *p, size_t n)
 {
-	const char *end = p + n, *q = p;
-	while ((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
-		if (q == p || q[-1] != '\r')
+	/* Every LF follows a CR and every CR precedes an LF: the LF positions
+	 * are exactly the CR positions plus one. Compared 16 bytes at a time
+	 * as bit masks, the last CR bit of a block carried into the next. */
+	uint32_t carry = 0; /* the byte before is a CR */
+	size_t i = 0;
+#ifdef __SSE2__
+	const __m128i cr16 = _mm_set1_epi8('\r'), lf16 = _mm_set1_epi8('\n');
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		uint32_t cr = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, cr16));
+		uint32_t lf = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf16));
+		if (lf != (((cr << 1) | carry) & 0xffff))
 			return false;
-		q++;
+		carry = cr >> 15;
 	}
-	for (q = p; (q = memchr(q, '\r', (size_t)(end - q))) != NULL; q++)
-		if (q + 1 == end || q[1] != '\n')
+#endif
+	for (; i < n; i++) {
+		if ((p[i] == '\n') != carry)
 			return false;
-	return n >= 4 && end[-1] == '\n' && end[-2] == '\r' && end[-3] == '\n';
+		carry = p[i] == '\r';
+	}
+	return !carry && n >= 4 && p[n - 1] == '\n' && p[n - 3] == '\n';
 }
 
 enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, size_t *consumed)

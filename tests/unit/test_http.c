@@ -423,6 +423,73 @@ struct pin_case {
 	const char *what;
 };
 
+/* Line ends are checked 16 bytes at a time: every CRLF, bare CR and bare
+ * LF is tried at every offset of a block. */
+static void test_line_ends(void)
+{
+	static struct parsed p;
+	char text[256];
+	int ok = 0, bare_cr = 0, bare_lf = 0, tries = 0;
+
+	for (int pad = 0; pad < 40; pad++) {
+		int n = snprintf(text, sizeof(text), "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: %.*s\r\n\r\n",
+		                 pad + 1, "pppppppppppppppppppppppppppppppppppppppppppppppp");
+		tries++;
+		ok += req_status_n(&p, text, (size_t)n, 0) == 0;
+		/* A CR in the value, at each place it can be. */
+		for (int at = 0; at <= pad; at++) {
+			char bad[256];
+			memcpy(bad, text, (size_t)n);
+			bad[32 + at] = '\r';
+			bare_cr += req_status_n(&p, bad, (size_t)n, 0) == 400;
+		}
+		/* The CRLF ending X-Pad as a bare LF (one byte shorter). */
+		char lf[256];
+		int k = snprintf(lf, sizeof(lf), "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: %.*s\n\r\n",
+		                 pad + 1, "pppppppppppppppppppppppppppppppppppppppppppppppp");
+		bare_lf += req_status_n(&p, lf, (size_t)k, 0) == 400;
+		/* The start line and the blank line, which llhttp lets end in
+		 * a bare LF. */
+		k = snprintf(lf, sizeof(lf), "GET /%.*s HTTP/1.1\nHost: a\r\n\r\n", pad,
+		             "pppppppppppppppppppppppppppppppppppppppppppppppp");
+		bare_lf += req_status_n(&p, lf, (size_t)k, 0) == 400;
+		k = snprintf(lf, sizeof(lf), "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: %.*s\r\n\n",
+		             pad + 1, "pppppppppppppppppppppppppppppppppppppppppppppppp");
+		bare_lf += req_status_n(&p, lf, (size_t)k, 0) == 400;
+		k = snprintf(lf, sizeof(lf), "HTTP/1.1 200 %.*s\nContent-Length: 0\r\n\r\n", pad + 1,
+		             "pppppppppppppppppppppppppppppppppppppppppppppppp");
+		bare_lf += parse_n(&p, HTTP_RESPONSE, lf, (size_t)k, 0) == HTTP_ERROR;
+	}
+	CHECK_EQ_INT(ok, tries, "CRLF at every offset of a 16-byte block: accepted");
+	CHECK_EQ_INT(bare_cr, 40 * 41 / 2, "a bare CR at every offset: 400");
+	CHECK_EQ_INT(bare_lf, 4 * tries, "a bare LF ending a line at every offset: rejected");
+
+	/* Header kinds: any case, and names of the same length that differ. */
+	static const struct {
+		const char *name;
+		int kind;
+	} names[] = {
+	        {"TE", HK_TE}, {"Tf", HK_OTHER}, {"HOST", HK_HOST}, {"Hosts", HK_OTHER},
+	        {"Expect", HK_EXPECT}, {"UpGrade", HK_UPGRADE}, {"X-Real-IP", HK_X_REAL_IP},
+	        {"Connection", HK_CONNECTION}, {"Keep-Alive", HK_KEEP_ALIVE},
+	        {"Keep-Alivf", HK_OTHER}, {"CONTENT-LENGTH", HK_CONTENT_LENGTH},
+	        {"X-Forwarded-For", HK_X_FORWARDED_FOR}, {"Proxy-Connection", HK_PROXY_CONNECTION},
+	        {"Transfer-Encoding", HK_TRANSFER_ENCODING}, {"x-forwarded-proto", HK_X_FORWARDED_PROTO},
+	        {"X-Forwarded-Prota", HK_OTHER}, {"X", HK_OTHER},
+	};
+	int right = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int n = snprintf(text, sizeof(text), "GET / HTTP/1.1\r\n%s: 1\r\n\r\n", names[i].name);
+		parse_n(&p, HTTP_REQUEST, text, (size_t)n, 0);
+		if (p.m.head.nhdrs == 1 && p.m.head.hdrs[0].kind == names[i].kind)
+			right++;
+		else
+			printf("# %s: kind %d, want %d\n", names[i].name,
+			       p.m.head.nhdrs ? p.m.head.hdrs[0].kind : -1, names[i].kind);
+	}
+	CHECK_EQ_INT(right, sizeof(names) / sizeof(names[0]), "header names classified in any case");
+}
+
 static void test_pins(void)
 {
 	static const char yaml[] = "listen: [\"127.0.0.1:8080\"]\n"
@@ -818,6 +885,7 @@ int main(void)
 	test_rewrite();
 	test_framing();
 	test_bare_lf();
+	test_line_ends();
 	test_pins();
 	test_incremental();
 	test_chunk_scan();
