@@ -23,6 +23,7 @@
 #include "config.h"
 #include "log.h"
 #include "mem.h"
+#include "pipe.h"
 #include "session.h"
 #include "snapshot.h"
 #include "stats.h"
@@ -241,73 +242,15 @@ static int fail(struct upconn *u, enum up_error err)
 }
 
 /*
- * Splicing. A plain-HTTP response body with a Content-Length, at least
- * SPLICE_MIN bytes of which are still to come once its head and first bytes
- * went out the usual way, moves from the upstream socket through a pipe to
- * the client socket with splice(2): the bytes stay in the kernel, our code
- * never touches them. The pipe holds at most its capacity; reading the
- * upstream pauses while it is full, and writing to the client waits until
- * the client's earlier output (the head) is flushed.
+ * Splicing a response body (see pipe.h): from the upstream socket through
+ * a pipe to the client socket. The pipe holds at most its capacity; reading
+ * the upstream pauses while it is full, and writing to the client waits
+ * until the client's earlier output (the head) is flushed.
  */
-#define SPLICE_MIN (64 * 1024)
-#define SPLICE_PIPE_SIZE (256 * 1024)
-#define MAX_FREE_PIPES 64
-
-static struct splice_pipe *pipe_get(struct worker *w)
-{
-	struct splice_pipe *p = w->free_pipes;
-	if (p) {
-		w->free_pipes = p->next;
-		w->nfree_pipes--;
-		return p;
-	}
-	int fd[2];
-	if (pipe2(fd, O_NONBLOCK | O_CLOEXEC) < 0)
-		return NULL;
-	/* A bigger pipe moves a large body in fewer calls; the default
-	 * capacity serves when the system refuses. */
-	fcntl(fd[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);
-	int size = fcntl(fd[1], F_GETPIPE_SZ);
-	p = xcalloc(1, sizeof(*p));
-	p->fd[0] = fd[0];
-	p->fd[1] = fd[1];
-	p->size = size > 0 ? (uint32_t)size : 65536;
-	return p;
-}
-
-static void pipe_close(struct splice_pipe *p)
-{
-	close(p->fd[0]);
-	close(p->fd[1]);
-	free(p);
-}
-
-/* Gives the pipe back: kept for reuse when empty, else closed. */
-static void pipe_put(struct worker *w, struct splice_pipe *p, bool empty)
-{
-	if (!empty || w->nfree_pipes >= MAX_FREE_PIPES) {
-		pipe_close(p);
-		return;
-	}
-	p->next = w->free_pipes;
-	w->free_pipes = p;
-	w->nfree_pipes++;
-}
-
-void upstream_free_pipes(struct worker *w)
-{
-	while (w->free_pipes) {
-		struct splice_pipe *p = w->free_pipes;
-		w->free_pipes = p->next;
-		pipe_close(p);
-	}
-	w->nfree_pipes = 0;
-}
-
 static void splice_end(struct upconn *u)
 {
 	if (u->pipe)
-		pipe_put(u->w, u->pipe, u->in_pipe == 0);
+		splice_pipe_put(u->w, u->pipe, u->in_pipe == 0);
 	u->pipe = NULL;
 	u->in_pipe = 0;
 	u->splice_left = 0;
@@ -326,7 +269,7 @@ static bool splice_wanted(const struct upconn *u)
 
 static int splice_start(struct upconn *u)
 {
-	u->pipe = pipe_get(u->w);
+	u->pipe = splice_pipe_get(u->w);
 	if (!u->pipe)
 		return 0; /* no pipe: the body goes through user space */
 	u->splicing = true;

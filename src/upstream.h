@@ -51,7 +51,4 @@ void upstream_free_all(struct worker *w);
  * session calls it when its client can take more. */
 void upstream_splice(struct upconn *u);
 
-/* Closes the worker's spare pipes. */
-void upstream_free_pipes(struct worker *w);
-
 #endif

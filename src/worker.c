@@ -15,6 +15,7 @@
 #include "listener.h"
 #include "log.h"
 #include "mem.h"
+#include "pipe.h"
 #include "session.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -263,7 +264,7 @@ void worker_free(struct worker *w)
 	if (w->base) {
 		session_free_all(w);
 		upstream_free_all(w);
-		upstream_free_pipes(w);
+		splice_pipe_free_all(w);
 		conn_timeouts_free(&w->timeouts);
 	}
 	if (w->drain_timer)

@@ -1,0 +1,32 @@
+/*
+ * pipe.h — the pipes that body bytes pass through from one socket to
+ * another with splice(2), pooled per worker.
+ *
+ * A plain-HTTP body with a Content-Length, at least SPLICE_MIN bytes of
+ * which are still to come once its head and first bytes went out the usual
+ * way, moves through a pipe: the bytes stay in the kernel and our code never
+ * touches them. Responses are spliced from the upstream socket to the
+ * client's (upstream.c), request bodies from the client socket to the
+ * upstream's (session.c).
+ */
+#ifndef ZDM_PIPE_H
+#define ZDM_PIPE_H
+
+#include <stdbool.h>
+
+#define SPLICE_MIN (64 * 1024)
+
+struct worker;
+struct splice_pipe;
+
+/* An empty pipe, or NULL when the system gives none (the body then goes
+ * through user space). */
+struct splice_pipe *splice_pipe_get(struct worker *w);
+
+/* Gives the pipe back: kept for reuse when empty, else closed. */
+void splice_pipe_put(struct worker *w, struct splice_pipe *p, bool empty);
+
+/* Closes the worker's spare pipes. */
+void splice_pipe_free_all(struct worker *w);
+
+#endif
