@@ -343,7 +343,7 @@ ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
 /* Chains handed to the kernel per call: a head and a body take two. */
 #define SEND_IOV 16
 
-static int wait_writable(struct conn *c, uint32_t timeout_ms)
+int conn_wait_writable(struct conn *c, uint32_t timeout_ms)
 {
 	struct timeval tv = ms_tv(c, timeout_ms);
 	event_add(c->wev, timeout_ms ? &tv : NULL);
@@ -384,14 +384,14 @@ int conn_flush(struct conn *c, uint32_t timeout_ms)
 		ssize_t n = send_chains(c, &offered);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-				return wait_writable(c, timeout_ms);
+				return conn_wait_writable(c, timeout_ms);
 			return -1;
 		}
 		if (n == 0)
 			return -1;
 		evbuffer_drain(c->out, (size_t)n);
 		if ((size_t)n < offered)
-			return wait_writable(c, timeout_ms); /* the socket is full */
+			return conn_wait_writable(c, timeout_ms); /* the socket is full */
 	}
 	if (event_pending(c->wev, EV_WRITE, NULL))
 		event_del(c->wev);

@@ -106,6 +106,10 @@ static inline uint32_t conn_rx_len(const struct conn *c)
  * without a write side has nothing to write. */
 int conn_flush(struct conn *c, uint32_t timeout_ms);
 
+/* Arms the write event (timeout_ms 0: none) for bytes written to the socket
+ * other than from .out (splice). Returns 1. */
+int conn_wait_writable(struct conn *c, uint32_t timeout_ms);
+
 /* Arms or disarms the read event; timeout_ms 0 means none. A timeout is
  * renewed by each read that brings bytes, and when it passes the read
  * callback gets EV_TIMEOUT (once: arming again starts a new one). */

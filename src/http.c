@@ -301,6 +301,13 @@ void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
 	m->error_reason = NULL;
 }
 
+void http_msg_body_bypassed(struct http_msg *m)
+{
+	llhttp_reset(&m->parser);
+	m->in_body = false;
+	m->pause = PAUSE_NONE;
+}
+
 void http_msg_rebase(struct http_msg *m, const char *base)
 {
 	m->base = base;

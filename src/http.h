@@ -111,6 +111,10 @@ void http_msg_init(struct http_msg *m, llhttp_type_t type, void *owner);
 /* Starts a new head at offset start of base. */
 void http_msg_begin(struct http_msg *m, const char *base, uint32_t start);
 
+/* The rest of the current message's body went around the parser (it was
+ * spliced): the parser is set for the next message. */
+void http_msg_body_bypassed(struct http_msg *m);
+
 /* Changes the block the offsets refer to (the head was moved). */
 void http_msg_rebase(struct http_msg *m, const char *base);
 

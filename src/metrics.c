@@ -207,8 +207,8 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	                    wk ? workers_tls_failures(wk) : 0);
 
 	head(out, "zdm_spliced_bytes_total", "counter",
-	     "Response body bytes moved from upstream to client sockets inside the kernel "
-	     "(splice).");
+	     "Body bytes moved between client and upstream sockets inside the kernel "
+	     "(splice), responses and request bodies.");
 	evbuffer_add_printf(out, "zdm_spliced_bytes_total %" PRIu64 "\n",
 	                    wk ? workers_spliced_bytes(wk) : 0);
 

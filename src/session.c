@@ -15,6 +15,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #include "config.h"
 #include "log.h"
 #include "mem.h"
+#include "pipe.h"
 #include "session.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -45,6 +47,8 @@
 static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
 static int process(struct session *s);
+static int body_splice(struct session *s);
+static void body_splice_end(struct session *s);
 
 static const struct config *cfg_of(const struct session *s)
 {
@@ -103,6 +107,9 @@ static void take_exchange(struct session *s)
 		http_msg_init(&x->req, HTTP_REQUEST, NULL);
 	}
 	x->req.owner = s;
+	x->body_pipe = NULL;
+	x->body_in_pipe = 0;
+	x->body_left = 0;
 	x->snap = NULL;
 	x->stat = NULL;
 	x->up = NULL;
@@ -119,6 +126,7 @@ static void give_exchange(struct session *s, bool idle)
 	struct worker *w = s->w;
 	struct exchange *x = s->x;
 
+	body_splice_end(s);
 	conn_detach_out(&s->c);
 	s->x = NULL;
 	x->parser_dirty = !idle;
@@ -278,6 +286,7 @@ static void session_close(struct session *s)
 			/* The client went away mid-request: logged with what was sent. */
 			finish_request(s, x->resp_status, x->route.pool,
 			               x->stat ? (int)x->server_id : -1);
+		body_splice_end(s);
 		detach(s, false, false);
 		request_end(s);
 	}
@@ -550,6 +559,108 @@ static void forward_body(struct session *s, uint32_t off, uint32_t len)
 		buf_add_ref(x->up->c.out, s->c.rx, off, len);
 }
 
+/* Whether the rest of the request body should be spliced (see pipe.h):
+ * plain HTTP both ways, a Content-Length with at least SPLICE_MIN bytes
+ * still to come, and nothing of it left unparsed in the block. */
+static bool body_splice_wanted(const struct session *s)
+{
+	const struct exchange *x = s->x;
+	const struct upconn *u = x->up;
+	return !s->c.ssl && !u->tls && !u->c.ssl && !http_msg_chunked(&x->req) &&
+	       !http_msg_upgrade(&x->req) && http_msg_content_length(&x->req) >= SPLICE_MIN &&
+	       conn_rx_len(&s->c) == 0 && !s->w->draining;
+}
+
+/* Stops splicing the request body; the pipe is kept only if empty. */
+static void body_splice_end(struct session *s)
+{
+	struct exchange *x = s->x;
+	if (!x->body_pipe)
+		return;
+	splice_pipe_put(s->w, x->body_pipe, x->body_in_pipe == 0);
+	x->body_pipe = NULL;
+	x->body_in_pipe = 0;
+	x->body_left = 0;
+}
+
+/* Moves request body bytes from the client socket through the pipe to the
+ * upstream socket while both allow; the upstream gets them only once its
+ * earlier output (the head, the first body bytes) is written. Called when
+ * the client is readable or the upstream drained. Returns -1 when the
+ * session was closed. */
+static int body_splice(struct session *s)
+{
+	struct exchange *x = s->x;
+	struct upconn *u = x->up;
+	const struct config *cfg = cfg_of(s);
+	struct splice_pipe *p = x->body_pipe;
+	bool client_dry = false, upstream_blocked = false;
+
+	for (;;) {
+		bool moved = false;
+		if (x->body_in_pipe && !upstream_blocked) {
+			if (u->state != UC_ACTIVE || conn_out_len(&u->c)) {
+				upstream_blocked = true; /* resumed when it drained */
+			} else {
+				ssize_t n = splice(p->fd[0], NULL, u->c.fd, NULL, x->body_in_pipe,
+				                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+				if (n > 0) {
+					x->body_in_pipe -= (uint32_t)n;
+					STAT_ADD(s->w->spliced_bytes, (uint64_t)n);
+					moved = true;
+				} else if (n < 0 && errno == EAGAIN) {
+					upstream_blocked = true;
+					conn_wait_writable(&u->c, cfg->timeouts.upstream_response_ms);
+				} else {
+					/* The upstream stopped taking the body: its
+					 * read side, armed, tells how it ended (an early
+					 * response, or a reset). */
+					log_debug("client %s: upstream closed while taking the request body",
+					          s->ip);
+					body_splice_end(s);
+					conn_want_read(&s->c, false, 0);
+					return 0;
+				}
+			}
+		}
+		if (x->body_left && x->body_in_pipe < p->size && !client_dry) {
+			size_t want = p->size - x->body_in_pipe;
+			if (want > x->body_left)
+				want = (size_t)x->body_left;
+			ssize_t n = splice(s->c.fd, NULL, p->fd[1], NULL, want,
+			                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				x->body_in_pipe += (uint32_t)n;
+				x->body_left -= (uint64_t)n;
+				moved = true;
+			} else if (n < 0 && errno == EAGAIN) {
+				client_dry = true;
+			} else {
+				/* The client closed or reset mid-body. */
+				session_close(s);
+				return -1;
+			}
+		}
+		if (!x->body_left && !x->body_in_pipe) {
+			/* The whole body went out: the request is complete, as
+			 * in body_step(). */
+			body_splice_end(s);
+			http_msg_body_bypassed(&x->req);
+			x->req_done = true;
+			s->state = SS_WAIT;
+			conn_want_read(&s->c, true, cfg->timeouts.client_idle_ms);
+			upstream_request_sent(u);
+			return 0;
+		}
+		if (!moved)
+			break;
+	}
+	/* Read the client while the pipe has room. */
+	conn_want_read(&s->c, x->body_left && x->body_in_pipe < p->size,
+	               cfg->timeouts.client_idle_ms);
+	return 0;
+}
+
 /* Forwards the request body bytes [at, at+k) that the parser reported with
  * step, and waits for more or for the response. */
 static int body_step(struct session *s, enum http_step step, uint32_t at, size_t k)
@@ -562,6 +673,13 @@ static int body_step(struct session *s, enum http_step step, uint32_t at, size_t
 	c->rx_start = x->parse_pos;
 	forward_body(s, at, (uint32_t)k);
 	upstream_flush(x->up);
+	if (step == HTTP_NEED_MORE && body_splice_wanted(s)) {
+		x->body_pipe = splice_pipe_get(s->w);
+		if (x->body_pipe) {
+			x->body_left = http_msg_content_length(&x->req);
+			return body_splice(s);
+		}
+	}
 	if (step == HTTP_NEED_MORE) {
 		if (conn_out_len(&x->up->c) > RELAY_HIGH_WATER)
 			conn_want_read(c, false, 0); /* resumed when drained */
@@ -758,6 +876,10 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if (s->state == SS_CLOSING) {
 		conn_want_read(c, false, 0);
+		return;
+	}
+	if (s->x && s->x->body_pipe) {
+		body_splice(s);
 		return;
 	}
 
@@ -981,8 +1103,10 @@ int session_on_response_done(struct session *s, struct upconn *u)
 
 	finish_request(s, x->resp_status, x->route.pool, (int)x->server_id);
 	detach(s, reusable, false);
-	if (!x->req_done)
+	if (!x->req_done) {
 		s->close_after = true; /* the rest of the request body is unread */
+		body_splice_end(s);
+	}
 	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
 		session_close(s);
 		return -1;
@@ -1000,6 +1124,8 @@ int session_on_client_gone(struct session *s)
 int session_on_upstream_drained(struct session *s, struct upconn *u)
 {
 	(void)u;
+	if (s->x->body_pipe)
+		return body_splice(s);
 	if (s->state == SS_BODY && !s->c.reading)
 		conn_want_read(&s->c, true, cfg_of(s)->timeouts.client_idle_ms);
 	return 0;
@@ -1089,6 +1215,7 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 
 	int status = err == UP_ERR_TIMEOUT ? 504 : 502;
 	int server = (int)x->server_id;
+	body_splice_end(s);
 	detach(s, false, true);
 	if (respond(s, status, !x->req_done, x->route.pool, server) < 0)
 		return -1;

@@ -306,9 +306,7 @@ void upstream_splice(struct upconn *u)
 					moved = true;
 				} else if (n < 0 && errno == EAGAIN) {
 					client_blocked = true;
-					struct timeval tv = {cfg->timeouts.client_idle_ms / 1000,
-					                     (cfg->timeouts.client_idle_ms % 1000) * 1000};
-					event_add(s->c.wev, &tv);
+					conn_wait_writable(&s->c, cfg->timeouts.client_idle_ms);
 				} else {
 					log_debug("client %s: %s while sending a response body", s->ip,
 					          n < 0 ? strerror(errno) : "closed");

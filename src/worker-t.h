@@ -126,6 +126,9 @@ struct exchange {
 	bool stale_retried;
 	bool replayable;              /* head still in the block, no body */
 	bool parser_dirty;            /* given back mid-message: reset when taken */
+	struct splice_pipe *body_pipe; /* while the request body is spliced */
+	uint32_t body_in_pipe;        /* its bytes in the pipe, not yet sent */
+	uint64_t body_left;           /* its bytes still to take from the client */
 	uint16_t target_len;          /* a copy of the target, for the access log */
 	char target[256];
 	struct exchange *next;        /* free list */

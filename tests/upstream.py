@@ -11,6 +11,8 @@ carries "X-Upstream: NAME". The behaviour is chosen by the request path:
   /chunked/N        N bytes sent chunked, in several chunks of varying size
   /echo             the request body, exactly (CL or chunked request bodies),
                     with "X-Body-Sha256" of what was received
+  /sink             reads the request body and answers "ok\n" with its
+                    "X-Body-Sha256" and "X-Body-Length"
   /headers          JSON: {"request_line": "...", "headers": [[name, value], ...]}
                     exactly as received, in order
   /status/N         status N with a short body (none for 1xx/204/304)
@@ -487,6 +489,10 @@ class Handler(socketserver.BaseRequestHandler):
             digest = hashlib.sha256(req.body).hexdigest()
             self.respond(req, 200, req.body, headers=[("X-Body-Sha256", digest)],
                          ctype="application/octet-stream")
+        elif p == "/sink":
+            digest = hashlib.sha256(req.body).hexdigest()
+            self.respond(req, 200, b"ok\n", headers=[("X-Body-Sha256", digest),
+                                                    ("X-Body-Length", str(len(req.body)))])
         elif p == "/headers":
             doc = {"request_line": req.request_line,
                    "headers": [[n, v] for n, v in req.headers]}
