@@ -148,11 +148,12 @@ def cmd_fetch(host, port, path):
 # ---------------------------------------------------------------- report
 
 SIZE_LABEL = {"tiny": "tiny (13 B)", "4k": "4 KiB", "1m": "1 MiB",
+              "up1m": "1 MiB upload (POST of 1 MiB, 3-byte answer)",
               "close": "plain HTTP, tiny, Connection: close (a new TCP connection per request)",
               "tls-ka": "TLS, keep-alive, tiny",
               "tls-full": "TLS, Connection: close, full handshake per request",
               "tls-resume": "TLS, Connection: close, handshake per request resumed as wrk does by itself"}
-SHORT_LABEL = {"tiny": "tiny", "4k": "4k", "1m": "1m", "close": "close", "tls-ka": "TLS keep-alive",
+SHORT_LABEL = {"tiny": "tiny", "4k": "4k", "1m": "1m", "up1m": "1m upload", "close": "close", "tls-ka": "TLS keep-alive",
                "tls-full": "TLS full handshake", "tls-resume": "TLS resumed handshake"}
 PROXY_LABEL = {"zdmd": "zdmd", "zdmd+obs": "zdmd+obs (metrics + access log)", "haproxy": "HAProxy",
                "nginx": "NGINX", "direct": "no proxy (upstream direct)"}

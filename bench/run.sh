@@ -29,8 +29,8 @@
 #                   work on the machine to settle (0: do not wait)
 #   QUICK=1         smoke test: DURATION=2 ROUNDS=1 unless those are set
 #   PROXIES="zdmd haproxy nginx"   which proxies to measure, in this order
-#   SIZES="tiny 4k 1m"
-#   CONNS=50        wrk connections for tiny and 4k;  CONNS_1M=10 for 1m
+#   SIZES="tiny 4k 1m up1m"   up1m: a 1 MiB upload (POST) answered with 3 bytes
+#   CONNS=50        wrk connections for tiny and 4k;  CONNS_1M=10 for 1m and up1m
 #   ZDMD=path       zdmd binary (default: src/zdmd in the repository)
 #   BASE_PORT=18080 ports used: BASE+1, BASE+2 upstreams; BASE+10.. proxies
 #   CLIENT_CPU=0 PROXY_CPU=1   cores for wrk+upstream and for the proxy
@@ -106,7 +106,7 @@ DO_EXTRA=0
 case $MODE in
 plain | all)
 	PROXIES=${PROXIES:-zdmd haproxy nginx}
-	SIZES=${SIZES:-tiny 4k 1m}
+	SIZES=${SIZES:-tiny 4k 1m up1m}
 	OBS=${OBS:-1}
 	[[ $MODE == all ]] && DO_EXTRA=1
 	;;
@@ -168,13 +168,14 @@ declare -A TLS_PORT=([zdmd]=$((BASE_PORT + 20)) [haproxy]=$((BASE_PORT + 21)) [n
 declare -A X_PORT=([zdmd]=$((BASE_PORT + 30)) [haproxy]=$((BASE_PORT + 31)) [nginx]=$((BASE_PORT + 32)))
 declare -A SCALE_PORT=([zdmd/1]=$((BASE_PORT + 40)) [zdmd/2]=$((BASE_PORT + 41)) [haproxy/1]=$((BASE_PORT + 42))
 	[haproxy/2]=$((BASE_PORT + 43)) [nginx/1]=$((BASE_PORT + 44)) [nginx/2]=$((BASE_PORT + 45)))
-declare -A PATH_OF=([tiny]=/tiny [4k]=/4k [1m]=/1m)
-declare -A BYTES_OF=([tiny]=13 [4k]=4096 [1m]=1048576)
+declare -A PATH_OF=([tiny]=/tiny [4k]=/4k [1m]=/1m [up1m]=/upload)
+declare -A BYTES_OF=([tiny]=13 [4k]=4096 [1m]=1048576 [up1m]=3)
+UPLOAD_LUA="$BENCH_DIR/upload.lua" # up1m: wrk POSTs 1 MiB bodies
 # Workloads: the plain sizes, plus (tls mode) "close" = tiny with
 # "Connection: close" over plain HTTP, and over TLS: "tls-ka" keep-alive,
 # "tls-full" a full handshake per request, "tls-resume" a handshake per
 # request with the session resumption wrk does by itself.
-declare -A WL_PATH=([tiny]=/tiny [4k]=/4k [1m]=/1m [close]=/tiny [tls-ka]=/tiny [tls-full]=/tiny [tls-resume]=/tiny)
+declare -A WL_PATH=([tiny]=/tiny [4k]=/4k [1m]=/1m [up1m]=/upload [close]=/tiny [tls-ka]=/tiny [tls-full]=/tiny [tls-resume]=/tiny)
 
 RESULTS_DIR="$BENCH_DIR/results"
 RAW="$RESULTS_DIR/raw"
@@ -221,7 +222,7 @@ for s in $SIZES; do
 	if [[ $MODE == tls ]]; then
 		[[ -n ${WL_PATH[$s]:-} ]] || die "unknown workload '$s'"
 	else
-		[[ -n ${PATH_OF[$s]:-} ]] || die "unknown size '$s' in SIZES (choose from: tiny 4k 1m)"
+		[[ -n ${PATH_OF[$s]:-} ]] || die "unknown size '$s' in SIZES (choose from: tiny 4k 1m up1m)"
 	fi
 done
 for s in $OBS_SIZES; do
@@ -514,6 +515,13 @@ upstream_server() { # upstream_server PORT POOL
             add_header X-Pool $2;
             return 200 "hello world!\n";
         }
+        # Uploads: the body is read and discarded, "ok" answers it.
+        location = /upload {
+            client_max_body_size 0;
+            default_type text/plain;
+            add_header X-Pool $2;
+            return 200 "ok\n";
+        }
         location / {
             default_type application/octet-stream;
             add_header X-Pool $2;
@@ -631,6 +639,10 @@ $([[ -n $tls_port ]] && cat <<EOT
         ssl_protocols TLSv1.2 TLSv1.3;
 EOT
 )
+        # Request bodies stream to the upstream as they come, as with the
+        # other proxies (NGINX would otherwise buffer each one whole).
+        client_max_body_size 0;
+        proxy_request_buffering off;
         location / {
             proxy_pass http://pools;
             proxy_http_version 1.1;
@@ -792,7 +804,7 @@ RESULTS="$RAW/results.tsv"
 printf '# %s\n' "$(tr '\n' '\t' <<<"size proxy round requests rps p99_ms errors server_ticks upstream_ticks wrk_s clk_tck same_core
 c_busy c_irq c_steal c_total p_busy p_irq p_steal p_total peak_rss_kb tls_conns tls_resumed scrapes scrape_errors log_lines" | tr ' ' '\t')" >"$RESULTS"
 
-conns_for() { [[ $1 == 1m ]] && echo "$CONNS_1M" || echo "$CONNS"; }
+conns_for() { [[ $1 == 1m || $1 == up1m ]] && echo "$CONNS_1M" || echo "$CONNS"; }
 
 # core_stat CPU: busy (user+nice+system), irq+softirq, steal and total
 # ticks of one core from /proc/stat.
@@ -857,6 +869,11 @@ measure() {
 	# A new connection (and, over TLS, a new handshake) for every request.
 	[[ $size == close || $size == tls-full || $size == tls-resume ]] && args=(-H "Connection: close")
 	local wrk_cmd="wrk ${args[*]:+-H 'Connection: close' }-t1 -c$c"
+	# An upload of UPLOAD_BYTES per request.
+	if [[ $size == up1m ]]; then
+		args=(-s "$UPLOAD_LUA")
+		wrk_cmd="wrk -s bench/upload.lua -t1 -c$c"
+	fi
 	out="$RAW/wrk-$size-$name-$round.txt"
 	DEATH="between runs, before the warm-up of"
 	DEATH_OUT=""

@@ -54,6 +54,27 @@ void splice_pipe_put(struct worker *w, struct splice_pipe *p, bool empty)
 	w->nfree_pipes++;
 }
 
+ssize_t splice_pipe_fill(struct splice_pipe *p, int fd, uint32_t *in_pipe, uint64_t *left)
+{
+	size_t want = p->size - *in_pipe;
+	if (want > *left)
+		want = (size_t)*left;
+	ssize_t n = splice(fd, NULL, p->fd[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n > 0) {
+		*in_pipe += (uint32_t)n;
+		*left -= (uint64_t)n;
+	}
+	return n;
+}
+
+ssize_t splice_pipe_drain(struct splice_pipe *p, int fd, uint32_t *in_pipe)
+{
+	ssize_t n = splice(p->fd[0], NULL, fd, NULL, *in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n > 0)
+		*in_pipe -= (uint32_t)n;
+	return n;
+}
+
 void splice_pipe_free_all(struct worker *w)
 {
 	while (w->free_pipes) {

@@ -13,6 +13,8 @@
 #define ZDM_PIPE_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #define SPLICE_MIN (64 * 1024)
 
@@ -25,6 +27,15 @@ struct splice_pipe *splice_pipe_get(struct worker *w);
 
 /* Gives the pipe back: kept for reuse when empty, else closed. */
 void splice_pipe_put(struct worker *w, struct splice_pipe *p, bool empty);
+
+/* Moves from socket fd into p as much as p has room for, at most *left
+ * bytes; returns what splice(2) returned, and counts what moved in
+ * *in_pipe and *left. */
+ssize_t splice_pipe_fill(struct splice_pipe *p, int fd, uint32_t *in_pipe, uint64_t *left);
+
+/* Moves what p holds (*in_pipe bytes) to socket fd; returns what splice(2)
+ * returned, and counts what moved in *in_pipe. */
+ssize_t splice_pipe_drain(struct splice_pipe *p, int fd, uint32_t *in_pipe);
 
 /* Closes the worker's spare pipes. */
 void splice_pipe_free_all(struct worker *w);

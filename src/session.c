@@ -15,7 +15,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -602,10 +601,8 @@ static int body_splice(struct session *s)
 			if (u->state != UC_ACTIVE || conn_out_len(&u->c)) {
 				upstream_blocked = true; /* resumed when it drained */
 			} else {
-				ssize_t n = splice(p->fd[0], NULL, u->c.fd, NULL, x->body_in_pipe,
-				                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+				ssize_t n = splice_pipe_drain(p, u->c.fd, &x->body_in_pipe);
 				if (n > 0) {
-					x->body_in_pipe -= (uint32_t)n;
 					STAT_ADD(s->w->spliced_bytes, (uint64_t)n);
 					moved = true;
 				} else if (n < 0 && errno == EAGAIN) {
@@ -624,14 +621,8 @@ static int body_splice(struct session *s)
 			}
 		}
 		if (x->body_left && x->body_in_pipe < p->size && !client_dry) {
-			size_t want = p->size - x->body_in_pipe;
-			if (want > x->body_left)
-				want = (size_t)x->body_left;
-			ssize_t n = splice(s->c.fd, NULL, p->fd[1], NULL, want,
-			                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			ssize_t n = splice_pipe_fill(p, s->c.fd, &x->body_in_pipe, &x->body_left);
 			if (n > 0) {
-				x->body_in_pipe += (uint32_t)n;
-				x->body_left -= (uint64_t)n;
 				moved = true;
 			} else if (n < 0 && errno == EAGAIN) {
 				client_dry = true;

@@ -297,10 +297,8 @@ void upstream_splice(struct upconn *u)
 			if (r > 0) {
 				client_blocked = true; /* its write event is armed */
 			} else {
-				ssize_t n = splice(u->pipe->fd[0], NULL, s->c.fd, NULL, u->in_pipe,
-				                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+				ssize_t n = splice_pipe_drain(u->pipe, s->c.fd, &u->in_pipe);
 				if (n > 0) {
-					u->in_pipe -= (uint32_t)n;
 					s->x->resp_bytes += (uint64_t)n;
 					STAT_ADD(u->w->spliced_bytes, (uint64_t)n);
 					moved = true;
@@ -316,14 +314,8 @@ void upstream_splice(struct upconn *u)
 			}
 		}
 		if (u->splice_left && u->in_pipe < u->pipe->size && !upstream_dry) {
-			size_t want = u->pipe->size - u->in_pipe;
-			if (want > u->splice_left)
-				want = (size_t)u->splice_left;
-			ssize_t n = splice(u->c.fd, NULL, u->pipe->fd[1], NULL, want,
-			                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			ssize_t n = splice_pipe_fill(u->pipe, u->c.fd, &u->in_pipe, &u->splice_left);
 			if (n > 0) {
-				u->in_pipe += (uint32_t)n;
-				u->splice_left -= (uint64_t)n;
 				moved = true;
 			} else if (n < 0 && errno == EAGAIN) {
 				upstream_dry = true;
