@@ -453,6 +453,7 @@ if [[ " $PROXIES " == *" zdmd"* ]]; then
 fi
 head -c 4096 /dev/zero | tr '\0' 'a' >"$WORK/upstream/www/4k"
 head -c 1048576 /dev/zero | tr '\0' 'b' >"$WORK/upstream/www/1m"
+printf 'ok\n' >"$WORK/upstream/www/upload" # up1m's answer (see upstream_server)
 # nginx workers run as an unprivileged user when started by root.
 chmod -R a+rX "$WORK"
 
@@ -515,13 +516,20 @@ upstream_server() { # upstream_server PORT POOL
             add_header X-Pool $2;
             return 200 "hello world!\n";
         }
-        # Uploads: the body is read and discarded, "ok" answers it.
+        # Uploads: the whole body is read (into memory, by the mirror
+        # subrequest) before the answer, "ok\n" from the file "upload"
+        # (POST to a file is a 405, turned into a 200 with the file). With
+        # "return" nginx would answer at once and discard the body after,
+        # which ends every keep-alive connection through a proxy.
         location = /upload {
             client_max_body_size 0;
+            client_body_buffer_size 2m;
+            mirror /read-body;
+            error_page 405 =200 /upload;
             default_type text/plain;
             add_header X-Pool $2;
-            return 200 "ok\n";
         }
+        location = /read-body { internal; return 204; }
         location / {
             default_type application/octet-stream;
             add_header X-Pool $2;
