@@ -1146,6 +1146,10 @@ static int switch_upstream(struct session *s, struct upconn *u, struct upconn *n
 	if (x->req_done)
 		upstream_request_sent(nu);
 	upstream_flush(nu);
+	/* A spliced body goes on to the new connection, with what the pipe
+	 * holds: at once if it is already connected and took the rest. */
+	if (x->body_pipe)
+		body_splice(s);
 	return -1;
 }
 

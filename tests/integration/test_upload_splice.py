@@ -12,8 +12,8 @@ body; no descriptor or pipe left behind."""
 import socket
 import time
 
-from zdmtest import (TAP, Upstream, Client, Closed, Raw, build_request, content, sha256,
-                     wait_for)
+from zdmtest import (TAP, Upstream, Server, Zdmd, Client, Closed, Raw, build_request, content,
+                     sha256, syn_blackhole, wait_for)
 from faults import section
 import obs
 
@@ -150,6 +150,29 @@ with section(tap, "an upstream that answers before reading the body"):
             tap.eq(r.status if r else None, 413, "the early 413 reaches the client")
             tap.ok(c.wait_closed(5), "and the connection is closed (the body is not read on)")
     settled("after three early answers")
+
+with section(tap, "a server that does not accept: the upload moves on"):
+    # The first server of the pool drops SYNs: while zdmd waits for its
+    # connect (300ms), the client's body fills the pipe; after the timeout
+    # the request goes to the other server, and so does what the pipe holds.
+    hole = syn_blackhole()
+    if hole is None:
+        tap.skip("upload retried after a connect timeout",
+                 "cannot make a listener that drops connections here")
+    else:
+        z2 = Zdmd(tap, {"pools": {"old": [Server(hole[0], name="bh"), a], "new": [b]},
+                        "split": {"old": 100, "new": 0},
+                        "timeouts": {"connect": Raw("300ms")},
+                        "circuit_breaker": {"failures": 0}})
+        data = content(3 * MiB + 5)
+        got = []
+        for i in range(4):
+            with Client(z2.port, timeout=30) as c:
+                r = c.request("PUT", "/sink", body=data)
+                got.append((r.status, r.get("x-upstream"), r.get("x-body-sha256")))
+        tap.eq(got, [(200, "a", sha256(data))] * 4,
+               "4 uploads of 3 MiB, each byte-exact at the server that accepted")
+        tap.ok(z2.alive(), "that zdmd is still running")
 
 tap.ok(z.alive(), "zdmd is still running")
 tap.done()
