@@ -9,7 +9,10 @@ after a spliced body; a client that sends slowly, stalls past client_idle
 or leaves mid-body; an upstream that answers early without reading the
 body; no descriptor or pipe left behind."""
 
+import signal
 import socket
+import struct
+import threading
 import time
 
 from zdmtest import (TAP, Upstream, Server, Zdmd, Client, Closed, Raw, build_request, content,
@@ -173,6 +176,97 @@ with section(tap, "a server that does not accept: the upload moves on"):
         tap.eq(got, [(200, "a", sha256(data))] * 4,
                "4 uploads of 3 MiB, each byte-exact at the server that accepted")
         tap.ok(z2.alive(), "that zdmd is still running")
+
+def reset_after(nbytes):
+    """A server that reads the head and NBYTES of the body, then resets."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+
+    def serve():
+        while True:
+            try:
+                s, _ = ls.accept()
+            except OSError:
+                return
+            got = 0
+            try:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += s.recv(65536)
+                got = len(buf) - buf.index(b"\r\n\r\n") - 4
+                while got < nbytes:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    got += len(d)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            s.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return "127.0.0.1:%d" % ls.getsockname()[1]
+
+
+with section(tap, "an upstream that stops reading or resets mid-body"):
+    rst = reset_after(512 * KiB)
+    z3 = obs.start(tap, {"pools": {"old": [a], "new": [Server(rst, name="rst")]},
+                         "split": {"old": 100, "new": 0},
+                         "pins": [{"header": "x-to", "value": "rst", "pool": "new"}],
+                         "timeouts": {"upstream_response": Raw("500ms"),
+                                      "upstream_idle": Raw("1s")}})
+    base3 = z3.fds()
+
+    def upload(path, size, headers=()):
+        """Sends a PUT of SIZE bytes as far as zdmd takes it; the status
+        zdmd answers (None: closed without one) and the seconds it took."""
+        t0 = time.monotonic()
+        with Client(z3.port, timeout=10) as c:
+            c.send(build_request("PUT", path, [("Content-Length", str(size))] + list(headers)))
+            chunk, sent = content(256 * KiB), 0
+            c.sock.settimeout(3)
+            try:
+                while sent < size:
+                    c.sock.sendall(chunk[:min(len(chunk), size - sent)])
+                    sent += len(chunk)
+            except OSError:
+                pass  # zdmd stopped reading: the answer tells why
+            c.sock.settimeout(10)
+            try:
+                r = c.read_response()
+            except (Closed, OSError):
+                r = None
+            return (r.status if r else None), time.monotonic() - t0
+
+    status, dt = upload("/noread", 8 * MiB)
+    tap.eq(status, 504, "an upstream that never reads the body: 504 after upstream_response "
+                        "(%.1fs)" % dt)
+    status, dt = upload("/sink", 4 * MiB, [("X-To", "rst")])
+    tap.eq(status, 502, "an upstream that resets after 512 KiB of a 4 MiB body: 502")
+    data = content(2 * MiB)
+    with Client(z3.port, timeout=30) as c:
+        sink_ok(c.request("PUT", "/sink", body=data), data, "an upload afterwards passes")
+    ok = wait_for(lambda: z3.fds() <= base3, timeout=5)
+    tap.ok(ok, "that zdmd's descriptors back to %d" % base3, "now %r" % z3.fds())
+
+with section(tap, "a graceful shutdown mid-upload"):
+    # SIGTERM while a body is being spliced: the upload goes on to its
+    # answer, then zdmd exits 0.
+    z4 = obs.start(tap, {"pools": {"old": [a], "new": [b]}, "split": {"old": 100, "new": 0},
+                         "timeouts": {"drain": Raw("10s")}})
+    data = content(4 * MiB)
+    before = obs.scrape(z4).value("zdm_spliced_bytes_total")
+    with Client(z4.port, timeout=30) as c:
+        c.send(build_request("PUT", "/sink", [("Content-Length", str(len(data)))]) +
+               data[:MiB])
+        # Wait until zdmd is splicing this body before the signal.
+        wait_for(lambda: (obs.scrape(z4).value("zdm_spliced_bytes_total") or 0) > before,
+                 timeout=5, interval=0.02)
+        z4.signal(signal.SIGTERM)
+        c.send(data[MiB:])
+        r = c.read_response()
+        sink_ok(r, data, "the upload under way when SIGTERM came is answered, byte-exact")
+    tap.eq(z4.wait_exit(15), 0, "then zdmd exits 0")
 
 tap.ok(z.alive(), "zdmd is still running")
 tap.done()
