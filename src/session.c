@@ -414,27 +414,46 @@ static void forward_head(struct session *s, struct evbuffer *out)
 	for (size_t i = 0; i < n; i++)
 		buf_add_ref(out, s->c.rx, runs[i].off, runs[i].len);
 
-	/* X-Forwarded-For: what the client sent, then the client. */
-	evbuffer_add(out, "X-Forwarded-For: ", 17);
+	/* The lines added, written in one piece: X-Forwarded-For (what the
+	 * client sent, then the client), X-Real-IP, X-Forwarded-Proto, the
+	 * Connection header a hop needs, and the blank line. */
+	static const char xff[] = "X-Forwarded-For: ", xri[] = "\r\nX-Real-IP: ";
+	const char *proto = s->tls ? "\r\nX-Forwarded-Proto: https\r\n"
+	                           : "\r\nX-Forwarded-Proto: http\r\n";
+	const char *conn = h->conn_tokens & HTTP_CONN_UPGRADE ? "Connection: upgrade\r\n"
+	                   : x->version == 10                 ? "Connection: keep-alive\r\n"
+	                                                      : "";
+	size_t proto_len = strlen(proto), conn_len = strlen(conn);
+	size_t len = sizeof(xff) - 1 + 2 * (size_t)s->ip_len + sizeof(xri) - 1 + proto_len +
+	             conn_len + 2;
+	for (uint32_t i = 0; i < h->nhdrs; i++)
+		if (h->hdrs[i].kind == HK_X_FORWARDED_FOR && h->hdrs[i].value_len)
+			len += h->hdrs[i].value_len + 2;
+
+	struct evbuffer_iovec v;
+	if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) < 1 || v.iov_len < len) {
+		fprintf(stderr, "zdm: fatal: out of memory adding request headers\n");
+		abort();
+	}
+	char *p = v.iov_base;
+#define PUT(src, n) (memcpy(p, (src), (n)), p += (n))
+	PUT(xff, sizeof(xff) - 1);
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		const struct http_hdr *hd = &h->hdrs[i];
 		if (hd->kind != HK_X_FORWARDED_FOR || !hd->value_len)
 			continue;
-		evbuffer_add(out, base + hd->value, hd->value_len);
-		evbuffer_add(out, ", ", 2);
+		PUT(base + hd->value, hd->value_len);
+		PUT(", ", 2);
 	}
-	evbuffer_add(out, s->ip, s->ip_len);
-	evbuffer_add(out, "\r\nX-Real-IP: ", 13);
-	evbuffer_add(out, s->ip, s->ip_len);
-	if (s->tls)
-		evbuffer_add(out, "\r\nX-Forwarded-Proto: https\r\n", 28);
-	else
-		evbuffer_add(out, "\r\nX-Forwarded-Proto: http\r\n", 27);
-	if (h->conn_tokens & HTTP_CONN_UPGRADE)
-		evbuffer_add(out, "Connection: upgrade\r\n", 21);
-	else if (x->version == 10)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	evbuffer_add(out, "\r\n", 2);
+	PUT(s->ip, s->ip_len);
+	PUT(xri, sizeof(xri) - 1);
+	PUT(s->ip, s->ip_len);
+	PUT(proto, proto_len);
+	PUT(conn, conn_len);
+	PUT("\r\n", 2);
+#undef PUT
+	v.iov_len = len;
+	evbuffer_commit_space(out, &v, 1);
 }
 
 /* Attaches a connection to the chosen server, retrying once on another
