@@ -115,6 +115,18 @@ void evmem_install(void)
 #endif
 }
 
+void evmem_thread_release(void)
+{
+	for (int i = 0; i < NCLASSES; i++) {
+		while (lists[i].head) {
+			struct evmem_hdr *h = lists[i].head;
+			lists[i].head = h->next;
+			free(h);
+		}
+		lists[i].n = 0;
+	}
+}
+
 uint64_t evmem_system_allocs(void)
 {
 	return system_allocs;

@@ -17,6 +17,10 @@ void evmem_install(void);
 
 /* Calls to the system allocator made on behalf of libevent so far by this
  * thread (for tests and benchmarks). */
+/* Frees the calling thread's spare blocks: called by a thread that ends,
+ * whose lists would otherwise be lost with it. */
+void evmem_thread_release(void);
+
 uint64_t evmem_system_allocs(void);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "accesslog.h"
 #include "config.h"
+#include "evmem.h"
 #include "listener.h"
 #include "log.h"
 #include "mem.h"
@@ -191,6 +192,9 @@ static void *thread_main(void *arg)
 	struct worker *w = arg;
 	struct workers *ws = w->set;
 	worker_run(w);
+	/* Blocks this thread frees from now on (its worker is freed by the
+	 * control thread) go to that thread's lists. */
+	evmem_thread_release();
 	pthread_mutex_lock(&ws->lock);
 	w->exited = true;
 	ws->running--;
