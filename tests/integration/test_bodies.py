@@ -8,7 +8,7 @@ import socket
 import time
 
 from zdmtest import (TAP, Upstream, Zdmd, Client, HOST, content, curl, sha256, tmpdir, url,
-                     wait_for)
+                     rss, wait_for)
 
 N = 10 * 1024 * 1024
 tap = TAP()
@@ -54,14 +54,6 @@ with tap.section("10 MiB chunked response"):
 # grown its buffers.
 BIG = 64 * 1024 * 1024
 LIMIT = 24 * 1024 * 1024
-
-
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def small_rcvbuf_client(port):

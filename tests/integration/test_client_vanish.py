@@ -50,12 +50,7 @@ with tap.section("vanish mid response body"):
     for i in range(10):
         c = Client(z.port, timeout=5)
         c.send(b"GET /size/%d HTTP/1.1\r\nHost: x\r\n\r\n" % (20 * MiB))
-        got = 0
-        while got < 256 * 1024:
-            d = c.sock.recv(65536)
-            if not d:
-                break
-            got += len(d)
+        c.read_some(256 * 1024)
         if i % 2:
             c.reset()
         else:

@@ -13,7 +13,7 @@ import threading
 import time
 
 from zdmtest import (TAP, Upstream, Zdmd, Closed, zdmctl, tmpdir,
-                     pool_weights, find_server)
+                     pool_weights, find_server, rss)
 
 tap = TAP(deadline=180)
 
@@ -454,14 +454,7 @@ with tap.section("framing of command lines"):
         c.close()
 
 with tap.section("a client that never reads its answers"):
-    def rss_kb():
-        with open("/proc/%d/status" % z.proc.pid) as f:
-            for ln in f:
-                if ln.startswith("VmRSS:"):
-                    return int(ln.split()[1])
-        return None
-
-    r0 = rss_kb()
+    r0 = rss(z.proc.pid) // 1024 or None
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(z.sock_path)
     s.setblocking(False)
@@ -472,7 +465,7 @@ with tap.section("a client that never reads its answers"):
             sent += s.send(data)
         except BlockingIOError:
             time.sleep(0.01)
-    r1 = rss_kb()
+    r1 = rss(z.proc.pid) // 1024 or None
     grown = (r1 - r0) // 1024 if r0 is not None and r1 is not None else None
     tap.ok(grown is not None and grown < 32,
            "a client sending 'status' lines (%d KB) without reading the answers: zdmd's "

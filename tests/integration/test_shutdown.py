@@ -4,11 +4,10 @@ requests finish for at most timeouts.drain, then exit 0; a second signal
 exits at once."""
 
 import signal
-import socket
 import threading
 import time
 
-from zdmtest import TAP, Upstream, Zdmd, Raw, Closed, HOST, wait_for
+from zdmtest import TAP, Upstream, Zdmd, Raw, Closed, HOST, refused, wait_for
 
 tap = TAP()
 a, b = Upstream("a"), Upstream("b")
@@ -17,15 +16,6 @@ a, b = Upstream("a"), Upstream("b")
 def spec(drain):
     return {"pools": {"old": [a], "new": [b]}, "split": {"old": 100, "new": 0},
             "timeouts": {"drain": Raw(drain)}}
-
-
-def refused(port):
-    s = socket.socket()
-    s.settimeout(0.5)
-    try:
-        return s.connect_ex((HOST, port)) != 0
-    finally:
-        s.close()
 
 
 def background_request(z, path, out):

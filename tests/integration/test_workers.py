@@ -20,7 +20,7 @@ import threading
 import time
 
 from zdmtest import (TAP, Upstream, Zdmd, Client, Closed, HOST, build_config, free_port,
-                     get, run_zdmd, tmpdir, wait_for, zdmctl)
+                     get, refused, run_zdmd, tmpdir, wait_for, zdmctl)
 from faults import section, need
 import obs
 
@@ -78,15 +78,6 @@ def fresh(port, n, path="/", headers=None):
         except Exception as e:
             out.append((repr(e), None))
     return out
-
-
-def refused(port):
-    s = socket.socket()
-    s.settimeout(1)
-    try:
-        return s.connect_ex((HOST, port)) != 0
-    finally:
-        s.close()
 
 
 def serves(port, headers=None):

@@ -113,6 +113,25 @@ def free_port():
     return port
 
 
+def rss(pid):
+    """Resident memory of process PID in bytes (VmRSS), 0 if unknown."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def refused(port, timeout=1.0):
+    """True if a connect to the loopback PORT fails."""
+    s = socket.socket()
+    s.settimeout(timeout)
+    try:
+        return s.connect_ex((HOST, port)) != 0
+    finally:
+        s.close()
+
+
 def wait_for(cond, timeout=5.0, interval=0.01):
     """Polls COND until it returns a true value or TIMEOUT passes; returns
     the last value."""
@@ -713,6 +732,17 @@ class Client:
                 version="HTTP/1.1", host="test.local"):
         self.send(build_request(method, target, headers, body, version, host))
         return self.read_response(method)
+
+    def read_some(self, n):
+        """Reads from the socket, past the buffer, until N bytes came or
+        the peer closed; returns how many came."""
+        got = 0
+        while got < n:
+            d = self.sock.recv(65536)
+            if not d:
+                break
+            got += len(d)
+        return got
 
     def wait_closed(self, timeout=5.0):
         """True if the peer closes (FIN or RST) within TIMEOUT. Bytes that
