@@ -639,10 +639,7 @@ def load_extra(path):
     return data
 
 
-def fmt_int(x):
-    if x is None or x != x:
-        return "–"
-    return "{:,.0f}".format(x)
+fmt_int = fmt_rps  # a count with thousands separators
 
 
 def fmt_bytes(x):
