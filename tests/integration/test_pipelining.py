@@ -2,6 +2,8 @@
 """Pipelining (SPEC §5): requests sent in one write are answered in order,
 with and without bodies, even when an earlier one is slow."""
 
+import threading
+
 from zdmtest import TAP, Upstream, Zdmd, build_request, chunked, content
 
 tap = TAP()
@@ -45,6 +47,20 @@ with tap.section("many pipelined"):
         rs = [c.read_response() for _ in range(n)]
         tap.ok(all(r.status == 200 and r.body == content(i) for i, r in enumerate(rs)),
                "50 pipelined requests in one write: all in order")
+
+with tap.section("mixed sizes across the gathering limit"):
+    # Responses of 0 to 2,400 bytes, each a head and a body: those of 2 KiB
+    # or less in all leave in one gathered piece, the others chain by chain.
+    n = 3000
+    sizes = [(i * 37) % 2400 for i in range(n)]
+    with z.client(timeout=20) as c:
+        sender = threading.Thread(target=c.send, args=(b"".join(
+            build_request("GET", "/size/%d" % s) for s in sizes),))
+        sender.start()
+        rs = [c.read_response() for _ in range(n)]
+        sender.join()
+        bad = [i for i, r in enumerate(rs) if r.status != 200 or r.body != content(sizes[i])]
+        tap.eq(bad, [], "%d pipelined responses: all whole and in order" % n)
 
 with tap.section("pipelined, last one closes"):
     with z.client() as c:
