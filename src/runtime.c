@@ -101,6 +101,13 @@ static struct srv_state *srv_states_new(const struct config *cfg)
 	return st;
 }
 
+static uint32_t free_probe_slots(const struct breaker *b, const struct cfg_breaker *c)
+{
+	if (b->state != BREAKER_HALF_OPEN || b->probes >= c->half_open_probes)
+		return 0;
+	return c->half_open_probes - b->probes;
+}
+
 /* The snapshot for values v of cfg: derived from the published one when
  * the layout is the same (its counters go on), else a new layout with the
  * counters carried over by name. */
@@ -108,9 +115,11 @@ static struct snapshot *build(struct runtime *rt, const struct runtime_values *v
                               struct config *cfg, struct tls_set *tls)
 {
 	struct snapshot *s;
+	bool fresh = false; /* a stats table of its own */
 	if (rt->snap && rt->snap->cfg == cfg) {
 		s = snapshot_derive(rt->snap, ++rt->gen);
 	} else {
+		fresh = true;
 		s = snapshot_from_config(cfg, ++rt->gen, rt->nshards);
 		s->tls = tls ? tls_set_hold(tls) : NULL;
 		if (rt->snap)
@@ -126,6 +135,9 @@ static struct snapshot *build(struct runtime *rt, const struct runtime_values *v
 			sv->available = v->admin[sv->id] == ADMIN_ENABLED && st->up &&
 			                breaker_available(&st->brk, &p->cfg->breaker);
 			sv->probing = st->brk.state == BREAKER_HALF_OPEN;
+			if (fresh)
+				s->stats->probe_slots[sv->id] =
+				        free_probe_slots(&st->brk, &p->cfg->breaker);
 		}
 	}
 	snapshot_compute(s);
@@ -242,6 +254,15 @@ static void arm_breaker_timer(struct runtime *rt)
 	evtimer_add(rt->breaker_timer, &tv);
 }
 
+/* Sets the probe slots server id's circuit has free (see stats.h): all of
+ * them as it turns half-open, none in the other states. Set before the
+ * snapshot that shows the new state is published. */
+static void reset_probe_slots(struct runtime *rt, uint32_t id)
+{
+	__atomic_store_n(&rt->snap->stats->probe_slots[id],
+	                 free_probe_slots(&rt->srv[id].brk, breaker_cfg(rt, id)), __ATOMIC_RELEASE);
+}
+
 static void on_breaker_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct runtime *rt = arg;
@@ -261,6 +282,7 @@ static void on_breaker_timer(evutil_socket_t fd, short what, void *arg)
 			         "open for %ums: admitting %u probe%s", c->open_for_ms,
 			         c->half_open_probes, c->half_open_probes == 1 ? "" : "s");
 			log_info("circuit: %s/%s half-open: %s", pool, server, st->circuit_reason);
+			reset_probe_slots(rt, (uint32_t)i);
 			changed = true;
 		}
 	}
@@ -280,13 +302,17 @@ void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t i
 	enum breaker_state was = st->brk.state;
 	if (result < 0) {
 		bool before = breaker_available(&st->brk, c);
+		uint32_t probes = st->brk.probes;
 		breaker_abandoned(&st->brk);
+		if (st->brk.probes < probes) /* its slot is free again */
+			__atomic_add_fetch(&rt->snap->stats->probe_slots[id], 1, __ATOMIC_RELEASE);
 		if (before != breaker_available(&st->brk, c))
 			republish(rt);
 		return;
 	}
 	if (!breaker_result(&st->brk, c, result > 0, mono_ms()))
 		return;
+	reset_probe_slots(rt, id);
 
 	const char *pool, *server;
 	server_names(rt, id, &pool, &server);
@@ -309,19 +335,16 @@ void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t i
 	arm_breaker_timer(rt);
 }
 
-bool runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t id, bool force)
+void runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t id)
 {
 	if (snap->cfg != rt->cfg)
-		return true;
+		return;
 	struct srv_state *st = &rt->srv[id];
 	const struct cfg_breaker *c = breaker_cfg(rt, id);
 	bool before = breaker_available(&st->brk, c);
-	if (!before && !force)
-		return false;
 	breaker_admitted(&st->brk);
 	if (before != breaker_available(&st->brk, c))
 		republish(rt); /* the probe slots are taken */
-	return true;
 }
 
 /* Tells the workers whether a success of server id can change its breaker
@@ -343,20 +366,17 @@ static int on_report(void *arg, const struct snapshot *snap, uint32_t server,
 		runtime_lock(rt);
 	else if (pthread_mutex_trylock(&rt->lock) != 0)
 		return -1;
-	int r = 0;
 	if (snap->cfg == rt->cfg) {
 		if (ev == WORKER_ADMITTED)
-			r = runtime_admitted(rt, snap, server, wait);
+			runtime_admitted(rt, snap, server);
 		else
 			runtime_outcome(rt, snap, server,
 			                ev == WORKER_SUCCESS ? 1 : ev == WORKER_FAILURE ? 0 : -1,
 			                what && *what ? what : NULL);
 		publish_streak(rt, server);
-	} else {
-		r = 1; /* routed before a reload: its server layout is gone */
-	}
+	} /* else routed before a reload: its server layout is gone */
 	runtime_unlock(rt);
-	return r;
+	return 0;
 }
 
 void runtime_lock(struct runtime *rt)

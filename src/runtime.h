@@ -95,10 +95,10 @@ int runtime_start(struct runtime *rt, struct event_base *base);
 void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, int result,
                      const char *what);
 
-/* A request is about to go to a server whose circuit is half-open (a
- * probe): takes a probe slot and returns true, or false when they are all
- * taken (unless force: it was already sent). */
-bool runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t id, bool force);
+/* A request took one of the probe slots of server id, whose circuit is
+ * half-open (see stats_take_probe): the breaker counts it, and the server
+ * is shown unavailable once the slots are all taken. */
+void runtime_admitted(struct runtime *rt, const struct snapshot *snap, uint32_t id);
 
 /* The control plane's state is used under this lock: every control-plane
  * callback (control socket, admin listener, health checks, timers,

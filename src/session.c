@@ -173,11 +173,18 @@ static void attach(struct session *s, struct upconn *u, const struct snap_server
 }
 
 /* A server whose circuit is half-open takes a request only while it has a
- * probe slot: the slot is taken here, before anything is sent. */
+ * probe slot: the slot is taken here, before anything is sent, and the
+ * control plane is told (it shows the server unavailable once they are all
+ * taken). */
 static bool admit(struct session *s, const struct snap_server *sv)
 {
 	struct exchange *x = s->x;
-	return !sv->probing || worker_report(s->w, x->snap, sv->id, WORKER_ADMITTED, NULL) > 0;
+	if (!sv->probing)
+		return true;
+	if (!stats_take_probe(x->snap->stats, sv->id))
+		return false;
+	worker_report(s->w, x->snap, sv->id, WORKER_ADMITTED, NULL);
+	return true;
 }
 
 /* Tells the server's circuit breaker how the exchange went. Only what can

@@ -46,7 +46,19 @@ struct stats_table *stats_new(size_t npools, size_t nservers, size_t nshards)
 	for (size_t i = 0; i < t->nshards; i++)
 		shard_init(&t->shard[i], npools, nservers);
 	t->streak = xcalloc(nservers ? nservers : 1, sizeof(*t->streak));
+	t->probe_slots = xcalloc(nservers ? nservers : 1, sizeof(*t->probe_slots));
 	return t;
+}
+
+bool stats_take_probe(struct stats_table *t, uint32_t id)
+{
+	uint32_t *slots = &t->probe_slots[id];
+	uint32_t n = __atomic_load_n(slots, __ATOMIC_RELAXED);
+	while (n)
+		if (__atomic_compare_exchange_n(slots, &n, n - 1, true, __ATOMIC_ACQ_REL,
+		                                __ATOMIC_RELAXED))
+			return true;
+	return false;
 }
 
 struct stats_table *stats_hold(struct stats_table *t)
@@ -65,6 +77,7 @@ void stats_release(struct stats_table *t)
 	}
 	free(t->shard);
 	free(t->streak);
+	free(t->probe_slots);
 	free(t);
 }
 

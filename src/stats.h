@@ -13,6 +13,7 @@
 #ifndef ZDM_STATS_H
 #define ZDM_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,12 @@ struct stats_table {
 	 * counted: written by the control plane, read by the workers (who
 	 * report a success only when it can reset a count). */
 	uint32_t *streak;
+	/* Per server, the probe slots its half-open circuit has free: filled
+	 * by the control plane as the circuit turns half-open, emptied as it
+	 * leaves that state, one given back when a probe ends without an
+	 * outcome. A worker takes one (stats_take_probe) before it sends a
+	 * probe, so half_open_probes holds across workers without a lock. */
+	uint32_t *probe_slots;
 };
 
 /* A counter written by one thread and read by others: plain loads and
@@ -77,6 +84,8 @@ struct stats_table {
 #define STAT_GET(lv) __atomic_load_n(&(lv), __ATOMIC_RELAXED)
 
 struct stats_table *stats_new(size_t npools, size_t nservers, size_t nshards);
+/* Takes a probe slot of server id: false when none is free. */
+bool stats_take_probe(struct stats_table *t, uint32_t id);
 struct stats_table *stats_hold(struct stats_table *t);
 void stats_release(struct stats_table *t);
 

@@ -46,6 +46,11 @@ struct workers {
 
 	struct report *reports;       /* under lock */
 	size_t nreports, cap;
+	/* Reports queued and not yet handled (atomic): while there are any, a
+	 * worker queues its next ones too, so that a worker's reports are
+	 * handled in the order it made them (a probe's admission before its
+	 * outcome). */
+	size_t queued;
 	struct event *report_ev;      /* on ctl */
 	struct event *exit_ev;        /* on ctl */
 	workers_report_fn report;
@@ -230,19 +235,20 @@ static void on_reports(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; i < n; i++) {
 		ws->report(ws->report_arg, r[i].snap, r[i].server, r[i].ev, r[i].what, true);
 		snapshot_release(r[i].snap);
+		__atomic_sub_fetch(&ws->queued, 1, __ATOMIC_RELEASE);
 	}
 	free(r);
 }
 
-int worker_report(struct worker *w, const struct snapshot *snap, uint32_t server,
-                  enum worker_event ev, const char *what)
+void worker_report(struct worker *w, const struct snapshot *snap, uint32_t server,
+                   enum worker_event ev, const char *what)
 {
 	struct workers *ws = w->set;
 	if (!ws)
-		return 1;
-	int done = ws->report(ws->report_arg, snap, server, ev, what, false);
-	if (done >= 0)
-		return done;
+		return;
+	if (!__atomic_load_n(&ws->queued, __ATOMIC_ACQUIRE) &&
+	    ws->report(ws->report_arg, snap, server, ev, what, false) >= 0)
+		return;
 	struct report r = {.snap = snapshot_hold((struct snapshot *)snap),
 	                   .server = server,
 	                   .ev = ev};
@@ -253,11 +259,11 @@ int worker_report(struct worker *w, const struct snapshot *snap, uint32_t server
 		ws->reports = xrealloc(ws->reports, ws->cap * sizeof(*ws->reports));
 	}
 	ws->reports[ws->nreports++] = r;
+	__atomic_add_fetch(&ws->queued, 1, __ATOMIC_RELEASE);
 	bool first = ws->nreports == 1;
 	pthread_mutex_unlock(&ws->lock);
 	if (first)
 		event_active(ws->report_ev, EV_READ, 0);
-	return 1;
 }
 
 struct workers *workers_start(struct event_base *ctl, struct snapshot *snap, unsigned n,

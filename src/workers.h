@@ -18,7 +18,8 @@
  *     config change waits until every worker has taken it, so a reload is
  *     answered only once it is in force everywhere;
  *   - reports from the workers (breaker outcomes that can change a state,
- *     probes to admit): handled at once on the worker's thread when the
+ *     probes admitted; a probe's slot itself is taken without a lock, see
+ *     stats_take_probe): handled at once on the worker's thread when the
  *     control plane's lock is free (so a circuit opened by a response is
  *     open for every worker before that response is sent), else queued and
  *     handled on the control loop. Successes are reported only while a
@@ -41,14 +42,13 @@ enum worker_event {
 	WORKER_SUCCESS,    /* an exchange succeeded */
 	WORKER_FAILURE,    /* an exchange failed (what says how) */
 	WORKER_ABANDONED,  /* a probe ended without an outcome */
-	WORKER_ADMITTED,   /* a request went to a half-open server (a probe) */
+	WORKER_ADMITTED,   /* a request took a probe slot of a half-open server */
 };
 
 /* Handles a report; snap is the snapshot the request was routed with.
  * With wait false (from a worker) it returns -1 at once when the control
  * plane is busy (the report is then queued and handled again, with wait
- * true, on the control loop). For WORKER_ADMITTED it returns 1 when the
- * server takes the probe, 0 when its probe slots are taken; else 0. */
+ * true, on the control loop); else 0. */
 typedef int (*workers_report_fn)(void *arg, const struct snapshot *snap, uint32_t server,
                                  enum worker_event ev, const char *what, bool wait);
 
@@ -89,10 +89,9 @@ uint64_t workers_connections(const struct workers *ws);
 uint64_t workers_tls_failures(const struct workers *ws);
 uint64_t workers_spliced_bytes(const struct workers *ws);
 
-/* From a worker thread: a report for the control plane. Returns what the
- * report function did (1 for a probe admitted while the control plane was
- * busy: it is counted when the queue is handled). */
-int worker_report(struct worker *w, const struct snapshot *snap, uint32_t server,
-                  enum worker_event ev, const char *what);
+/* From a worker thread: a report for the control plane, handled at once
+ * or queued. */
+void worker_report(struct worker *w, const struct snapshot *snap, uint32_t server,
+                   enum worker_event ev, const char *what);
 
 #endif

@@ -14,6 +14,7 @@ breaker takes servers out.
 
 import re
 import socket
+import threading
 import time
 
 from zdmtest import (TAP, Upstream, Zdmd, Raw, Server, Client, wait_for, free_port, zdmctl,
@@ -213,6 +214,44 @@ with section(tap, "half-open admits exactly half_open_probes; a success closes")
     got = [one(z) for _ in range(10)]
     tap.eq([x[:2] for x in got], [(200, "a")] * 10, "closed again: the old pool's traffic goes to a")
     tap.eq(count(a, "/") - n2, 10, "and reaches it")
+    z.stop()
+
+with section(tap, "two workers and a busy control plane: still exactly half_open_probes"):
+    # The probe slots are taken without the control plane's lock, so the
+    # limit holds while /metrics (read under that lock) is fetched
+    # without pause by two clients.
+    admin = free_port()
+    z = start({"failures": 2, "open_for": Raw("1s"), "half_open_probes": 1},
+              extra={"workers": 2, "admin": "127.0.0.1:%d" % admin})
+    need(tap, wait_port(admin), "the admin listener accepts")
+    stop_hammer = threading.Event()
+
+    def hammer():
+        with Client(admin, timeout=5) as c:
+            while not stop_hammer.is_set():
+                c.request("GET", "/metrics")
+
+    hammers = [threading.Thread(target=hammer, daemon=True) for _ in range(2)]
+    for t in hammers:
+        t.start()
+    reached = []
+    for cycle in range(4):
+        set_mode(a, all=500)
+        one(z)
+        one(z)
+        need(tap, circuit(z) == "open", "cycle %d: 2 failures open the circuit" % cycle)
+        set_mode(a, all="slow:400")
+        need(tap, wait_state(z, "old", "a", "circuit", "half_open", OPEN_FOR + 1.5) is not None,
+             "cycle %d: half-open" % cycle)
+        n1 = count(a, "/")
+        res = concurrent(z, 20)
+        reached.append(count(a, "/") - n1)
+        need(tap, wait_state(z, "old", "a", "circuit", "closed", 3) is not None,
+             "cycle %d: the probe closes the circuit" % cycle)
+    stop_hammer.set()
+    for t in hammers:
+        t.join(5)
+    tap.eq(reached, [1] * 4, "20 concurrent requests while half-open, 4 times: 1 reached a each time")
     z.stop()
 
 with section(tap, "a failed probe re-opens the circuit"):

@@ -1,12 +1,77 @@
 /*
- * test_breaker.c — the circuit breaker state machine.
+ * test_breaker.c — the circuit breaker state machine, and the probe slots
+ * the workers take from the stats table while a circuit is half-open.
  */
+#include <pthread.h>
+
 #include "breaker.h"
 #include "config.h"
+#include "stats.h"
 #include "tap.h"
+
+#define TAKERS 3
+#define GIVEN 300000
+
+struct race {
+	struct stats_table *t;
+	pthread_barrier_t start;
+	int given_all;
+};
+
+struct taker {
+	struct race *r;
+	unsigned long taken;
+};
+
+static void *take_probes(void *arg)
+{
+	struct taker *tk = arg;
+	struct race *r = tk->r;
+	pthread_barrier_wait(&r->start);
+	for (;;) {
+		int last = __atomic_load_n(&r->given_all, __ATOMIC_ACQUIRE);
+		while (stats_take_probe(r->t, 1))
+			tk->taken++;
+		if (last)
+			return NULL;
+	}
+}
+
+/* Slots given back one at a time (as the control plane does when a probe
+ * ends without an outcome) while threads race to take them: every slot is
+ * taken exactly once, and the other servers' slots are left alone. */
+static void test_probe_slots(void)
+{
+	struct race r = {.t = stats_new(1, 2, TAKERS)};
+	CHECK(!stats_take_probe(r.t, 0) && !stats_take_probe(r.t, 1), "a new table has no probe slots");
+	r.t->probe_slots[0] = 7;
+	pthread_barrier_init(&r.start, NULL, TAKERS + 1);
+	struct taker tk[TAKERS];
+	pthread_t th[TAKERS];
+	for (int i = 0; i < TAKERS; i++) {
+		tk[i] = (struct taker){.r = &r};
+		pthread_create(&th[i], NULL, take_probes, &tk[i]);
+	}
+	pthread_barrier_wait(&r.start);
+	for (int i = 0; i < GIVEN; i++)
+		__atomic_add_fetch(&r.t->probe_slots[1], 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&r.given_all, 1, __ATOMIC_RELEASE);
+	unsigned long taken = 0;
+	for (int i = 0; i < TAKERS; i++) {
+		pthread_join(th[i], NULL);
+		taken += tk[i].taken;
+	}
+	pthread_barrier_destroy(&r.start);
+	CHECK_EQ_INT(taken, GIVEN, "racing threads take each slot given exactly once");
+	CHECK(r.t->probe_slots[1] == 0 && r.t->probe_slots[0] == 7,
+	      "none is left, and another server's slots are untouched");
+	stats_release(r.t);
+}
 
 int main(void)
 {
+	test_probe_slots();
+
 	struct cfg_breaker c = {.failures = 3, .open_for_ms = 1000, .half_open_probes = 2};
 	struct breaker b;
 
