@@ -342,12 +342,6 @@ ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
 
 /* Chains handed to the kernel per call: a head and a body take two. */
 #define SEND_IOV 16
-/* Pieces of at most this many bytes in all are gathered into one send(2):
- * a forwarded head is several references into the received bytes plus
- * the lines added to it, and copying a few hundred bytes costs less than
- * sendmsg(2) importing an iovec array and the kernel copying each piece
- * on its own (measured: ~1 µs less CPU per small request). */
-#define SEND_GATHER_MAX 2048
 
 int conn_wait_writable(struct conn *c, uint32_t timeout_ms)
 {
@@ -359,7 +353,7 @@ int conn_wait_writable(struct conn *c, uint32_t timeout_ms)
 /* One send(2) or sendmsg(2) of the first chains of .out: socket calls,
  * which are cheaper than writev(2) on a socket (no file layer), and
  * MSG_NOSIGNAL instead of relying on SIGPIPE being ignored. A small
- * output in several chains goes out as one piece (SEND_GATHER_MAX). Sets
+ * output in several chains goes out as one piece (CONN_GATHER_MAX). Sets
  * *offered to the bytes handed over. */
 static ssize_t send_chains(struct conn *c, size_t *offered)
 {
@@ -376,8 +370,8 @@ static ssize_t send_chains(struct conn *c, size_t *offered)
 	}
 	if (nv == 1)
 		return send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (*offered <= SEND_GATHER_MAX) {
-		char one[SEND_GATHER_MAX];
+	if (*offered <= CONN_GATHER_MAX) {
+		char one[CONN_GATHER_MAX];
 		size_t at = 0;
 		for (int i = 0; i < nv; i++) {
 			memcpy(one + at, iov[i].iov_base, iov[i].iov_len);

@@ -101,6 +101,14 @@ static inline uint32_t conn_rx_len(const struct conn *c)
 	return c->rx_end - c->rx_start;
 }
 
+/* Outputs of at most this many bytes in all, in several chains, are copied
+ * into one piece and written with one send(2): a forwarded head is several
+ * references into the received bytes plus the lines added to it, and
+ * copying a few hundred bytes costs less than sendmsg(2) importing an
+ * iovec array and the kernel copying each piece on its own (measured: ~1 µs
+ * less CPU per small request). Larger outputs go by reference. */
+#define CONN_GATHER_MAX 2048
+
 /* Writes what .out holds. Returns 0 when all is written, 1 when some is
  * left (the write event is armed with timeout_ms), -1 on error. A conn
  * without a write side has nothing to write. */

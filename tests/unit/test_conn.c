@@ -24,7 +24,7 @@
 #include "tap.h"
 
 #define STREAM (4u << 20) /* bytes written in all */
-#define GATHER 2048       /* conn.c's SEND_GATHER_MAX */
+#define GATHER CONN_GATHER_MAX
 
 static uint32_t rng = 12345;
 
