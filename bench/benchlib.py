@@ -156,7 +156,9 @@ SIZE_LABEL = {"tiny": "tiny (13 B)", "4k": "4 KiB", "1m": "1 MiB",
 SHORT_LABEL = {"tiny": "tiny", "4k": "4k", "1m": "1m", "up1m": "1m upload", "close": "close", "tls-ka": "TLS keep-alive",
                "tls-full": "TLS full handshake", "tls-resume": "TLS resumed handshake"}
 PROXY_LABEL = {"zdmd": "zdmd", "zdmd+obs": "zdmd+obs (metrics + access log)", "haproxy": "HAProxy",
-               "nginx": "NGINX", "direct": "no proxy (upstream direct)"}
+               "nginx": "NGINX", "relay": "floor: byte relay, no HTTP (bench/relay.c)",
+               "direct": "no proxy (upstream direct)"}
+FLOOR = "relay"   # not a proxy: the floor row (see floor_gaps)
 HANDSHAKE = ("tls-full", "tls-resume")   # one TLS handshake per request
 
 
@@ -233,6 +235,9 @@ def derive(raw):
         other = [(c_all - r["upstream_ticks"] - wrk_ticks) / max(r["c_total"], 1),
                  (p_all - proxy_ticks) / max(r["p_total"], 1)]
     r["other"] = max(0.0, max(other))
+    # The client's core (wrk, the upstream nginx and the interrupts they take) per request:
+    # while it is saturated, req/s is the inverse of this.
+    r["client_cpu"] = c_all * tick_us / n if n and not r["same_core"] else float("nan")
     r["steal"] = (r["c_steal"] + r["p_steal"]) / max(r["c_total"] + r["p_total"], 1)
     r["disturbed"] = r["other"] > NOISE_LIMIT or r["steal"] > NOISE_LIMIT / 2
     return r
@@ -296,6 +301,24 @@ def obs_cost(med, size):
     return d, 100.0 * d / plain["cpu"]
 
 
+def floor_gaps(med, size, proxies):
+    """[(proxy, µs)] CPU per request each proxy spends above the floor (relay) at SIZE, from
+    the medians: what the proxy does besides the socket calls every proxy must make."""
+    floor = med.get((size, FLOOR))
+    if not floor or floor["cpu"] != floor["cpu"]:
+        return []
+    gaps = []
+    for proxy in proxies:
+        m = med.get((size, proxy))
+        if proxy != FLOOR and m and m["cpu"] == m["cpu"]:
+            gaps.append((proxy, m["cpu"] - floor["cpu"]))
+    return gaps
+
+
+def fmt_gaps(gaps):
+    return ", ".join("%s %+.1f µs/req" % (PROXY_LABEL.get(p, p), d) for p, d in gaps)
+
+
 def run_details(r):
     """Per-run extras: TLS resumption as wrk saw it, scrapes and access-log lines of zdmd+obs."""
     parts = []
@@ -324,7 +347,7 @@ def cmd_report(results_path, meta_path):
             conns = sum(r["tls_conns"] for r in sel)
             med[(size, proxy)] = {
                 "rps": median_of(sel, "rps"), "p99": median_of(sel, "p99"),
-                "cpu": median_of(sel, "cpu"),
+                "cpu": median_of(sel, "cpu"), "client_cpu": median_of(sel, "client_cpu"),
                 "errors": sum(r["errors"] for r in sel),
                 "disturbed": sum(1 for r in sel if r["disturbed"]), "runs": len(sel),
                 "resumed": (sum(r["tls_resumed"] for r in sel) / conns) if conns else None,
@@ -346,6 +369,11 @@ def cmd_report(results_path, meta_path):
     if "zdmd+obs" in proxies:
         w("zdmd+obs = zdmd with `admin:` on a loopback port, `access_log:` (text) to a file and `/metrics` "
           "scraped once per second during its runs; measured at %s." % meta.get("obs_sizes", "?"))
+    if FLOOR in proxies:
+        w("floor = `bench/relay.c`, not a proxy: an epoll byte relay with no HTTP at all (no parsing, no "
+          "headers added, no routing per request); each client connection gets its own upstream connection, "
+          "chosen 90/10 per connection, and each readable event costs one recv and one send. Measured like "
+          "the proxies, in the same rounds, at %s." % meta.get("relay_sizes", "?"))
     if mode == "tls":
         w("TLS: every proxy terminates TLS on its own port with the same %s certificate for `bench.test`, "
           "signed by a CA made for the run; upstreams are plain HTTP as in the other modes. "
@@ -401,6 +429,17 @@ def cmd_report(results_path, meta_path):
         if c:
             w("metrics + access log cost: %+.2f µs/req (%+.1f%%)" % c)
             w("")
+        gaps = floor_gaps(med, size, proxies)
+        if gaps:
+            w("above the floor: %s" % fmt_gaps(gaps))
+            w("")
+        client = [(p, med[(size, p)]["client_cpu"]) for p in proxies + ["direct"]
+                  if (size, p) in med and med[(size, p)]["client_cpu"] == med[(size, p)]["client_cpu"]]
+        if client and size not in HANDSHAKE:
+            w("client core (wrk, upstream, their interrupts) per request: %s" % ", ".join(
+                "%s %.1f µs" % ("no proxy" if p == "direct" else PROXY_LABEL.get(p, p).split(":")[0], v)
+                for p, v in client))
+            w("")
 
     w("## Summary")
     w("")
@@ -428,6 +467,18 @@ def cmd_report(results_path, meta_path):
     if has_ha:
         w("")
         w("(×) = ratio to HAProxy in the same run; below 1 means less CPU per request.")
+    if any((size, FLOOR) in med for size in sizes):
+        w("")
+        w("The floor row is the CPU per request of a relay that makes only the socket calls every proxy must "
+          "make (one read and one write per direction, epoll) and nothing else: what the kernel charges for "
+          "them on this machine. The difference between a proxy's figure and the floor is that proxy's own "
+          "work (HTTP parsing, headers, routing, buffering, timers).")
+        gap_lines = [(size, floor_gaps(med, size, proxies)) for size in sizes]
+        gap_lines = [(size, g) for size, g in gap_lines if g]
+        if gap_lines:
+            w("")
+            for size, g in gap_lines:
+                w("- %s, above the floor: %s" % (SIZE_LABEL.get(size, size), fmt_gaps(g)))
     costs = [(size, obs_cost(med, size)) for size in sizes]
     costs = [(size, c) for size, c in costs if c]
     if costs:

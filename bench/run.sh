@@ -4,7 +4,8 @@
 # Usage: bench/run.sh [plain|obs|tls|extra|all]
 #   plain (default)  response sizes tiny, 4k, 1m; with OBS=1 (the default) also
 #                    "zdmd+obs" (admin listener, text access log to a file,
-#                    /metrics scraped every second) for tiny and 4k
+#                    /metrics scraped every second) for tiny and 4k, and the
+#                    floor "relay" (bench/relay.c) for tiny and 4k
 #   obs              only zdmd and zdmd+obs, tiny and 4k: the cost of metrics
 #                    and access log
 #   tls              TLS termination: keep-alive requests over TLS, full and
@@ -21,6 +22,13 @@
 # response size (tiny, 4 KiB, 1 MiB) the proxies are measured in turn, round
 # after round, with wrk; the proxy's CPU time per request is read from /proc.
 #
+# "relay" (bench/relay.c, built with cc) is not a proxy but the floor under
+# them: a byte relay that makes only the socket calls every proxy must make
+# (one read and one write per direction, epoll), with no HTTP at all. It
+# gets its own upstream connection per client connection, chosen 90/10 per
+# connection, and is measured like the proxies, at RELAY_SIZES only; it is
+# left out of the tls and extra modes.
+#
 # Environment:
 #   DURATION=10     seconds per measured wrk run
 #   ROUNDS=3        measured runs per proxy and size (the median is reported)
@@ -28,7 +36,9 @@
 #   QUIET_WAIT=10   before every run, wait up to this many seconds for other
 #                   work on the machine to settle (0: do not wait)
 #   QUICK=1         smoke test: DURATION=2 ROUNDS=1 unless those are set
-#   PROXIES="zdmd haproxy nginx"   which proxies to measure, in this order
+#   PROXIES="zdmd haproxy nginx relay"   which proxies to measure, in this
+#                   order (extra and tls modes: "zdmd haproxy nginx"; relay
+#                   is not measured there)
 #   SIZES="tiny 4k 1m up1m"   up1m: a 1 MiB upload (POST) answered with 3 bytes
 #   CONNS=50        wrk connections for tiny and 4k;  CONNS_1M=10 for 1m and up1m
 #   ZDMD=path       zdmd binary (default: src/zdmd in the repository)
@@ -39,6 +49,7 @@
 #   KEEP_TMP=1      keep the temporary directory with all generated configs
 #   OBS=1           plain mode: measure zdmd+obs too (0: do not)
 #   OBS_SIZES="tiny 4k"   sizes at which zdmd+obs is measured
+#   RELAY_SIZES="tiny 4k" sizes at which relay (the floor) is measured
 #   TLS_TESTS="tiny ka close full resume"   tls mode: what to measure
 #   TLS_KEY=ec      tls mode: ec (ECDSA P-256) or rsa (RSA 2048) certificates
 #   EXTRA_TESTS="syscalls instructions allocs idle scaling"   extra and all
@@ -78,7 +89,7 @@ COMMAND="bench/run.sh"
 [[ $# -gt 0 ]] && COMMAND+=" $MODE"
 # X_ENV: the settings that matter to one test of the extra mode.
 X_ENV=""
-for v in SCALE_ROUNDS EXTRA_DURATION IDLE_CONNS CG_SIZES CG_REQUESTS NREQ EXTRA_TESTS ZDMD QUIET_WAIT HAPROXY_SPLICE TLS_KEY TLS_TESTS OBS_SIZES OBS SIZES PROXIES CONNS_1M CONNS WARMUP ROUNDS DURATION QUICK; do
+for v in SCALE_ROUNDS EXTRA_DURATION IDLE_CONNS CG_SIZES CG_REQUESTS NREQ EXTRA_TESTS ZDMD QUIET_WAIT HAPROXY_SPLICE TLS_KEY TLS_TESTS RELAY_SIZES OBS_SIZES OBS SIZES PROXIES CONNS_1M CONNS WARMUP ROUNDS DURATION QUICK; do
 	[[ -n ${!v+x} ]] && COMMAND="$v=\"${!v}\" $COMMAND"
 	case $v in
 	SCALE_ROUNDS | EXTRA_DURATION | IDLE_CONNS | CG_SIZES | CG_REQUESTS | NREQ | ZDMD | QUIET_WAIT | PROXIES | CONNS | WARMUP | QUICK)
@@ -105,7 +116,7 @@ DO_MAIN=1
 DO_EXTRA=0
 case $MODE in
 plain | all)
-	PROXIES=${PROXIES:-zdmd haproxy nginx}
+	PROXIES=${PROXIES:-zdmd haproxy nginx relay}
 	SIZES=${SIZES:-tiny 4k 1m up1m}
 	OBS=${OBS:-1}
 	[[ $MODE == all ]] && DO_EXTRA=1
@@ -141,6 +152,7 @@ tls)
 	;;
 esac
 OBS_SIZES=${OBS_SIZES:-tiny 4k}
+RELAY_SIZES=${RELAY_SIZES:-tiny 4k}
 TLS_KEY=${TLS_KEY:-ec}
 CONNS=${CONNS:-50}
 CONNS_1M=${CONNS_1M:-10}
@@ -160,7 +172,8 @@ NREQ_CONNS=50 # connections of every fixed-count run
 HOST=127.0.0.1
 PORT_OLD=$((BASE_PORT + 1))
 PORT_NEW=$((BASE_PORT + 2))
-declare -A PORT=([zdmd]=$((BASE_PORT + 10)) [haproxy]=$((BASE_PORT + 11)) [nginx]=$((BASE_PORT + 12)) [zdmd+obs]=$((BASE_PORT + 13)))
+declare -A PORT=([zdmd]=$((BASE_PORT + 10)) [haproxy]=$((BASE_PORT + 11)) [nginx]=$((BASE_PORT + 12)) [zdmd+obs]=$((BASE_PORT + 13))
+	[relay]=$((BASE_PORT + 15)))
 ADMIN_PORT=$((BASE_PORT + 14)) # admin listener of zdmd+obs
 declare -A TLS_PORT=([zdmd]=$((BASE_PORT + 20)) [haproxy]=$((BASE_PORT + 21)) [nginx]=$((BASE_PORT + 22)))
 # Extra mode: the instances started for one measurement (one at a time per
@@ -215,7 +228,8 @@ for p in $PROXIES; do
 	case $p in
 	zdmd | haproxy | nginx) ;;
 	zdmd+obs) [[ $MODE != tls ]] || die "zdmd+obs is not measured in tls mode" ;;
-	*) die "unknown proxy '$p' in PROXIES (choose from: zdmd zdmd+obs haproxy nginx)" ;;
+	relay) [[ $MODE != tls ]] || die "relay (the floor, plain HTTP only) is not measured in tls mode" ;;
+	*) die "unknown proxy '$p' in PROXIES (choose from: zdmd zdmd+obs haproxy nginx relay)" ;;
 	esac
 done
 for s in $SIZES; do
@@ -228,6 +242,24 @@ done
 for s in $OBS_SIZES; do
 	[[ -n ${PATH_OF[$s]:-} ]] || die "unknown size '$s' in OBS_SIZES (choose from: tiny 4k 1m)"
 done
+for s in $RELAY_SIZES; do
+	[[ -n ${PATH_OF[$s]:-} ]] || die "unknown size '$s' in RELAY_SIZES (choose from: tiny 4k 1m up1m)"
+done
+# relay has no part in the extra tests, and is started only when one of
+# SIZES is among RELAY_SIZES.
+if [[ " $PROXIES " == *" relay "* ]]; then
+	if [[ $MODE == extra ]]; then
+		say "bench: relay is not measured in extra mode; left out"
+		drop_proxy relay
+	else
+		relay_sizes=""
+		for s in $SIZES; do [[ " $RELAY_SIZES " == *" $s "* ]] && relay_sizes+=" $s"; done
+		if [[ -z $relay_sizes ]]; then
+			note "relay skipped: none of SIZES ($SIZES) is in RELAY_SIZES ($RELAY_SIZES)"
+			drop_proxy relay
+		fi
+	fi
+fi
 [[ $OBS == 0 || $OBS == 1 ]] || die "OBS must be 0 or 1"
 [[ $TLS_KEY == ec || $TLS_KEY == rsa ]] || die "TLS_KEY must be ec (ECDSA P-256) or rsa (RSA 2048)"
 # zdmd+obs runs next to zdmd (right after it in every round) when OBS=1.
@@ -299,6 +331,10 @@ if [[ " $PROXIES " == *" zdmd"* ]]; then
 		drop_proxy zdmd
 		drop_proxy zdmd+obs
 	fi
+fi
+if [[ " $PROXIES " == *" relay "* ]] && ! command -v cc >/dev/null 2>&1; then
+	note "relay skipped: no C compiler for bench/relay.c (apt-get install -y gcc)"
+	drop_proxy relay
 fi
 PROXIES=$(echo $PROXIES)
 [[ -n $PROXIES ]] || die "no proxy left to measure"
@@ -450,6 +486,17 @@ if [[ " $PROXIES " == *" zdmd"* ]]; then
 	ZDMD_SRC=$ZDMD
 	ZDMD_ID="$ZDMD_SRC as of $(date -u -r "$ZDMD_SRC" '+%Y-%m-%d %H:%M:%S UTC'), sha256 $(sha256sum "$WORK/zdmd/zdmd" | cut -c1-12)"
 	ZDMD=$WORK/zdmd/zdmd
+fi
+# relay: built into the temporary directory, as nreq.c and malloc-count.c
+# are for the extra mode.
+RELAY=$WORK/relay
+if [[ " $PROXIES " == *" relay "* ]]; then
+	RELAY_ID="sha256 $(sha256sum "$BENCH_DIR/relay.c" | cut -c1-12)"
+	if ! cc -O2 -o "$RELAY" "$BENCH_DIR/relay.c" >"$RAW/relay-build.log" 2>&1; then
+		note "relay skipped: bench/relay.c did not build (see bench/results/raw/relay-build.log)"
+		drop_proxy relay
+		[[ -n $PROXIES ]] || die "no proxy left to measure"
+	fi
 fi
 head -c 4096 /dev/zero | tr '\0' 'a' >"$WORK/upstream/www/4k"
 head -c 1048576 /dev/zero | tr '\0' 'b' >"$WORK/upstream/www/1m"
@@ -745,6 +792,7 @@ for p in $PROXIES; do
 	zdmd | zdmd+obs) start "$p" "$PROXY_CPU" "$ZDMD" -c "${ZDMD_CONF[$p]}" ;;
 	haproxy) start haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy/haproxy.cfg" ;;
 	nginx) start nginx "$PROXY_CPU" nginx -e "$RAW/nginx.error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" ;;
+	relay) start relay "$PROXY_CPU" "$RELAY" "${PORT[relay]}" "$PORT_OLD" "$PORT_NEW" 90 10 ;;
 	esac
 done
 
@@ -766,16 +814,21 @@ for p in $PROXIES; do
 		fi
 	done
 	((ok)) || continue
-	split=$(python3 "$LIB" split $HOST "${PORT[$p]}" /tiny 200 2>&1) || true
-	say "bench: $p split over 200 keep-alive requests: $split"
-	if [[ $split =~ ^old=([0-9]+)\ new=([0-9]+)\ other=([0-9]+)$ ]]; then
-		old=${BASH_REMATCH[1]} new=${BASH_REMATCH[2]} other=${BASH_REMATCH[3]}
-		if ((other > 0 || old < 170 || old > 190)); then
-			note "$p split over 200 requests was old=$old new=$new other=$other (expected about 180/20)"
+	# relay chooses the upstream per connection, not per request: the 200
+	# requests of the split check share one connection and one upstream, so
+	# the check does not apply to it.
+	if [[ $p != relay ]]; then
+		split=$(python3 "$LIB" split $HOST "${PORT[$p]}" /tiny 200 2>&1) || true
+		say "bench: $p split over 200 keep-alive requests: $split"
+		if [[ $split =~ ^old=([0-9]+)\ new=([0-9]+)\ other=([0-9]+)$ ]]; then
+			old=${BASH_REMATCH[1]} new=${BASH_REMATCH[2]} other=${BASH_REMATCH[3]}
+			if ((other > 0 || old < 170 || old > 190)); then
+				note "$p split over 200 requests was old=$old new=$new other=$other (expected about 180/20)"
+			fi
+		else
+			note "$p skipped: split check failed: $split"
+			continue
 		fi
-	else
-		note "$p skipped: split check failed: $split"
-		continue
 	fi
 	if [[ $p == zdmd+obs ]]; then
 		# The admin listener answers and the access log gets its lines.
@@ -948,11 +1001,12 @@ measure() {
 declare -A FAILED=()
 DEATH="" DEATH_OUT="" # where a server was found dead, set by measure
 # wanted PROXY SIZE: whether PROXY is measured at SIZE ("direct" = no proxy,
-# only for plain HTTP; zdmd+obs only at OBS_SIZES).
+# only for plain HTTP; zdmd+obs only at OBS_SIZES, relay at RELAY_SIZES).
 wanted() {
 	case $1 in
 	direct) [[ $2 != tls-* ]] ;;
 	zdmd+obs) [[ " $OBS_SIZES " == *" $2 "* ]] ;;
+	relay) [[ " $RELAY_SIZES " == *" $2 "* ]] ;;
 	*) return 0 ;;
 	esac
 }
@@ -1001,8 +1055,8 @@ done
 X_TSV=$RAW/extra.tsv
 SCALE_TSV=$RAW/scaling.tsv # wrk runs of the scaling test, in the format of results.tsv
 IDLE_TSV=$RAW/idle.tsv     # wrk runs of the idle test, likewise
-X_PROXIES=""
-for p in $PROXIES; do [[ $p == zdmd+obs ]] || X_PROXIES+=" $p"; done
+X_PROXIES="" # the proxies of the plain mode, without zdmd+obs and relay
+for p in $PROXIES; do [[ $p == zdmd+obs || $p == relay ]] || X_PROXIES+=" $p"; done
 X_PROXIES=${X_PROXIES# }
 FD_HARD=$(ulimit -Hn)
 [[ $FD_HARD == unlimited ]] && FD_HARD=1048576
@@ -1408,6 +1462,7 @@ META="$RAW/meta.txt"
 	echo "proxies=$PROXIES"
 	echo "mode=$MODE"
 	[[ " $PROXIES " == *" zdmd+obs "* ]] && echo "obs_sizes=$OBS_SIZES"
+	[[ " $PROXIES " == *" relay "* ]] && echo "relay_sizes=$RELAY_SIZES"
 	if [[ $MODE == tls ]]; then
 		echo "tls_key=$TLS_KEY_DESC"
 		echo "tls_shim=$([[ -n $SHIM ]] && echo 1 || echo 0)"
@@ -1422,6 +1477,9 @@ META="$RAW/meta.txt"
 		echo "version=$("$ZDMD" -V 2>&1 | tr '\n' ' ' | sed 's/ *$//') ($ZDMD_ID)"
 	fi
 	if command -v haproxy >/dev/null; then echo "version=$(haproxy -v 2>&1 | head -n 1)"; fi
+	if [[ " $PROXIES " == *" relay "* ]]; then
+		echo "version=relay: bench/relay.c ($RELAY_ID) built with $(cc --version 2>&1 | head -n 1) -O2"
+	fi
 	echo "version=$(nginx -v 2>&1 | head -n 1)"
 	echo "version=$(wrk -v 2>&1 | head -n 1 | sed 's/ *Copyright.*//')"
 	echo "version=$(python3 --version 2>&1)"
