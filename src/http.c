@@ -1,7 +1,10 @@
 /*
- * http.c — HTTP/1.x heads parsed in place with llhttp, the framing rules of
- * the proxy (what is rejected rather than forwarded) and the hop-by-hop
- * header rules.
+ * http.c — HTTP/1.x heads parsed in place, the framing rules of the proxy
+ * (what is rejected rather than forwarded) and the hop-by-hop header rules.
+ *
+ * A head of the plain form (see http.h) that arrives whole is read in one
+ * pass here, and its Content-Length body counted down; every other message
+ * goes to llhttp from its first byte.
  *
  * llhttp is strict about most of it: bare CR or LF after header values,
  * control bytes in names and values, duplicate or conflicting
@@ -197,16 +200,13 @@ static uint32_t connection_tokens(const char *v, size_t len)
 	return t;
 }
 
-static int on_header_value_complete(llhttp_t *p)
+/* A header line is complete: its value is trimmed of trailing whitespace
+ * and what the proxy acts on is recorded. */
+static void header_done(struct http_msg *m, struct http_hdr *hd)
 {
-	struct http_msg *m = msg_of(p);
 	struct http_head *h = &m->head;
-	struct http_hdr *hd = &h->hdrs[h->nhdrs - 1];
 	const char *v = m->base + hd->value;
 
-	m->in_value = 0;
-	m->value_done = 1;
-	/* llhttp hands over the value with trailing whitespace: trim it. */
 	while (hd->value_len && (v[hd->value_len - 1] == ' ' || v[hd->value_len - 1] == '\t'))
 		hd->value_len--;
 
@@ -229,6 +229,16 @@ static int on_header_value_complete(llhttp_t *p)
 		    strlen(pin->value) == hd->value_len && memcmp(v, pin->value, hd->value_len) == 0)
 			h->pin = (int)i;
 	}
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+
+	m->in_value = 0;
+	m->value_done = 1;
+	/* llhttp hands over the value with trailing whitespace. */
+	header_done(m, &m->head.hdrs[m->head.nhdrs - 1]);
 	return 0;
 }
 
@@ -285,27 +295,42 @@ void http_msg_init(struct http_msg *m, llhttp_type_t type, void *owner)
 	m->head.pin = -1;
 }
 
-void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
+/* Empties the head record for a head read from its start. */
+static void head_clear(struct http_msg *m)
 {
-	m->base = base;
-	m->head.start = start;
-	m->head.end = start;
 	m->head.nhdrs = 0;
 	m->head.conn_tokens = 0;
 	m->head.url = m->head.url_len = 0;
 	m->head.pin = -1;
 	m->head.nhost = 0;
+}
+
+void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
+{
+	m->base = base;
+	m->head.start = start;
+	m->head.end = start;
+	head_clear(m);
 	m->in_field = m->in_value = m->value_done = 0;
 	m->in_body = false;
+	m->plain = false;
+	m->llhttp_fed = false;
 	m->error_status = 0;
 	m->error_reason = NULL;
 }
 
 void http_msg_body_bypassed(struct http_msg *m)
 {
-	llhttp_reset(&m->parser);
+	http_msg_reset(m);
 	m->in_body = false;
 	m->pause = PAUSE_NONE;
+}
+
+void http_msg_reset(struct http_msg *m)
+{
+	llhttp_reset(&m->parser);
+	m->plain = false;
+	m->llhttp_fed = false;
 }
 
 void http_msg_rebase(struct http_msg *m, const char *base)
@@ -446,8 +471,278 @@ static bool line_ends_ok(const char *p, size_t n)
 	return !carry && n >= 4 && p[n - 1] == '\n' && p[n - 3] == '\n';
 }
 
+/*
+ * The plain form, parsed in one pass. Whatever is not of this form makes
+ * plain_head() give up (return 0) without a verdict, and llhttp reads the
+ * message from its first byte instead, so that every refusal and its
+ * reason come from one place. What it accepts, llhttp and the checks above
+ * accept too, with the same record of the head (tests/unit/test_http.c
+ * compares the two on many heads).
+ */
+
+/* Bit sets of bytes: header name characters (tchar, RFC 9110 §5.6.2) and
+ * the request-target characters taken here (RFC 3986 unreserved,
+ * sub-delims, ":@/?%"). */
+static const uint64_t tchar_set[4] = { 0x03ff6cfa00000000ULL, 0x57ffffffc7fffffeULL, 0, 0 };
+static const uint64_t target_set[4] = { 0xaffffff200000000ULL, 0x47fffffe87ffffffULL, 0, 0 };
+
+static inline bool in_set(const uint64_t *set, unsigned char c)
+{
+	return (set[c >> 6] >> (c & 63)) & 1;
+}
+
+/* The end of a header value or reason phrase starting at p: the CR of its
+ * CRLF, or NULL if a control byte other than HTAB comes first or the line
+ * is not complete before end. */
+static const char *line_end(const char *p, const char *end)
+{
+#ifdef __SSE2__
+	const __m128i c1f = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		/* bytes <= 0x1f (unsigned) or 0x7f */
+		__m128i ctl = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v),
+		                           _mm_cmpeq_epi8(v, del));
+		unsigned mask = (unsigned)_mm_movemask_epi8(ctl);
+		while (mask) {
+			const char *q = p + __builtin_ctz(mask);
+			if (*q != '\t')
+				return *q == '\r' && q + 1 < end && q[1] == '\n' ? q : NULL;
+			mask &= mask - 1;
+		}
+		p += 16;
+	}
+#endif
+	for (; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x20 && c != 0x7f)
+			continue;
+		if (c == '\t')
+			continue;
+		return c == '\r' && p + 1 < end && p[1] == '\n' ? p : NULL;
+	}
+	return NULL;
+}
+
+static const struct {
+	char name[8];
+	uint8_t len;
+	uint8_t method;
+} plain_methods[] = {
+	{ "GET ", 4, HTTP_GET },         { "POST ", 5, HTTP_POST },   { "HEAD ", 5, HTTP_HEAD },
+	{ "PUT ", 4, HTTP_PUT },         { "DELETE ", 7, HTTP_DELETE }, { "PATCH ", 6, HTTP_PATCH },
+	{ "OPTIONS ", 8, HTTP_OPTIONS },
+};
+
+/* "HTTP/1.0" or "HTTP/1.1" at p: the minor version, or -1. */
+static int plain_version(const char *p)
+{
+	if (memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1'))
+		return -1;
+	return p[7] - '0';
+}
+
+/* METHOD SP origin-form SP HTTP/1.x CRLF: the first header line, or NULL. */
+static const char *plain_request_line(struct http_msg *m, const char *p, const char *end)
+{
+	size_t i = 0, n = sizeof(plain_methods) / sizeof(plain_methods[0]);
+	while (i < n && ((size_t)(end - p) < plain_methods[i].len ||
+	                 memcmp(p, plain_methods[i].name, plain_methods[i].len) != 0))
+		i++;
+	if (i == n)
+		return NULL;
+	m->pl.method = plain_methods[i].method;
+	const char *t = p + plain_methods[i].len, *q = t;
+	if (q == end || *q != '/')
+		return NULL;
+	while (q < end && in_set(target_set, (unsigned char)*q))
+		q++;
+	/* SP HTTP/1.x CRLF */
+	if (end - q < 11 || q[0] != ' ' || q[9] != '\r' || q[10] != '\n')
+		return NULL;
+	int minor = plain_version(q + 1);
+	if (minor < 0)
+		return NULL;
+	m->pl.version = (uint8_t)(10 + minor);
+	m->head.url = (uint32_t)(t - m->base);
+	m->head.url_len = (uint32_t)(q - t);
+	return q + 11;
+}
+
+/* HTTP/1.x SP 3DIGIT SP reason CRLF, 2xx to 5xx: the first header line, or
+ * NULL. */
+static const char *plain_status_line(struct http_msg *m, const char *p, const char *end)
+{
+	if (end - p < 15 || p[8] != ' ' || p[12] != ' ')
+		return NULL;
+	int minor = plain_version(p);
+	if (minor < 0 || p[9] < '2' || p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' ||
+	    p[11] > '9')
+		return NULL;
+	m->pl.version = (uint8_t)(10 + minor);
+	m->pl.status = (uint16_t)((p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0'));
+	const char *q = line_end(p + 13, end);
+	return q ? q + 2 : NULL;
+}
+
+/* A Content-Length value: 1 to 15 digits, else -1. */
+static int64_t plain_length(const char *v, size_t len)
+{
+	if (!len || len > 15)
+		return -1;
+	int64_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	return n;
+}
+
+/* A Connection value of the form token *("," *SP token): the form on which
+ * connection_tokens() and llhttp surely read the same tokens. */
+static bool plain_tokens(const char *v, size_t len)
+{
+	size_t i = 0;
+	for (;;) {
+		size_t s = i;
+		while (i < len && in_set(tchar_set, (unsigned char)v[i]))
+			i++;
+		if (i == s)
+			return false;
+		if (i == len)
+			return true;
+		if (v[i++] != ',')
+			return false;
+		while (i < len && v[i] == ' ')
+			i++;
+	}
+}
+
+/* Parses a head of the plain form that lies whole in p[0, n), which is at
+ * m->base + m->head.start. Returns its length with the head recorded and
+ * m->pl set, or 0 (the head record is then to be cleared). */
+static size_t plain_head(struct http_msg *m, const char *p, size_t n)
+{
+	const char *end = p + n, *q;
+	struct http_head *h = &m->head;
+	struct http_plain *pl = &m->pl;
+	bool request = m->parser.type == HTTP_REQUEST;
+
+	pl->has_length = false;
+	pl->content_length = 0;
+	q = request ? plain_request_line(m, p, end) : plain_status_line(m, p, end);
+	if (!q)
+		return 0;
+	for (;;) {
+		if (end - q < 2)
+			return 0;
+		if (q[0] == '\r') {
+			if (q[1] != '\n')
+				return 0;
+			q += 2;
+			break;
+		}
+		const char *name = q;
+		while (q < end && in_set(tchar_set, (unsigned char)*q))
+			q++;
+		if (q == name || q == end || *q != ':' || q - name > UINT16_MAX ||
+		    h->nhdrs == HTTP_MAX_HEADERS)
+			return 0;
+		size_t name_len = (size_t)(q - name);
+		q++;
+		while (q < end && (*q == ' ' || *q == '\t'))
+			q++;
+		const char *v = q;
+		if (!(q = line_end(q, end)))
+			return 0;
+		struct http_hdr *hd = &h->hdrs[h->nhdrs++];
+		hd->name = (uint32_t)(name - m->base);
+		hd->name_len = (uint16_t)name_len;
+		hd->kind = (uint8_t)classify(name, name_len);
+		hd->drop = 0;
+		/* as llhttp records it: an empty value sits at the next line */
+		hd->value = (uint32_t)((q == v ? q + 2 : v) - m->base);
+		hd->value_len = (uint32_t)(q - v);
+		header_done(m, hd);
+		q += 2;
+		switch (hd->kind) {
+		case HK_CONTENT_LENGTH: {
+			/* digits alone, nothing after them */
+			int64_t len = (size_t)(q - 2 - v) == hd->value_len
+			                      ? plain_length(m->base + hd->value, hd->value_len)
+			                      : -1;
+			if (len < 0 || pl->has_length)
+				return 0;
+			pl->has_length = true;
+			pl->content_length = (uint64_t)len;
+			break;
+		}
+		case HK_CONNECTION:
+		case HK_PROXY_CONNECTION:
+			if (!plain_tokens(m->base + hd->value, hd->value_len))
+				return 0;
+			break;
+		case HK_TRANSFER_ENCODING:
+		case HK_UPGRADE:
+			return 0;
+		default:
+			break;
+		}
+	}
+	if (h->conn_tokens & HTTP_CONN_UPGRADE)
+		return 0;
+	pl->no_body = !request && (m->skip_body || pl->status == 204 || pl->status == 304);
+	if (!request && !pl->no_body && !pl->has_length)
+		return 0; /* delimited by the close of the connection */
+	pl->keep_alive = pl->version == 11 ? !(h->conn_tokens & HTTP_CONN_CLOSE)
+	                                   : (h->conn_tokens & HTTP_CONN_KEEP_ALIVE) != 0;
+	return (size_t)(q - p);
+}
+
+/* The body of a plain message: counted down, never parsed. */
+static enum http_step plain_body(struct http_msg *m, const char *data, size_t len,
+                                 size_t *consumed)
+{
+	struct http_plain *pl = &m->pl;
+	size_t take = pl->no_body ? 0 : len < pl->content_length ? len : (size_t)pl->content_length;
+
+	*consumed = take;
+	if (take) {
+		pl->content_length -= take;
+		m->body_bytes += take;
+		if (m->max_body && m->body_bytes > m->max_body) {
+			m->error_status = 413;
+			m->error_reason = "request body too large";
+			return HTTP_ERROR;
+		}
+		if (m->on_body)
+			m->on_body(m, data, take);
+	}
+	if (pl->content_length && !pl->no_body)
+		return HTTP_NEED_MORE;
+	m->in_body = false; /* m->plain stays: the framing is asked about after */
+	return HTTP_MSG_DONE;
+}
+
 enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, size_t *consumed)
 {
+	if (m->plain && m->in_body)
+		return plain_body(m, data, len, consumed);
+	if (!m->in_body && !m->llhttp_fed && data == m->base + m->head.start) {
+		size_t n = plain_head(m, data, len);
+		if (n) {
+			*consumed = n;
+			m->head.end = m->head.start + (uint32_t)n;
+			m->plain = true;
+			m->in_body = true;
+			m->body_bytes = 0;
+			return HTTP_HEAD_DONE;
+		}
+		head_clear(m);
+	}
+	m->plain = false;
+	m->llhttp_fed = m->llhttp_fed || len;
 	if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
 		llhttp_resume(&m->parser);
 	m->pause = PAUSE_NONE;
@@ -498,6 +793,8 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 
 int http_msg_finish(struct http_msg *m)
 {
+	if (m->plain)
+		return m->in_body ? -1 : 0;
 	if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
 		llhttp_resume(&m->parser);
 	llhttp_errno_t e = llhttp_finish(&m->parser);
@@ -506,42 +803,44 @@ int http_msg_finish(struct http_msg *m)
 
 bool http_msg_needs_eof(const struct http_msg *m)
 {
-	return llhttp_message_needs_eof(&m->parser);
+	return !m->plain && llhttp_message_needs_eof(&m->parser);
 }
 
 bool http_msg_keep_alive(const struct http_msg *m)
 {
-	return llhttp_should_keep_alive(&m->parser);
+	return m->plain ? m->pl.keep_alive : llhttp_should_keep_alive(&m->parser);
 }
 
 bool http_msg_chunked(const struct http_msg *m)
 {
-	return (m->parser.flags & F_CHUNKED) != 0;
+	return !m->plain && (m->parser.flags & F_CHUNKED) != 0;
 }
 
 bool http_msg_upgrade(const struct http_msg *m)
 {
-	return m->parser.upgrade != 0;
+	return !m->plain && m->parser.upgrade != 0;
 }
 
 uint64_t http_msg_content_length(const struct http_msg *m)
 {
+	if (m->plain)
+		return m->pl.content_length;
 	return (m->parser.flags & F_CONTENT_LENGTH) ? m->parser.content_length : 0;
 }
 
 int http_msg_status(const struct http_msg *m)
 {
-	return m->parser.status_code;
+	return m->plain ? m->pl.status : m->parser.status_code;
 }
 
 int http_msg_method(const struct http_msg *m)
 {
-	return m->parser.method;
+	return m->plain ? m->pl.method : m->parser.method;
 }
 
 int http_msg_version(const struct http_msg *m)
 {
-	return m->parser.http_major * 10 + m->parser.http_minor;
+	return m->plain ? m->pl.version : m->parser.http_major * 10 + m->parser.http_minor;
 }
 
 bool http_method_idempotent(int method)
@@ -619,13 +918,16 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 {
 	struct http_head *h = &m->head;
 	const llhttp_t *p = &m->parser;
-	int te_last_chunked = -1;
+	int te_last_chunked = -1, version = http_msg_version(m);
+	uint64_t length = http_msg_content_length(m);
+	/* A plain head has neither Transfer-Encoding nor CONNECT. */
+	bool te = !m->plain && (p->flags & F_TRANSFER_ENCODING);
 
-	if (p->method == HTTP_CONNECT) {
+	if (http_msg_method(m) == HTTP_CONNECT) {
 		*reason = "CONNECT is not supported";
 		return 400;
 	}
-	if (p->http_major != 1) {
+	if (version / 10 != 1) {
 		*reason = "only HTTP/1.0 and HTTP/1.1 are served";
 		return 400;
 	}
@@ -637,7 +939,7 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 		*reason = "several Host headers";
 		return 400;
 	}
-	if (h->nhost == 0 && p->http_major == 1 && p->http_minor == 1) {
+	if (h->nhost == 0 && version == 11) {
 		*reason = "HTTP/1.1 request without Host";
 		return 400;
 	}
@@ -672,11 +974,11 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 	/* RFC 9112 §6.3: a request whose final coding is not chunked has no
 	 * reliable length. llhttp would fail it after the head; refuse it now,
 	 * before anything is forwarded. */
-	if (te_last_chunked == 0 || ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))) {
+	if (te_last_chunked == 0 || (te && !http_msg_chunked(m))) {
 		*reason = "Transfer-Encoding must end with chunked";
 		return 400;
 	}
-	if (max_body && (p->flags & F_CONTENT_LENGTH) && p->content_length > max_body) {
+	if (max_body && length > max_body) {
 		*reason = "request body too large";
 		return 413;
 	}

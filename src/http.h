@@ -1,6 +1,14 @@
 /*
- * http.h — HTTP/1.x message heads: parsing with llhttp, framing decisions
- * and header rewriting.
+ * http.h — HTTP/1.x message heads: parsing, framing decisions and header
+ * rewriting.
+ *
+ * A head of the plain form — a common method or a 2xx–5xx status, HTTP/1.0
+ * or 1.1, CRLF line ends, no obs-fold, a body delimited by Content-Length
+ * or absent, no Transfer-Encoding or Upgrade — that arrives whole is parsed
+ * in one pass by the proxy itself, and its body counted down. Every other
+ * message (a head split across reads, chunked, interim, close-delimited,
+ * an upgrade, anything malformed) goes to llhttp, whose verdicts and error
+ * messages stand for it.
  *
  * A message head is parsed in place, in the receive block it arrived in; the
  * head records offsets into that block, never copies. When the head is
@@ -85,9 +93,23 @@ struct http_chunk_scan {
  * 0 while well-formed, -1 at the first malformed byte. */
 int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n);
 
+/* The framing of a message whose head had the plain form. */
+struct http_plain {
+	uint64_t content_length;    /* body bytes still to come */
+	uint16_t status;            /* response */
+	uint8_t method;             /* request, llhttp_method_t */
+	uint8_t version;            /* 10 or 11 */
+	bool has_length;            /* a Content-Length was given */
+	bool no_body;               /* HEAD, 204 or 304: no body whatever it says */
+	bool keep_alive;
+};
+
 /* One direction of an HTTP connection: the parser and the head being read. */
 struct http_msg {
 	llhttp_t parser;
+	bool plain;                 /* the current message's head had the plain form */
+	bool llhttp_fed;            /* llhttp has seen bytes of the current message */
+	struct http_plain pl;
 	const char *base;           /* block the head's offsets refer to */
 	const struct cfg_pin *pins; /* request side: pins to match, may be NULL */
 	size_t npins;
@@ -115,6 +137,9 @@ void http_msg_begin(struct http_msg *m, const char *base, uint32_t start);
  * spliced): the parser is set for the next message. */
 void http_msg_body_bypassed(struct http_msg *m);
 
+/* Forgets the current message: the next bytes fed begin a new one. */
+void http_msg_reset(struct http_msg *m);
+
 /* Changes the block the offsets refer to (the head was moved). */
 void http_msg_rebase(struct http_msg *m, const char *base);
 
@@ -132,6 +157,8 @@ bool http_msg_keep_alive(const struct http_msg *m);
 bool http_msg_chunked(const struct http_msg *m);
 /* The message asks to switch protocols (Upgrade, or a 101 response). */
 bool http_msg_upgrade(const struct http_msg *m);
+/* The Content-Length of the current message, once its head is complete;
+ * while its body is parsed, the body bytes still to come. 0 without one. */
 uint64_t http_msg_content_length(const struct http_msg *m);
 
 /* Request head checks once it is complete: returns 0, or the status to answer

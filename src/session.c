@@ -99,7 +99,7 @@ static void take_exchange(struct session *s)
 		w->free_exchanges = x->next;
 		w->nfree_exchanges--;
 		if (x->parser_dirty)
-			llhttp_reset(&x->req.parser);
+			http_msg_reset(&x->req);
 	} else {
 		x = xcalloc(1, sizeof(*x));
 		x->out = conn_out_new();
@@ -789,7 +789,7 @@ static int process(struct session *s)
 				/* Answered by the proxy itself. */
 				if (s->state == SS_CLOSING)
 					return 0;
-				llhttp_reset(&x->req.parser);
+				http_msg_reset(&x->req);
 				request_end(s);
 				c->rx_start = x->parse_pos;
 				s->state = SS_IDLE;
@@ -922,7 +922,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 		 * parse them from their new place. */
 		s->x->parse_pos = c->rx_start;
 		if (s->state == SS_HEAD) {
-			llhttp_reset(&s->x->req.parser);
+			http_msg_reset(&s->x->req);
 			http_msg_begin(&s->x->req, c->rx->data, c->rx_start);
 		}
 	}

@@ -165,7 +165,7 @@ struct upconn *upstream_get(struct worker *w, const struct snapshot *snap, int p
 void upstream_start(struct upconn *u, bool head_request)
 {
 	if (u->parser_stale) {
-		llhttp_reset(&u->resp.parser);
+		http_msg_reset(&u->resp);
 		u->parser_stale = false;
 	}
 	u->resp.skip_body = head_request;
@@ -261,10 +261,9 @@ static void splice_end(struct upconn *u)
 static bool splice_wanted(const struct upconn *u)
 {
 	const struct session *s = u->s;
-	const llhttp_t *p = &u->resp.parser;
 	return s && u->in_body && !u->dechunk && !u->tunnel && !u->c.ssl && !s->c.ssl &&
-	       (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED) &&
-	       p->content_length >= SPLICE_MIN && s->state != SS_CLOSING;
+	       !http_msg_chunked(&u->resp) && http_msg_content_length(&u->resp) >= SPLICE_MIN &&
+	       s->state != SS_CLOSING;
 }
 
 static int splice_start(struct upconn *u)
@@ -273,7 +272,7 @@ static int splice_start(struct upconn *u)
 	if (!u->pipe)
 		return 0; /* no pipe: the body goes through user space */
 	u->splicing = true;
-	u->splice_left = u->resp.parser.content_length;
+	u->splice_left = http_msg_content_length(&u->resp);
 	u->in_pipe = 0;
 	upstream_splice(u);
 	return -1;
@@ -457,7 +456,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		 * forwarded as soon as they are parsed. */
 		u->parse_pos = u->c.rx_start;
 		if (!u->in_body) {
-			llhttp_reset(&u->resp.parser);
+			http_msg_reset(&u->resp);
 			http_msg_begin(&u->resp, u->c.rx->data, u->c.rx_start);
 		}
 	}

@@ -879,6 +879,186 @@ static void test_error_responses(void)
 	CHECK(r1 == r2 && l1 == l2, "error response: an unknown status is answered as 502");
 }
 
+/* Parses len bytes of text in p as one message whole (where the plain form
+ * applies) or split into single bytes (llhttp alone), then feeds the rest
+ * of the block as body. Returns the step the head ended with. */
+static enum http_step parse_msg(struct parsed *p, llhttp_type_t type, const char *text, size_t len,
+                                size_t step, bool skip_body)
+{
+	memcpy(p->buf, text, len);
+	p->len = len;
+	p->used = 0;
+	http_msg_init(&p->m, type, NULL);
+	p->m.skip_body = skip_body;
+	http_msg_begin(&p->m, p->buf, 0);
+	p->st = HTTP_NEED_MORE;
+	while (p->used < len) {
+		size_t n = step && len - p->used > step ? step : len - p->used, c = 0;
+		p->st = http_msg_feed(&p->m, p->buf + p->used, n, &c);
+		p->used += c;
+		if (p->st != HTTP_NEED_MORE)
+			break;
+	}
+	return p->st;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t rnd(uint32_t n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state % n);
+}
+
+/* A head built from random parts, some of them malformed, then a few of its
+ * bytes replaced or inserted from a set of delimiters, controls and
+ * high bytes. */
+static size_t random_message(char *out, size_t cap, bool request)
+{
+	static const char *const starts_req[] = {
+	        "GET / HTTP/1.1", "GET /a/b?c=d&e=%20 HTTP/1.1", "POST /p HTTP/1.1", "HEAD / HTTP/1.0",
+	        "PUT /x HTTP/1.1", "DELETE /y HTTP/1.0", "PATCH /z HTTP/1.1", "OPTIONS /o HTTP/1.1",
+	        "OPTIONS * HTTP/1.1", "CONNECT a:443 HTTP/1.1", "GET http://h/p HTTP/1.1",
+	        "GET / HTTP/2.0", "GET  / HTTP/1.1", "GET / HTTP/1.1 ", "get / HTTP/1.1",
+	        "GET /~'!$&()*+,;=:@-._ HTTP/1.1", "PROPFIND / HTTP/1.1", "GET / http/1.1",
+	};
+	static const char *const starts_resp[] = {
+	        "HTTP/1.1 200 OK", "HTTP/1.0 200 OK", "HTTP/1.1 204 No Content", "HTTP/1.1 304 Not Modified",
+	        "HTTP/1.1 404 Not Found", "HTTP/1.1 502 ", "HTTP/1.1 200", "HTTP/1.1 100 Continue",
+	        "HTTP/1.1 101 Switching Protocols", "HTTP/1.1 999 X", "HTTP/1.1 600 X", "HTTP/2 200 OK",
+	        "HTTP/1.1 200 \tOK", "HTTP/1.1 20 OK", "HTTP/1.1 2000 OK",
+	};
+	static const char *const lines[] = {
+	        "Host: example.com", "Host: a", "host:b", "Content-Length: 5", "Content-Length: 0",
+	        "content-length:  5 ", "Content-Length: 05", "Content-Length: 5, 5", "Content-Length: -1",
+	        "Content-Length: 99999999999999999999", "Content-Length: 1234567890123456",
+	        "Transfer-Encoding: chunked", "Transfer-Encoding: gzip", "Connection: close",
+	        "Connection: keep-alive", "Connection: Keep-Alive, X-Hop", "Connection: close x",
+	        "Connection: upgrade", "Connection: ,close,", "Connection:  close  ,  keep-alive ",
+	        "Proxy-Connection: close", "Keep-Alive: 5", "Upgrade: h2c", "TE: trailers",
+	        "X-Hop: 1", "X-Forwarded-For: 10.0.0.1", "X-Real-IP: 1.2.3.4", "Expect: 100-continue",
+	        "X-Empty:", "X-Space:   ", "X-Tab:\tv\t", "Canary: true", "canary:  true ",
+	        "X-Canary: yes", "X-Obs: \x80\xff", "X-A : b", " X-Fold: c", "\tX-Fold: d",
+	        "X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\tb", "Cookie: a=b; c=d",
+	        "Accept: */*", "User-Agent: zdm-test/1.0 (x; y)", "X-Q: \"quoted\" {x} |y| \\z",
+	};
+	static const char alphabet[] = " \t\r\n:,;0123456789aAzZ/?#%\"{}|\\^`<>@[]\x00\x01\x7f\x80\xff-_.~";
+	const char *const *starts = request ? starts_req : starts_resp;
+	size_t nstarts = request ? sizeof(starts_req) / sizeof(*starts_req)
+	                         : sizeof(starts_resp) / sizeof(*starts_resp);
+	size_t n = 0;
+
+	n += (size_t)snprintf(out + n, cap - n, "%s\r\n", starts[rnd((uint32_t)nstarts)]);
+	for (uint32_t i = 0, k = rnd(7); i < k; i++)
+		n += (size_t)snprintf(out + n, cap - n, "%s\r\n",
+		                      lines[rnd(sizeof(lines) / sizeof(*lines))]);
+	if (!request && rnd(2))
+		n += (size_t)snprintf(out + n, cap - n, "Content-Length: %u\r\n", rnd(8));
+	n += (size_t)snprintf(out + n, cap - n, "\r\n");
+	for (uint32_t i = 0, k = rnd(3); i < k && n + 1 < cap; i++) {
+		size_t at = rnd((uint32_t)n);
+		char c = alphabet[rnd(sizeof(alphabet) - 1)];
+		if (rnd(2)) {
+			out[at] = c;
+		} else {
+			memmove(out + at + 1, out + at, n - at);
+			out[at] = c;
+			n++;
+		}
+	}
+	/* a body, and maybe the start of a next message */
+	size_t body = rnd(12);
+	memset(out + n, 'b', body);
+	return n + body;
+}
+
+/* The plain form and llhttp agree on every head the plain form takes:
+ * same record, same checks, same framing, same end of message. */
+static void test_plain_agrees(void)
+{
+	static struct parsed whole, part;
+	char text[2048], a[2048], b[2048];
+	int disagree[2] = {0, 0}, plain[2] = {0, 0};
+	const int rounds = 200000;
+
+	for (int r = 0; r < 2 * rounds; r++) {
+		bool request = r < rounds, skip = !request && rnd(4) == 0;
+		llhttp_type_t type = request ? HTTP_REQUEST : HTTP_RESPONSE;
+		size_t len = random_message(text, sizeof(text) - 16, request);
+		int bad = 0;
+
+		parse_msg(&whole, type, text, len, 0, skip);
+		if (whole.st != HTTP_HEAD_DONE || !whole.m.plain)
+			continue;
+		plain[!request]++;
+		parse_msg(&part, type, text, len, 1, skip);
+		bad |= part.m.plain || !same_head(&whole, &part);
+		bad |= http_msg_version(&whole.m) != http_msg_version(&part.m);
+		bad |= http_msg_keep_alive(&whole.m) != http_msg_keep_alive(&part.m);
+		bad |= http_msg_content_length(&whole.m) != http_msg_content_length(&part.m);
+		bad |= http_msg_chunked(&whole.m) != http_msg_chunked(&part.m);
+		bad |= http_msg_upgrade(&whole.m) != http_msg_upgrade(&part.m);
+		bad |= http_msg_needs_eof(&whole.m) != http_msg_needs_eof(&part.m);
+		if (request) {
+			const char *ra = NULL, *rb = NULL;
+			bad |= http_msg_method(&whole.m) != http_msg_method(&part.m);
+			bad |= http_req_check(&whole.m, 0, &ra) != http_req_check(&part.m, 0, &rb);
+			bad |= (ra == NULL) != (rb == NULL) || (ra && strcmp(ra, rb) != 0);
+		} else {
+			const char *ra = NULL, *rb = NULL;
+			bad |= http_msg_status(&whole.m) != http_msg_status(&part.m);
+			bad |= http_resp_check(&whole.m, &ra) != http_resp_check(&part.m, &rb);
+		}
+		forwarded(&whole, a, sizeof(a));
+		forwarded(&part, b, sizeof(b));
+		bad |= strcmp(a, b) != 0;
+		/* the body: where the message ends */
+		bad |= feed_rest(&whole) != feed_rest(&part) || whole.used != part.used;
+		bad |= http_msg_keep_alive(&whole.m) != http_msg_keep_alive(&part.m);
+		if (bad && disagree[!request]++ < 5) {
+			printf("# plain and llhttp differ on: ");
+			for (size_t i = 0; i < len; i++)
+				printf(text[i] >= 0x20 && text[i] < 0x7f ? "%c" : "\\x%02x",
+				       (unsigned char)text[i]);
+			printf("\n");
+		}
+	}
+	printf("# plain form taken by %d of %d requests, %d of %d responses\n", plain[0], rounds,
+	       plain[1], rounds);
+	CHECK_EQ_INT(disagree[0], 0, "plain form: requests recorded as llhttp records them");
+	CHECK_EQ_INT(disagree[1], 0, "plain form: responses recorded as llhttp records them");
+	CHECK(plain[0] > rounds / 20, "plain form: taken by many of the random requests");
+	CHECK(plain[1] > rounds / 20, "plain form: taken by many of the random responses");
+
+	/* What clients and servers commonly send takes it. */
+	static const char *const common_req[] = {
+	        "GET /tiny HTTP/1.1\r\nHost: 127.0.0.1:18090\r\n\r\n",
+	        "GET /a?b=c HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/7.88.1\r\n"
+	        "Accept: */*\r\ncanary: true\r\n\r\n",
+	        "POST /form HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+	        "Content-Length: 2\r\nConnection: keep-alive\r\n\r\n{}",
+	        "GET / HTTP/1.0\r\nConnection: close\r\n\r\n",
+	};
+	static const char *const common_resp[] = {
+	        "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 22 Nov 2026 04:30:00 GMT\r\n"
+	        "Content-Type: application/octet-stream\r\nContent-Length: 2\r\n"
+	        "Last-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\nConnection: keep-alive\r\n"
+	        "ETag: \"6a3f-2\"\r\nAccept-Ranges: bytes\r\n\r\nok",
+	        "HTTP/1.0 200 OK\r\nServer: BaseHTTP/0.6 Python/3.11.2\r\nContent-Length: 0\r\n\r\n",
+	        "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(common_req) / sizeof(*common_req); i++) {
+		parse(&whole, HTTP_REQUEST, common_req[i]);
+		CHECK(whole.st == HTTP_HEAD_DONE && whole.m.plain, "plain form: a common request");
+	}
+	for (size_t i = 0; i < sizeof(common_resp) / sizeof(*common_resp); i++) {
+		parse(&whole, HTTP_RESPONSE, common_resp[i]);
+		CHECK(whole.st == HTTP_HEAD_DONE && whole.m.plain, "plain form: a common response");
+	}
+}
+
 int main(void)
 {
 	test_simple_head();
@@ -891,5 +1071,6 @@ int main(void)
 	test_chunk_scan();
 	test_responses();
 	test_error_responses();
+	test_plain_agrees();
 	return tap_done();
 }
