@@ -29,10 +29,30 @@
 
 enum { PAUSE_NONE, PAUSE_HEAD, PAUSE_MSG };
 
+/* Byte classes: TCHAR, a header name character (RFC 9110 §5.6.2), and
+ * TARGET, a request-target character taken here (RFC 3986 unreserved,
+ * sub-delims, ":@/?%"). */
+enum { TCHAR = 1, TARGET = 2 };
+static const uint8_t byte_class[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 3, 0, 1, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2,
+	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 0, 2, 0, 2,
+	2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 1, 3,
+	1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 1, 0, 3, 0,
+	/* 0x80-0xff: neither */
+};
+
+static inline bool in_class(unsigned char c, unsigned cls)
+{
+	return (byte_class[c] & cls) != 0;
+}
+
 static bool is_tchar(unsigned char c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c && strchr("!#$%&'*+-.^_`|~", c));
+	return in_class(c, TCHAR);
 }
 
 /* Whether the n bytes at s are `lower` (lowercase) in any case. */
@@ -480,17 +500,6 @@ static bool line_ends_ok(const char *p, size_t n)
  * compares the two on many heads).
  */
 
-/* Bit sets of bytes: header name characters (tchar, RFC 9110 §5.6.2) and
- * the request-target characters taken here (RFC 3986 unreserved,
- * sub-delims, ":@/?%"). */
-static const uint64_t tchar_set[4] = { 0x03ff6cfa00000000ULL, 0x57ffffffc7fffffeULL, 0, 0 };
-static const uint64_t target_set[4] = { 0xaffffff200000000ULL, 0x47fffffe87ffffffULL, 0, 0 };
-
-static inline bool in_set(const uint64_t *set, unsigned char c)
-{
-	return (set[c >> 6] >> (c & 63)) & 1;
-}
-
 /* The end of a header value or reason phrase starting at p: the CR of its
  * CRLF, or NULL if a control byte other than HTAB comes first or the line
  * is not complete before end. */
@@ -555,7 +564,7 @@ static const char *plain_request_line(struct http_msg *m, const char *p, const c
 	const char *t = p + plain_methods[i].len, *q = t;
 	if (q == end || *q != '/')
 		return NULL;
-	while (q < end && in_set(target_set, (unsigned char)*q))
+	while (q < end && in_class((unsigned char)*q, TARGET))
 		q++;
 	/* SP HTTP/1.x CRLF */
 	if (end - q < 11 || q[0] != ' ' || q[9] != '\r' || q[10] != '\n')
@@ -606,7 +615,7 @@ static bool plain_tokens(const char *v, size_t len)
 	size_t i = 0;
 	for (;;) {
 		size_t s = i;
-		while (i < len && in_set(tchar_set, (unsigned char)v[i]))
+		while (i < len && in_class((unsigned char)v[i], TCHAR))
 			i++;
 		if (i == s)
 			return false;
@@ -644,7 +653,7 @@ static size_t plain_head(struct http_msg *m, const char *p, size_t n)
 			break;
 		}
 		const char *name = q;
-		while (q < end && in_set(tchar_set, (unsigned char)*q))
+		while (q < end && in_class((unsigned char)*q, TCHAR))
 			q++;
 		if (q == name || q == end || *q != ':' || q - name > UINT16_MAX ||
 		    h->nhdrs == HTTP_MAX_HEADERS)
@@ -945,7 +954,8 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 	}
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		struct http_hdr *hd = &h->hdrs[i];
-		for (uint32_t j = 0; j < hd->name_len; j++) {
+		/* (the plain form has only tchar names) */
+		for (uint32_t j = 0; !m->plain && j < hd->name_len; j++) {
 			if (!is_tchar((unsigned char)m->base[hd->name + j])) {
 				*reason = "invalid header name (whitespace before the colon?)";
 				return 400;
