@@ -334,7 +334,7 @@ void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
 	m->in_field = m->in_value = m->value_done = 0;
 	m->in_body = false;
 	m->plain = false;
-	m->llhttp_fed = false;
+	m->llhttp_msg = false;
 	m->error_status = 0;
 	m->error_reason = NULL;
 }
@@ -348,9 +348,11 @@ void http_msg_body_bypassed(struct http_msg *m)
 
 void http_msg_reset(struct http_msg *m)
 {
-	llhttp_reset(&m->parser);
+	/* llhttp never fed (every message so far was plain) needs none. */
+	if (m->llhttp_dirty)
+		llhttp_reset(&m->parser);
 	m->plain = false;
-	m->llhttp_fed = false;
+	m->llhttp_msg = m->llhttp_dirty = false;
 }
 
 void http_msg_rebase(struct http_msg *m, const char *base)
@@ -738,7 +740,7 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 {
 	if (m->plain && m->in_body)
 		return plain_body(m, data, len, consumed);
-	if (!m->in_body && !m->llhttp_fed && data == m->base + m->head.start) {
+	if (!m->in_body && !m->llhttp_msg && data == m->base + m->head.start) {
 		size_t n = plain_head(m, data, len);
 		if (n) {
 			*consumed = n;
@@ -751,7 +753,8 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 		head_clear(m);
 	}
 	m->plain = false;
-	m->llhttp_fed = m->llhttp_fed || len;
+	if (len)
+		m->llhttp_msg = m->llhttp_dirty = true;
 	if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
 		llhttp_resume(&m->parser);
 	m->pause = PAUSE_NONE;

@@ -108,7 +108,8 @@ struct http_plain {
 struct http_msg {
 	llhttp_t parser;
 	bool plain;                 /* the current message's head had the plain form */
-	bool llhttp_fed;            /* llhttp has seen bytes of the current message */
+	bool llhttp_msg;            /* llhttp reads the current message */
+	bool llhttp_dirty;          /* llhttp was fed since its last reset */
 	struct http_plain pl;
 	const char *base;           /* block the head's offsets refer to */
 	const struct cfg_pin *pins; /* request side: pins to match, may be NULL */

@@ -1059,6 +1059,68 @@ static void test_plain_agrees(void)
 	}
 }
 
+/* Messages of both kinds follow one another on one connection: llhttp is
+ * left between two messages by a plain one, and picks up after it. */
+static void test_plain_pipeline(void)
+{
+	static struct parsed p;
+	static const char text[] =
+	        "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+	        "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+	        "POST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nxy"
+	        "POST /d HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	        "GET /e HTTP/1.1\r\nHost: h\r\n\r\n";
+	static const char *const urls[] = { "/a", "/b", "/c", "/d", "/e" };
+	static const bool plain[] = { false, true, true, false, true };
+	size_t len = strlen(text);
+
+	memcpy(p.buf, text, len);
+	p.len = len;
+	p.used = 0;
+	http_msg_init(&p.m, HTTP_REQUEST, NULL);
+	for (size_t i = 0; i < 5; i++) {
+		char what[80];
+		size_t c = 0;
+		http_msg_begin(&p.m, p.buf, (uint32_t)p.used);
+		enum http_step st = http_msg_feed(&p.m, p.buf + p.used, len - p.used, &c);
+		p.used += c;
+		bool ok = st == HTTP_HEAD_DONE && p.m.plain == plain[i] &&
+		          p.m.head.url_len == strlen(urls[i]) &&
+		          memcmp(p.buf + p.m.head.url, urls[i], p.m.head.url_len) == 0;
+		st = http_msg_feed(&p.m, p.buf + p.used, len - p.used, &c);
+		p.used += c;
+		ok = ok && st == HTTP_MSG_DONE;
+		snprintf(what, sizeof(what), "pipeline: request %s parsed (%s)", urls[i],
+		         plain[i] ? "plain" : "llhttp");
+		CHECK(ok, what);
+	}
+	CHECK_EQ_INT((int)p.used, (int)len, "pipeline: every byte belongs to a request");
+
+	/* After an upgrade (llhttp stops for good), a reset parser reads
+	 * llhttp messages again. */
+	static const char up[] = "GET /u HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: ws\r\n\r\n",
+	                  next[] = "POST /n HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+	enum http_step st;
+	size_t c = 0, at = 0;
+	memcpy(p.buf, up, sizeof(up) - 1);
+	http_msg_begin(&p.m, p.buf, 0);
+	do {
+		st = http_msg_feed(&p.m, p.buf + at, sizeof(up) - 1 - at, &c);
+		at += c;
+	} while (st == HTTP_HEAD_DONE || st == HTTP_MSG_DONE);
+	CHECK(st == HTTP_UPGRADE && at == sizeof(up) - 1, "pipeline: an upgrade ends the parsing");
+	http_msg_reset(&p.m);
+	memcpy(p.buf, next, sizeof(next) - 1);
+	http_msg_begin(&p.m, p.buf, 0);
+	st = http_msg_feed(&p.m, p.buf, sizeof(next) - 1, &c);
+	size_t c2 = 0;
+	if (st == HTTP_HEAD_DONE)
+		st = http_msg_feed(&p.m, p.buf + c, sizeof(next) - 1 - c, &c2);
+	CHECK(st == HTTP_MSG_DONE && c + c2 == sizeof(next) - 1,
+	      "pipeline: after a reset, a chunked request parses");
+}
+
+
 int main(void)
 {
 	test_simple_head();
@@ -1072,5 +1134,6 @@ int main(void)
 	test_responses();
 	test_error_responses();
 	test_plain_agrees();
+	test_plain_pipeline();
 	return tap_done();
 }
