@@ -507,6 +507,27 @@ class Zdmd:
         except OSError:
             return None
 
+    def client_sockets(self):
+        """How many accepted client connections zdmd holds a descriptor for:
+        its sockets whose local port is the listen port, the listener aside."""
+        try:
+            inodes = set(t[8:-1] for t in self._fd_targets() if t.startswith("socket:["))
+            n = 0
+            for table in ("tcp", "tcp6"):
+                try:
+                    with open("/proc/%d/net/%s" % (self.proc.pid, table)) as f:
+                        rows = f.read().splitlines()[1:]
+                except OSError:
+                    continue
+                for row in rows:
+                    col = row.split()
+                    port = int(col[1].rsplit(":", 1)[1], 16)
+                    if port == self.port and col[3] != "0A" and col[9] in inodes:
+                        n += 1
+            return n
+        except OSError:
+            return None
+
     def pipes(self):
         """How many pipe descriptors zdmd has open (two per splice pipe)."""
         try:
