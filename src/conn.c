@@ -1,6 +1,6 @@
 /*
- * conn.c — non-blocking socket I/O into receive blocks and out of
- * evbuffers.
+ * conn.c — non-blocking socket I/O into receive blocks and out of a stage
+ * block and evbuffer chains.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -128,7 +128,7 @@ void conn_open(struct conn *c, struct conn_timeouts *t, int fd, event_callback_f
 	event_assign(&c->rev, event_get_base(&t->timer), fd, EV_READ | EV_PERSIST, on_read, arg);
 }
 
-void conn_attach_out(struct conn *c, struct event *wev, struct evbuffer *out,
+void conn_attach_out(struct conn *c, struct event *wev, struct conn_out *out,
                      event_callback_fn on_write)
 {
 	event_assign(wev, event_get_base(&c->rev), c->fd, EV_WRITE | EV_PERSIST, on_write,
@@ -137,14 +137,150 @@ void conn_attach_out(struct conn *c, struct event *wev, struct evbuffer *out,
 	c->out = out;
 }
 
-struct evbuffer *conn_out_new(void)
+static void out_of_memory(const char *what)
 {
-	struct evbuffer *b = evbuffer_new();
-	if (!b) {
-		fprintf(stderr, "zdm: fatal: out of memory allocating an output buffer\n");
-		abort();
+	fprintf(stderr, "zdm: fatal: out of memory %s\n", what);
+	abort();
+}
+
+struct conn_out *conn_out_new(void)
+{
+	struct conn_out *o = malloc(sizeof(*o));
+	if (!o || !(o->chains = evbuffer_new()))
+		out_of_memory("allocating an output buffer");
+	o->chained = false;
+	o->resv = NULL;
+	o->off = o->len = 0;
+	return o;
+}
+
+void conn_out_free(struct conn_out *o)
+{
+	if (!o)
+		return;
+	evbuffer_free(o->chains);
+	free(o);
+}
+
+static void out_clear(struct conn_out *o)
+{
+	o->off = o->len = 0;
+	if (o->chained)
+		evbuffer_drain(o->chains, evbuffer_get_length(o->chains));
+	o->chained = false;
+}
+
+static size_t chained_len(struct conn_out *o)
+{
+	if (!o->chained)
+		return 0;
+	size_t n = evbuffer_get_length(o->chains);
+	o->chained = n > 0;
+	return n;
+}
+
+/* Whether len more bytes go to the stage: plain TCP (TLS writes records
+ * from the chains), nothing in the chains, and room. */
+static bool stages(const struct conn *c, size_t len)
+{
+	const struct conn_out *o = c->out;
+	return !c->ssl && o->len + len <= CONN_STAGE && !o->chained;
+}
+
+void conn_put(struct conn *c, const void *p, size_t len)
+{
+	struct conn_out *o = c->out;
+	if (stages(c, len)) {
+		memcpy(o->stage + o->len, p, len);
+		o->len += (uint32_t)len;
+	} else {
+		o->chained = true;
+		if (evbuffer_add(o->chains, p, len) < 0)
+			out_of_memory("adding to an output");
 	}
-	return b;
+}
+
+void conn_put_static(struct conn *c, const void *p, size_t len)
+{
+	struct conn_out *o = c->out;
+	if (stages(c, len)) {
+		memcpy(o->stage + o->len, p, len);
+		o->len += (uint32_t)len;
+	} else {
+		o->chained = true;
+		if (evbuffer_add_reference(o->chains, p, len, NULL, NULL) < 0)
+			out_of_memory("adding to an output");
+	}
+}
+
+void conn_put_ref(struct conn *c, struct buf *b, uint32_t off, uint32_t len)
+{
+	struct conn_out *o = c->out;
+	if (stages(c, len)) {
+		memcpy(o->stage + o->len, b->data + off, len);
+		o->len += len;
+	} else {
+		o->chained = true;
+		if (buf_add_ref(o->chains, b, off, len) < 0)
+			out_of_memory("adding to an output");
+	}
+}
+
+char *conn_reserve(struct conn *c, size_t len)
+{
+	struct conn_out *o = c->out;
+	if (stages(c, len)) {
+		o->resv = NULL;
+		return o->stage + o->len;
+	}
+	struct evbuffer_iovec v;
+	if (evbuffer_reserve_space(o->chains, (ev_ssize_t)len, &v, 1) < 1 || v.iov_len < len)
+		out_of_memory("adding to an output");
+	o->chained = true;
+	o->resv = v.iov_base;
+	return o->resv;
+}
+
+void conn_commit(struct conn *c, size_t len)
+{
+	struct conn_out *o = c->out;
+	if (!o->resv) {
+		o->len += (uint32_t)len;
+		return;
+	}
+	struct evbuffer_iovec v = {.iov_base = o->resv, .iov_len = len};
+	o->resv = NULL;
+	if (evbuffer_commit_space(o->chains, &v, 1) < 0)
+		out_of_memory("adding to an output");
+}
+
+void conn_out_move(struct conn *to, struct conn *from)
+{
+	struct conn_out *f = from->out;
+	if (f->len > f->off)
+		conn_put(to, f->stage + f->off, f->len - f->off);
+	f->off = f->len = 0;
+	if (chained_len(f)) {
+		to->out->chained = true;
+		if (evbuffer_add_buffer(to->out->chains, f->chains) < 0)
+			out_of_memory("moving an output");
+		f->chained = false;
+	}
+}
+
+/* The first n bytes of the output were written. */
+static void out_consume(struct conn_out *o, size_t n)
+{
+	size_t staged = o->len - o->off;
+	if (n < staged) {
+		o->off += (uint32_t)n;
+		return;
+	}
+	o->off = o->len = 0;
+	if (n > staged) {
+		evbuffer_drain(o->chains, n - staged);
+		chained_len(o);
+	}
 }
 
 void conn_detach_out(struct conn *c)
@@ -179,7 +315,7 @@ void conn_close(struct conn *c)
 	}
 	c->rx_start = c->rx_end = 0;
 	if (c->out)
-		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+		out_clear(c->out);
 }
 
 void conn_rx_settle(struct conn *c)
@@ -250,17 +386,26 @@ enum conn_hs conn_handshake(struct conn *c)
  * (small ones gathered first, so that records are not tiny). */
 static int tls_flush(struct conn *c, uint32_t timeout_ms)
 {
-	while (evbuffer_get_length(c->out)) {
+	struct evbuffer *chains = c->out->chains;
+	if (c->out->len > c->out->off) {
+		/* Staged before the socket had TLS (an upstream connection
+		 * still connecting): those bytes go first. */
+		if (evbuffer_prepend(chains, c->out->stage + c->out->off,
+		                     c->out->len - c->out->off) < 0)
+			return -1;
+		c->out->off = c->out->len = 0;
+	}
+	while (evbuffer_get_length(chains)) {
 		struct evbuffer_iovec v;
-		evbuffer_peek(c->out, -1, NULL, &v, 1);
-		if (v.iov_len < 4096 && evbuffer_get_length(c->out) > v.iov_len) {
-			size_t want = evbuffer_get_length(c->out);
-			v.iov_base = evbuffer_pullup(c->out, (ssize_t)(want < 16384 ? want : 16384));
+		evbuffer_peek(chains, -1, NULL, &v, 1);
+		if (v.iov_len < 4096 && evbuffer_get_length(chains) > v.iov_len) {
+			size_t want = evbuffer_get_length(chains);
+			v.iov_base = evbuffer_pullup(chains, (ssize_t)(want < 16384 ? want : 16384));
 			v.iov_len = want < 16384 ? want : 16384;
 		}
 		int n = SSL_write(c->ssl, v.iov_base, (int)v.iov_len);
 		if (n > 0) {
-			evbuffer_drain(c->out, (size_t)n);
+			evbuffer_drain(chains, (size_t)n);
 			continue;
 		}
 		switch (SSL_get_error(c->ssl, n)) {
@@ -340,7 +485,7 @@ ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
 	return -1;
 }
 
-/* Chains handed to the kernel per call: a head and a body take two. */
+/* Chains handed to the kernel per call (after the staged bytes). */
 #define SEND_IOV 16
 
 int conn_wait_writable(struct conn *c, uint32_t timeout_ms)
@@ -350,35 +495,37 @@ int conn_wait_writable(struct conn *c, uint32_t timeout_ms)
 	return 1;
 }
 
-/* One send(2) or sendmsg(2) of the first chains of .out: socket calls,
- * which are cheaper than writev(2) on a socket (no file layer), and
- * MSG_NOSIGNAL instead of relying on SIGPIPE being ignored. A small
- * output in several chains goes out as one piece (CONN_GATHER_MAX). Sets
- * *offered to the bytes handed over. */
-static ssize_t send_chains(struct conn *c, size_t *offered)
+/* One send(2) or sendmsg(2) of the staged bytes and the first chains:
+ * socket calls, which are cheaper than writev(2) on a socket (no file
+ * layer), and MSG_NOSIGNAL instead of relying on SIGPIPE being ignored.
+ * Sets *offered to the bytes handed over. */
+static ssize_t send_out(struct conn *c, size_t *offered)
 {
+	struct conn_out *o = c->out;
+	size_t staged = o->len - o->off;
+	if (!chained_len(o)) {
+		*offered = staged;
+		return send(c->fd, o->stage + o->off, staged, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
 	struct evbuffer_iovec v[SEND_IOV];
-	struct iovec iov[SEND_IOV];
-	int nv = evbuffer_peek(c->out, -1, NULL, v, SEND_IOV);
-	if (nv > SEND_IOV)
-		nv = SEND_IOV;
+	struct iovec iov[SEND_IOV + 1];
+	int nv = 0;
 	*offered = 0;
-	for (int i = 0; i < nv; i++) {
-		iov[i].iov_base = v[i].iov_base;
-		iov[i].iov_len = v[i].iov_len;
+	if (staged) {
+		iov[nv].iov_base = o->stage + o->off;
+		iov[nv++].iov_len = staged;
+		*offered = staged;
+	}
+	int nc = evbuffer_peek(o->chains, -1, NULL, v, SEND_IOV);
+	if (nc > SEND_IOV)
+		nc = SEND_IOV;
+	for (int i = 0; i < nc; i++) {
+		iov[nv].iov_base = v[i].iov_base;
+		iov[nv++].iov_len = v[i].iov_len;
 		*offered += v[i].iov_len;
 	}
 	if (nv == 1)
 		return send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (*offered <= CONN_GATHER_MAX) {
-		char one[CONN_GATHER_MAX];
-		size_t at = 0;
-		for (int i = 0; i < nv; i++) {
-			memcpy(one + at, iov[i].iov_base, iov[i].iov_len);
-			at += iov[i].iov_len;
-		}
-		return send(c->fd, one, at, MSG_NOSIGNAL | MSG_DONTWAIT);
-	}
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)nv};
 	return sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
@@ -389,9 +536,9 @@ int conn_flush(struct conn *c, uint32_t timeout_ms)
 		return 0;
 	if (c->ssl)
 		return tls_flush(c, timeout_ms);
-	while (evbuffer_get_length(c->out)) {
+	while (conn_out_len(c)) {
 		size_t offered;
-		ssize_t n = send_chains(c, &offered);
+		ssize_t n = send_out(c, &offered);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return conn_wait_writable(c, timeout_ms);
@@ -399,7 +546,7 @@ int conn_flush(struct conn *c, uint32_t timeout_ms)
 		}
 		if (n == 0)
 			return -1;
-		evbuffer_drain(c->out, (size_t)n);
+		out_consume(c->out, (size_t)n);
 		if ((size_t)n < offered)
 			return conn_wait_writable(c, timeout_ms); /* the socket is full */
 	}
@@ -429,5 +576,8 @@ void conn_want_read(struct conn *c, bool on, uint32_t timeout_ms)
 
 size_t conn_out_len(const struct conn *c)
 {
-	return c->out ? evbuffer_get_length(c->out) : 0;
+	const struct conn_out *o = c->out;
+	if (!o)
+		return 0;
+	return o->len - o->off + (o->chained ? evbuffer_get_length(o->chains) : 0);
 }

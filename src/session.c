@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -134,7 +133,7 @@ static void give_exchange(struct session *s, bool idle)
 		w->free_exchanges = x;
 		w->nfree_exchanges++;
 	} else {
-		evbuffer_free(x->out);
+		conn_out_free(x->out);
 		free(x);
 	}
 }
@@ -381,7 +380,7 @@ static int respond(struct session *s, int status, bool close, int pool, int serv
 	const char *text = http_error_response(status, close || s->close_after || !x->keep_alive,
 	                                       &len);
 
-	evbuffer_add_reference(s->c.out, text, len, NULL, NULL);
+	conn_put_static(&s->c, text, len);
 	x->resp_started = true;
 	x->resp_bytes += len;
 	x->resp_status = status;
@@ -408,9 +407,9 @@ static int reject(struct session *s, int status, const char *reason)
 	return respond(s, status, true, -1, -1);
 }
 
-/* Appends the request head to out: the runs of received bytes that are
- * kept, then the lines the proxy adds, then the blank line. */
-static void forward_head(struct session *s, struct evbuffer *out)
+/* Appends the request head to the output of to: the runs of received
+ * bytes that are kept, then the lines the proxy adds, then the blank line. */
+static void forward_head(struct session *s, struct conn *to)
 {
 	struct exchange *x = s->x;
 	struct http_run runs[HTTP_MAX_HEADERS + 1];
@@ -419,7 +418,7 @@ static void forward_head(struct session *s, struct evbuffer *out)
 	size_t n = http_head_runs(h, runs);
 
 	for (size_t i = 0; i < n; i++)
-		buf_add_ref(out, s->c.rx, runs[i].off, runs[i].len);
+		conn_put_ref(to, s->c.rx, runs[i].off, runs[i].len);
 
 	/* The lines added, written in one piece: X-Forwarded-For (what the
 	 * client sent, then the client), X-Real-IP, X-Forwarded-Proto, the
@@ -437,12 +436,7 @@ static void forward_head(struct session *s, struct evbuffer *out)
 		if (h->hdrs[i].kind == HK_X_FORWARDED_FOR && h->hdrs[i].value_len)
 			len += h->hdrs[i].value_len + 2;
 
-	struct evbuffer_iovec v;
-	if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) < 1 || v.iov_len < len) {
-		fprintf(stderr, "zdm: fatal: out of memory adding request headers\n");
-		abort();
-	}
-	char *p = v.iov_base;
+	char *p = conn_reserve(to, len);
 #define PUT(src, n) (memcpy(p, (src), (n)), p += (n))
 	PUT(xff, sizeof(xff) - 1);
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
@@ -459,8 +453,7 @@ static void forward_head(struct session *s, struct evbuffer *out)
 	PUT(conn, conn_len);
 	PUT("\r\n", 2);
 #undef PUT
-	v.iov_len = len;
-	evbuffer_commit_space(out, &v, 1);
+	conn_commit(to, len);
 }
 
 /* Attaches a connection to the chosen server, retrying once on another
@@ -559,7 +552,7 @@ static int start_exchange(struct session *s)
 		int pool = pin >= 0 ? pin : status == 502 ? x->route.pool : -1;
 		return respond(s, status, has_body, pool, -1);
 	}
-	forward_head(s, x->up->c.out);
+	forward_head(s, &x->up->c);
 	upstream_start(x->up, x->method == HTTP_HEAD);
 	return 0;
 }
@@ -581,7 +574,7 @@ static void forward_body(struct session *s, uint32_t off, uint32_t len)
 {
 	struct exchange *x = s->x;
 	if (len && x->up)
-		buf_add_ref(x->up->c.out, s->c.rx, off, len);
+		conn_put_ref(&x->up->c, s->c.rx, off, len);
 }
 
 /* Whether the rest of the request body should be spliced (see pipe.h):
@@ -812,7 +805,7 @@ static int process(struct session *s)
 			return body_step(s, step, at, k);
 		case SS_TUNNEL:
 			if (conn_rx_len(c) && x->up) {
-				buf_add_ref(x->up->c.out, c->rx, c->rx_start, conn_rx_len(c));
+				conn_put_ref(&x->up->c, c->rx, c->rx_start, conn_rx_len(c));
 				c->rx_start = c->rx_end;
 				x->parse_pos = c->rx_end;
 				upstream_flush(x->up);
@@ -1007,7 +1000,7 @@ static void dechunk_body(struct http_msg *m, const char *at, size_t len)
 	if (u->s)
 		u->s->x->resp_bytes += len;
 	if (u->s)
-		buf_add_ref(u->s->c.out, u->c.rx, (uint32_t)(at - u->c.rx->data), (uint32_t)len);
+		conn_put_ref(&u->s->c, u->c.rx, (uint32_t)(at - u->c.rx->data), (uint32_t)len);
 }
 
 int session_on_response_head(struct session *s, struct upconn *u)
@@ -1017,7 +1010,6 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	struct http_msg *m = &u->resp;
 	int status = http_msg_status(m);
 	const char *reason = NULL;
-	struct evbuffer *out = s->c.out;
 
 	http_resp_check(m, &reason);
 	bool interim = status < 200 && status != 101;
@@ -1059,27 +1051,27 @@ int session_on_response_head(struct session *s, struct upconn *u)
 
 	struct http_run runs[HTTP_MAX_HEADERS + 1];
 	size_t n = http_head_runs(&m->head, runs);
-	size_t before = evbuffer_get_length(out);
+	size_t before = conn_out_len(&s->c);
 	for (size_t i = 0; i < n; i++)
-		buf_add_ref(out, u->c.rx, runs[i].off, runs[i].len);
+		conn_put_ref(&s->c, u->c.rx, runs[i].off, runs[i].len);
 	if (!interim) {
 		x->resp_status = status;
 		if (cfg->expose_pool_header) {
 			const char *name = x->snap->pools[x->route.pool].cfg->name;
-			evbuffer_add(out, "X-Zdm-Pool: ", 12);
-			evbuffer_add(out, name, strlen(name));
-			evbuffer_add(out, "\r\n", 2);
+			conn_put(&s->c, "X-Zdm-Pool: ", 12);
+			conn_put(&s->c, name, strlen(name));
+			conn_put(&s->c, "\r\n", 2);
 		}
 		if (status == 101)
-			evbuffer_add(out, "Connection: upgrade\r\n", 21);
+			conn_put(&s->c, "Connection: upgrade\r\n", 21);
 		else if (!keep)
-			evbuffer_add(out, "Connection: close\r\n", 19);
+			conn_put(&s->c, "Connection: close\r\n", 19);
 		else if (x->version == 10)
-			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+			conn_put(&s->c, "Connection: keep-alive\r\n", 24);
 		x->resp_started = true;
 	}
-	evbuffer_add(out, "\r\n", 2);
-	x->resp_bytes += evbuffer_get_length(out) - before;
+	conn_put(&s->c, "\r\n", 2);
+	x->resp_bytes += conn_out_len(&s->c) - before;
 
 	if (status == 101) {
 		/* A tunnel idle for timeouts.client_idle either way ends. */
@@ -1103,7 +1095,7 @@ int session_on_response_body(struct session *s, struct upconn *u, uint32_t off, 
 	struct exchange *x = s->x;
 	x->resp_bytes += len;
 	if (len)
-		buf_add_ref(s->c.out, u->c.rx, off, len);
+		conn_put_ref(&s->c, u->c.rx, off, len);
 	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
 		session_close(s);
 		return -1;
@@ -1157,15 +1149,16 @@ static const char *const error_names[] = {
 
 /* Moves the exchange to another connection after a failure that happened
  * before any response byte. The request bytes not yet written move along
- * (chain transfer, no copy); a replayed request gets its head again. */
+ * (chains transferred, staged bytes copied); a replayed request gets its
+ * head again. */
 static int switch_upstream(struct session *s, struct upconn *u, struct upconn *nu,
                            const struct snap_server *sv, bool replay)
 {
 	struct exchange *x = s->x;
 	if (replay)
-		forward_head(s, nu->c.out);
+		forward_head(s, &nu->c);
 	else
-		evbuffer_add_buffer(nu->c.out, u->c.out);
+		conn_out_move(&nu->c, &u->c);
 	detach(s, false, true);
 	attach(s, nu, sv);
 	upstream_start(nu, x->method == HTTP_HEAD);
@@ -1279,7 +1272,7 @@ void session_free_all(struct worker *w)
 	while (w->free_exchanges) {
 		struct exchange *x = w->free_exchanges;
 		w->free_exchanges = x->next;
-		evbuffer_free(x->out);
+		conn_out_free(x->out);
 		free(x);
 	}
 	w->nfree_exchanges = 0;

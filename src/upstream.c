@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <openssl/ssl.h>
 
 #include "config.h"
@@ -74,7 +73,7 @@ static void upconn_free(struct upconn *u)
 		w->nfree_upconns++;
 	} else {
 		conn_destroy(&u->c);
-		evbuffer_free(u->out);
+		conn_out_free(u->out);
 		free(u);
 	}
 }
@@ -600,7 +599,7 @@ void upstream_free_all(struct worker *w)
 		struct upconn *u = w->free_upconns;
 		w->free_upconns = u->next;
 		conn_destroy(&u->c);
-		evbuffer_free(u->out);
+		conn_out_free(u->out);
 		free(u);
 	}
 	w->nfree_upconns = 0;

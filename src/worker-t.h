@@ -46,7 +46,7 @@ struct upconn {
 	struct worker *w;
 	struct conn c;
 	struct event wev;             /* c's write event */
-	struct evbuffer *out;         /* c's output, kept while pooled */
+	struct conn_out *out;         /* c's output, kept while pooled */
 	struct http_msg resp;
 	struct session *s;            /* the session it serves (UC_ACTIVE) */
 	enum upconn_state state;
@@ -103,7 +103,7 @@ enum session_state {
  * theirs: OpenSSL may need the write side at any time). */
 struct exchange {
 	struct event wev;             /* the client socket's write event */
-	struct evbuffer *out;         /* the client's output */
+	struct conn_out *out;         /* the client's output */
 	struct http_msg req;
 	struct snapshot *snap;        /* held while a request is handled */
 	struct srv_stats *stat;       /* counters of the server serving it */

@@ -1,11 +1,14 @@
 /*
  * test_conn.c — the write side of a connection (src/conn.c) on a real
- * loopback TCP socket whose peer reads late: outputs in many chains, small
- * ones (sent as one gathered piece) and large ones (sent chain by chain),
- * stopped or cut short by a full socket at every turn, must arrive byte
- * for byte.
+ * loopback TCP socket whose peer reads late: outputs appended in pieces of
+ * every kind (copied, static, by reference to a block, reserved then
+ * committed, moved from another output), small ones (staged, sent as one
+ * piece) and large ones (sent chain by chain), stopped or cut short by a
+ * full socket at every turn and appended to while partly written, must
+ * arrive byte for byte.
  */
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -20,11 +23,12 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "buf.h"
 #include "conn.h"
 #include "tap.h"
 
 #define STREAM (4u << 20) /* bytes written in all */
-#define GATHER CONN_GATHER_MAX
+#define GATHER CONN_STAGE
 
 static uint32_t rng = 12345;
 
@@ -94,20 +98,61 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 }
 
+/* Appends stream[at, at+n) to c's output in the way numbered kind. */
+static void put_piece(struct conn *c, struct conn *side, struct buf_pool *bp,
+                      const unsigned char *stream, size_t at, size_t n, unsigned kind)
+{
+	switch (kind) {
+	case 0:
+		conn_put(c, stream + at, n);
+		break;
+	case 1:
+		conn_put_static(c, stream + at, n);
+		break;
+	case 2: {
+		/* Referenced from a block, as received bytes are. */
+		struct buf *b = buf_get(bp, n + 16);
+		memcpy(b->data + 16, stream + at, n);
+		conn_put_ref(c, b, 16, (uint32_t)n);
+		buf_unref(b);
+		break;
+	}
+	case 3: {
+		char *p = conn_reserve(c, n);
+		memcpy(p, stream + at, n);
+		conn_commit(c, n);
+		break;
+	}
+	default:
+		/* Built in another output (half staged, half referenced),
+		 * then moved. */
+		conn_put(side, stream + at, n / 2);
+		conn_put_static(side, stream + at + n / 2, n - n / 2);
+		conn_out_move(c, side);
+		break;
+	}
+}
+
 static void test_late_reader(void)
 {
 	struct event_base *base = event_base_new();
 	struct conn_timeouts t;
-	struct conn c;
-	struct event wev;
-	int w = -1, r = -1;
+	struct conn c, side;
+	struct event wev, side_wev;
+	struct buf_pool bp;
+	int w = -1, r = -1, sw = -1, sr = -1;
 
-	if (!CHECK(base && tcp_pair(&w, &r) == 0, "a loopback pair with small buffers"))
+	if (!CHECK(base && tcp_pair(&w, &r) == 0 && tcp_pair(&sw, &sr) == 0,
+	           "loopback pairs with small buffers"))
 		return;
+	buf_pool_init(&bp, 4096, 4);
 	conn_timeouts_init(&t, base);
 	conn_setup(&c);
 	conn_open(&c, &t, w, on_event, NULL);
 	conn_attach_out(&c, &wev, conn_out_new(), on_event);
+	conn_setup(&side);
+	conn_open(&side, &t, sw, on_event, NULL);
+	conn_attach_out(&side, &side_wev, conn_out_new(), on_event);
 
 	unsigned char *stream = malloc(STREAM);
 	for (size_t i = 0; i < STREAM; i++)
@@ -115,30 +160,37 @@ static void test_late_reader(void)
 	struct reader rd = {.fd = r, .want = stream};
 
 	size_t at = 0, outputs = 0, small = 0, blocked_small = 0, cut_large = 0, errors = 0;
+	size_t appended_while_blocked = 0, staged_then_chained = 0;
+	int res = 0;
 	while (at < STREAM) {
-		/* One output: 2 to 6 chains; every third one larger than GATHER. */
-		size_t chains = 2 + next() % 5, len = 0;
-		size_t cap = outputs % 3 == 2 ? 6000 : GATHER / chains;
-		for (size_t k = 0; k < chains && at + len < STREAM; k++) {
+		/* One output: 2 to 6 pieces; every third one larger than GATHER. */
+		size_t pieces = 2 + next() % 5, len = 0;
+		size_t cap = outputs % 3 == 2 ? 6000 : GATHER / pieces;
+		size_t pending = conn_out_len(&c);
+		if (pending)
+			appended_while_blocked++;
+		for (size_t k = 0; k < pieces && at + len < STREAM; k++) {
 			size_t n = 1 + next() % cap;
 			if (at + len + n > STREAM)
 				n = STREAM - at - len;
-			if (k % 2)
-				evbuffer_add_reference(c.out, stream + at + len, n, NULL, NULL);
-			else
-				evbuffer_add(c.out, stream + at + len, n);
+			put_piece(&c, &side, &bp, stream, at + len, n, next() % 5);
 			len += n;
 		}
+		if (c.out->len > c.out->off && evbuffer_get_length(c.out->chains))
+			staged_then_chained++;
 		outputs++;
-		if (len <= GATHER)
+		if (len <= GATHER && !pending)
 			small++;
-		int res = conn_flush(&c, 0);
+		res = conn_flush(&c, 0);
 		size_t left = conn_out_len(&c);
-		if (res == 1 && len <= GATHER)
+		if (res == 1 && len <= GATHER && !pending)
 			blocked_small++;
-		if (res == 1 && len > GATHER && left < len)
+		if (res == 1 && len > GATHER && left < len + pending)
 			cut_large++;
-		while (res == 1) {
+		/* One time in four the next output is appended to what is
+		 * left; otherwise the peer reads until all is written. */
+		bool append_next = next() % 4 == 0;
+		while (res == 1 && !append_next) {
 			read_some(&rd, 1 + next() % 3000); /* the peer reads a little */
 			res = conn_flush(&c, 0);
 		}
@@ -148,6 +200,12 @@ static void test_late_reader(void)
 		if (next() % 4 == 0)
 			read_some(&rd, 1 + next() % 3000);
 	}
+	while (res == 1) {
+		read_some(&rd, 1 + next() % 3000);
+		res = conn_flush(&c, 0);
+	}
+	if (res < 0)
+		errors++;
 	while (rd.got < STREAM) {
 		size_t before = rd.got;
 		read_some(&rd, STREAM);
@@ -164,16 +222,24 @@ static void test_late_reader(void)
 	CHECK_EQ_INT(errors, 0, "no write failed");
 	CHECK_EQ_INT(rd.got, STREAM, "every byte arrived");
 	CHECK_EQ_INT(rd.mismatch, 0, "in order, unchanged");
-	CHECK(small > outputs / 2 && small < outputs, "small outputs and large ones were written");
-	if (!CHECK(blocked_small > 0, "small gathered outputs found the socket full"))
+	CHECK(small > outputs / 4 && small < outputs, "small outputs and large ones were written");
+	if (!CHECK(blocked_small > 0, "small staged outputs found the socket full"))
 		printf("#   %zu of %zu\n", blocked_small, small);
 	CHECK(cut_large > 0, "large outputs were cut short by a full socket");
+	CHECK(appended_while_blocked > 0, "outputs were appended to partly written ones");
+	CHECK(staged_then_chained > 0, "outputs were staged and chained at once");
+	CHECK_EQ_INT(conn_out_len(&side), 0, "a moved output leaves its source empty");
 
 	conn_close(&c);
-	evbuffer_free(c.out);
+	conn_out_free(c.out);
 	conn_detach_out(&c);
+	conn_close(&side);
+	conn_out_free(side.out);
+	conn_detach_out(&side);
 	conn_timeouts_free(&t);
+	buf_pool_clear(&bp);
 	close(r);
+	close(sr);
 	free(stream);
 	event_base_free(base);
 }
