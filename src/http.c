@@ -73,9 +73,45 @@ bool http_name_eq(const char *name, size_t len, const char *want)
 	return strlen(want) == len && strncasecmp(name, want, len) == 0;
 }
 
-#define IS(lit) lower_eq(name, lit, sizeof(lit) - 1)
+/* Whether the n (2 or more) bytes of a token at s are `lower`, a lowercase
+ * name of letters and '-', in any case: a word at a time, ORing in the
+ * case bit. Exact for tokens: among token bytes only a letter ORs into a
+ * lowercase letter, and only '-' into '-'. Once inlined with a literal,
+ * the literal's words are constants. */
+static inline __attribute__((always_inline)) bool token_eq(const char *s, const char *lower,
+                                                          size_t n)
+{
+	if (n >= 8) {
+		uint64_t a, b;
+		for (size_t i = 0;; i += 8) {
+			if (i + 8 > n)
+				i = n - 8; /* the last word overlaps the one before */
+			memcpy(&a, s + i, 8);
+			memcpy(&b, lower + i, 8);
+			if ((a | 0x2020202020202020ull) != b)
+				return false;
+			if (i + 8 == n)
+				return true;
+		}
+	}
+	if (n >= 4) {
+		uint32_t a, b, c, d;
+		memcpy(&a, s, 4);
+		memcpy(&b, lower, 4);
+		memcpy(&c, s + n - 4, 4);
+		memcpy(&d, lower + n - 4, 4);
+		return (a | 0x20202020u) == b && (c | 0x20202020u) == d;
+	}
+	uint16_t a, b;
+	memcpy(&a, s, 2);
+	memcpy(&b, lower, 2);
+	return (a | 0x2020u) == b && (n == 2 || (s[2] | 0x20) == lower[2]);
+}
 
-/* The kind of a header name: its length leaves at most two candidates. */
+#define IS(lit) token_eq(name, lit, sizeof(lit) - 1)
+
+/* The kind of a header name (a token): its length leaves at most two
+ * candidates. */
 static enum http_hdr_kind classify(const char *name, size_t len)
 {
 	switch (len) {
@@ -630,6 +666,38 @@ static bool plain_tokens(const char *v, size_t len)
 	}
 }
 
+/* The end of the token at q: the first byte that is not a tchar, or end.
+ * Sixteen bytes at a time while they are letters, digits and '-', what
+ * header names are made of; any other byte is looked up. */
+static const char *token_end(const char *q, const char *end)
+{
+#ifdef __SSE2__
+	const __m128i case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'),
+	              z = _mm_set1_epi8('z' - 'a'), zero = _mm_set1_epi8('0'),
+	              nine = _mm_set1_epi8(9), dash = _mm_set1_epi8('-');
+	while (end - q >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+		__m128i l = _mm_sub_epi8(_mm_or_si128(v, case_bit), a);
+		__m128i d = _mm_sub_epi8(v, zero);
+		__m128i ok = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l),
+		                                       _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d)),
+		                          _mm_cmpeq_epi8(v, dash));
+		unsigned other = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+		if (!other) {
+			q += 16;
+			continue;
+		}
+		q += __builtin_ctz(other);
+		if (!in_class((unsigned char)*q, TCHAR))
+			return q;
+		q++;
+	}
+#endif
+	while (q < end && in_class((unsigned char)*q, TCHAR))
+		q++;
+	return q;
+}
+
 /* Parses a head of the plain form that lies whole in p[0, n), which is at
  * m->base + m->head.start. Returns its length with the head recorded and
  * m->pl set, or 0 (the head record is then to be cleared). */
@@ -655,8 +723,7 @@ static size_t plain_head(struct http_msg *m, const char *p, size_t n)
 			break;
 		}
 		const char *name = q;
-		while (q < end && in_class((unsigned char)*q, TCHAR))
-			q++;
+		q = token_end(q, end);
 		if (q == name || q == end || *q != ':' || q - name > UINT16_MAX ||
 		    h->nhdrs == HTTP_MAX_HEADERS)
 			return 0;
@@ -691,7 +758,10 @@ static size_t plain_head(struct http_msg *m, const char *p, size_t n)
 		}
 		case HK_CONNECTION:
 		case HK_PROXY_CONNECTION:
-			if (!plain_tokens(m->base + hd->value, hd->value_len))
+			/* a tab in the whitespace after a token, which llhttp
+			 * reads otherwise: llhttp's way */
+			if (!plain_tokens(m->base + hd->value, hd->value_len) ||
+			    memchr(v, '\t', (size_t)(q - 2 - v)))
 				return 0;
 			break;
 		case HK_TRANSFER_ENCODING:
@@ -706,8 +776,9 @@ static size_t plain_head(struct http_msg *m, const char *p, size_t n)
 	pl->no_body = !request && (m->skip_body || pl->status == 204 || pl->status == 304);
 	if (!request && !pl->no_body && !pl->has_length)
 		return 0; /* delimited by the close of the connection */
-	pl->keep_alive = pl->version == 11 ? !(h->conn_tokens & HTTP_CONN_CLOSE)
-	                                   : (h->conn_tokens & HTTP_CONN_KEEP_ALIVE) != 0;
+	/* close wins over keep-alive, as in http_msg_keep_alive() */
+	pl->keep_alive = !(h->conn_tokens & HTTP_CONN_CLOSE) &&
+	                 (pl->version == 11 || (h->conn_tokens & HTTP_CONN_KEEP_ALIVE));
 	return (size_t)(q - p);
 }
 
@@ -820,7 +891,12 @@ bool http_msg_needs_eof(const struct http_msg *m)
 
 bool http_msg_keep_alive(const struct http_msg *m)
 {
-	return m->plain ? m->pl.keep_alive : llhttp_should_keep_alive(&m->parser);
+	if (m->plain)
+		return m->pl.keep_alive;
+	/* A close token always ends the connection: also one that llhttp
+	 * did not take as one (trailing whitespace with a tab in it), or
+	 * next to keep-alive in an HTTP/1.0 message. */
+	return llhttp_should_keep_alive(&m->parser) && !(m->head.conn_tokens & HTTP_CONN_CLOSE);
 }
 
 bool http_msg_chunked(const struct http_msg *m)

@@ -4,6 +4,7 @@
  * runs of the original bytes, pins, the chunked framing scanner, response
  * heads and the self-made error responses.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,6 +489,52 @@ static void test_line_ends(void)
 			       p.m.head.nhdrs ? p.m.head.hdrs[0].kind : -1, names[i].kind);
 	}
 	CHECK_EQ_INT(right, sizeof(names) / sizeof(names[0]), "header names classified in any case");
+
+	/* Every known name with one byte replaced by each token character,
+	 * the others in mixed case, read whole and a byte at a time: the
+	 * known kind only when the byte is the same letter in either case. */
+	static const struct {
+		const char *name;
+		int kind;
+	} known[] = {
+	        {"te", HK_TE}, {"host", HK_HOST}, {"expect", HK_EXPECT}, {"upgrade", HK_UPGRADE},
+	        {"x-real-ip", HK_X_REAL_IP}, {"connection", HK_CONNECTION},
+	        {"keep-alive", HK_KEEP_ALIVE}, {"content-length", HK_CONTENT_LENGTH},
+	        {"x-forwarded-for", HK_X_FORWARDED_FOR}, {"proxy-connection", HK_PROXY_CONNECTION},
+	        {"transfer-encoding", HK_TRANSFER_ENCODING},
+	        {"x-forwarded-proto", HK_X_FORWARDED_PROTO},
+	};
+	static const char specials[] = "!#$%&'*+-.^_`|~";
+	int tried = 0, classified = 0;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		size_t len = strlen(known[i].name);
+		for (size_t at = 0; at < len; at++) {
+			for (int c = 0x21; c < 0x7f; c++) {
+				if (!isalnum(c) && !strchr(specials, c))
+					continue;
+				char name[32];
+				for (size_t k = 0; k < len; k++)
+					name[k] = (char)((k + (size_t)c) % 3 ? known[i].name[k]
+					                                      : toupper(known[i].name[k]));
+				name[at] = (char)c;
+				name[len] = 0;
+				int want = tolower(c) == known[i].name[at] ? known[i].kind : HK_OTHER;
+				int n = snprintf(text, sizeof(text), "GET / HTTP/1.1\r\n%s: 1\r\n\r\n", name);
+				for (size_t step = 0; step < 2; step++) {
+					tried++;
+					parse_n(&p, HTTP_REQUEST, text, (size_t)n, step);
+					if (p.m.head.nhdrs == 1 && p.m.head.hdrs[0].kind == want &&
+					    p.m.head.hdrs[0].name_len == len)
+						classified++;
+					else if (tried - classified < 5)
+						printf("# %s (%s): kind %d, want %d\n", name,
+						       step ? "llhttp" : "whole",
+						       p.m.head.nhdrs ? p.m.head.hdrs[0].kind : -1, want);
+				}
+			}
+		}
+	}
+	CHECK_EQ_INT(classified, tried, "known names with one byte changed to each token character");
 }
 
 static void test_pins(void)
@@ -943,6 +990,10 @@ static size_t random_message(char *out, size_t cap, bool request)
 	        "X-Canary: yes", "X-Obs: \x80\xff", "X-A : b", " X-Fold: c", "\tX-Fold: d",
 	        "X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\tb", "Cookie: a=b; c=d",
 	        "Accept: */*", "User-Agent: zdm-test/1.0 (x; y)", "X-Q: \"quoted\" {x} |y| \\z",
+	        "X-A-Header-Name-Longer-Than-Thirty-Two-Bytes: v", "x_u.s~t!#$%&'*+^`|: v",
+	        "CONTENT-LENGTH: 3", "cOnNeCtIoN: Close", "TRANSFER-ENCODING: chunked",
+	        "Content-Type: text/plain", "Accept-Encoding: gzip, br", "X-0123456789abcdef: 1",
+	        "X-0123456789abcde_: 1", "X-0123456789abcdef-0123456789abcdef_x: 1",
 	};
 	static const char alphabet[] = " \t\r\n:,;0123456789aAzZ/?#%\"{}|\\^`<>@[]\x00\x01\x7f\x80\xff-_.~";
 	const char *const *starts = request ? starts_req : starts_resp;
