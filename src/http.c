@@ -55,29 +55,16 @@ static bool is_tchar(unsigned char c)
 	return in_class(c, TCHAR);
 }
 
-/* Whether the n bytes at s are `lower` (lowercase) in any case. */
-static bool lower_eq(const char *s, const char *lower, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c + ('a' - 'A'));
-		if (c != (unsigned char)lower[i])
-			return false;
-	}
-	return true;
-}
-
 bool http_name_eq(const char *name, size_t len, const char *want)
 {
 	return strlen(want) == len && strncasecmp(name, want, len) == 0;
 }
 
-/* Whether the n (2 or more) bytes of a token at s are `lower`, a lowercase
- * name of letters and '-', in any case: a word at a time, ORing in the
- * case bit. Exact for tokens: among token bytes only a letter ORs into a
- * lowercase letter, and only '-' into '-'. Once inlined with a literal,
- * the literal's words are constants. */
+/* Whether the n (2 or more) bytes at s are `lower`, a lowercase name of
+ * letters and '-', in any case: a word at a time, ORing in the case bit.
+ * Exact where s holds no CR (names, and values, which end at one): only a
+ * letter ORs into a lowercase letter, and only '-' or CR into '-'. Once
+ * inlined with a literal, the literal's words are constants. */
 static inline __attribute__((always_inline)) bool token_eq(const char *s, const char *lower,
                                                           size_t n)
 {
@@ -244,11 +231,11 @@ static uint32_t connection_tokens(const char *v, size_t len)
 		if (i == s)
 			continue;
 		size_t n = i - s;
-		if (n == 5 && lower_eq(v + s, "close", 5))
+		if (n == 5 && token_eq(v + s, "close", 5))
 			t |= HTTP_CONN_CLOSE;
-		else if (n == 10 && lower_eq(v + s, "keep-alive", 10))
+		else if (n == 10 && token_eq(v + s, "keep-alive", 10))
 			t |= HTTP_CONN_KEEP_ALIVE;
-		else if (n == 7 && lower_eq(v + s, "upgrade", 7))
+		else if (n == 7 && token_eq(v + s, "upgrade", 7))
 			t |= HTTP_CONN_UPGRADE;
 		else
 			t |= HTTP_CONN_OTHER;
@@ -263,8 +250,10 @@ static void header_done(struct http_msg *m, struct http_hdr *hd)
 	struct http_head *h = &m->head;
 	const char *v = m->base + hd->value;
 
-	while (hd->value_len && (v[hd->value_len - 1] == ' ' || v[hd->value_len - 1] == '\t'))
-		hd->value_len--;
+	uint32_t n = hd->value_len;
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	hd->value_len = n;
 
 	switch (hd->kind) {
 	case HK_CONNECTION:
@@ -1019,7 +1008,8 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 		*reason = "only HTTP/1.0 and HTTP/1.1 are served";
 		return 400;
 	}
-	if (!request_line_ok(m->base + h->start, h->end - h->start)) {
+	/* (the plain form's request line is of that form) */
+	if (!m->plain && !request_line_ok(m->base + h->start, h->end - h->start)) {
 		*reason = "malformed request line";
 		return 400;
 	}
