@@ -394,6 +394,7 @@ static int tls_flush(struct conn *c, uint32_t timeout_ms)
 		                     c->out->len - c->out->off) < 0)
 			return -1;
 		c->out->off = c->out->len = 0;
+		c->out->chained = true;
 	}
 	while (evbuffer_get_length(chains)) {
 		struct evbuffer_iovec v;
