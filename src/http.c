@@ -882,10 +882,15 @@ bool http_msg_keep_alive(const struct http_msg *m)
 {
 	if (m->plain)
 		return m->pl.keep_alive;
-	/* A close token always ends the connection: also one that llhttp
-	 * did not take as one (trailing whitespace with a tab in it), or
-	 * next to keep-alive in an HTTP/1.0 message. */
-	return llhttp_should_keep_alive(&m->parser) && !(m->head.conn_tokens & HTTP_CONN_CLOSE);
+	/* As llhttp_should_keep_alive(), from the tokens read here, which
+	 * llhttp reads otherwise in places (a tab after a token): a close
+	 * token always ends the connection, also next to keep-alive in an
+	 * HTTP/1.0 message. */
+	uint32_t t = m->head.conn_tokens;
+	bool v11 = m->parser.http_major > 0 && m->parser.http_minor > 0;
+	if ((t & HTTP_CONN_CLOSE) || (!v11 && !(t & HTTP_CONN_KEEP_ALIVE)))
+		return false;
+	return !llhttp_message_needs_eof(&m->parser);
 }
 
 bool http_msg_chunked(const struct http_msg *m)

@@ -1112,6 +1112,43 @@ static void test_plain_agrees(void)
 
 /* Messages of both kinds follow one another on one connection: llhttp is
  * left between two messages by a plain one, and picks up after it. */
+/* Keep-alive as the Connection tokens say, read whole (the plain form where
+ * it applies) and a byte at a time (llhttp): close always wins. */
+static void test_keep_alive(void)
+{
+	static const struct {
+		const char *head;
+		bool keep;
+	} cases[] = {
+	        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true},
+	        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false},
+	        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: CLOSE\r\n\r\n", false},
+	        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close \t\r\n\r\n", false},
+	        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n", false},
+	        {"GET / HTTP/1.0\r\n\r\n", false},
+	        {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true},
+	        {"GET / HTTP/1.0\r\nConnection: keep-alive \t\r\n\r\n", true},
+	        {"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", false},
+	        {"GET / HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n", false},
+	};
+	static struct parsed p;
+	int right = 0, tried = 0;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (size_t step = 0; step < 2; step++) {
+			tried++;
+			if (parse_n(&p, HTTP_REQUEST, cases[i].head, strlen(cases[i].head), step) ==
+			            HTTP_HEAD_DONE &&
+			    http_msg_keep_alive(&p.m) == cases[i].keep)
+				right++;
+			else
+				printf("# case %zu (%s): keep-alive %d, want %d\n", i,
+				       step ? "llhttp" : "whole", http_msg_keep_alive(&p.m),
+				       cases[i].keep);
+		}
+	}
+	CHECK_EQ_INT(right, tried, "keep-alive from the Connection tokens; close wins");
+}
+
 static void test_plain_pipeline(void)
 {
 	static struct parsed p;
@@ -1186,5 +1223,6 @@ int main(void)
 	test_error_responses();
 	test_plain_agrees();
 	test_plain_pipeline();
+	test_keep_alive();
 	return tap_done();
 }
