@@ -106,6 +106,7 @@ static void take_exchange(struct session *s)
 	}
 	x->req.owner = s;
 	x->body_pipe = NULL;
+	x->head_buf = NULL;
 	x->body_in_pipe = 0;
 	x->body_left = 0;
 	x->snap = NULL;
@@ -126,6 +127,10 @@ static void give_exchange(struct session *s, bool idle)
 
 	body_splice_end(s);
 	conn_detach_out(&s->c);
+	if (x->head_buf) {
+		buf_unref(x->head_buf);
+		x->head_buf = NULL;
+	}
 	s->x = NULL;
 	x->parser_dirty = !idle;
 	if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
@@ -153,6 +158,10 @@ static void request_end(struct session *s)
 	if (x->snap) {
 		snapshot_release(x->snap);
 		x->snap = NULL;
+	}
+	if (x->head_buf) {
+		buf_unref(x->head_buf);
+		x->head_buf = NULL;
 	}
 }
 
@@ -414,11 +423,12 @@ static void forward_head(struct session *s, struct conn *to)
 	struct exchange *x = s->x;
 	struct http_run runs[HTTP_MAX_HEADERS + 1];
 	const struct http_head *h = &x->req.head;
-	const char *base = s->c.rx->data;
+	struct buf *b = x->head_buf ? x->head_buf : s->c.rx;
+	const char *base = b->data;
 	size_t n = http_head_runs(h, runs);
 
 	for (size_t i = 0; i < n; i++)
-		conn_put_ref(to, s->c.rx, runs[i].off, runs[i].len);
+		conn_put_ref(to, b, runs[i].off, runs[i].len);
 
 	/* The lines added, written in one piece: X-Forwarded-For (what the
 	 * client sent, then the client), X-Real-IP, X-Forwarded-Proto, the
@@ -551,6 +561,14 @@ static int start_exchange(struct session *s)
 		bool has_body = http_msg_chunked(&x->req) || http_msg_content_length(&x->req);
 		int pool = pin >= 0 ? pin : status == 502 ? x->route.pool : -1;
 		return respond(s, status, has_body, pool, -1);
+	}
+	if (x->replayable) {
+		/* The head may be sent again if the upstream fails before
+		 * answering (switch_upstream): its block is held, so that
+		 * bytes read meanwhile (a pipelined request) neither rewind
+		 * it nor move the head to another block. */
+		x->head_buf = s->c.rx;
+		buf_ref(x->head_buf);
 	}
 	forward_head(s, &x->up->c);
 	upstream_start(x->up, x->method == HTTP_HEAD);

@@ -125,6 +125,8 @@ struct exchange {
 	bool retried;
 	bool stale_retried;
 	bool replayable;              /* head still in the block, no body */
+	struct buf *head_buf;         /* the block of a replayable head, held (see
+	                               * start_exchange) until the request ends */
 	bool parser_dirty;            /* given back mid-message: reset when taken */
 	struct splice_pipe *body_pipe; /* while the request body is spliced */
 	uint32_t body_in_pipe;        /* its bytes in the pipe, not yet sent */
