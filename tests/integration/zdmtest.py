@@ -384,6 +384,7 @@ class Zdmd:
                 self.port = free_port()
             with open(self.config_path, "w") as f:
                 f.write(build_config(self.port, self.spec, self.dir))
+            log_from = os.path.getsize(self.stderr_path) if os.path.exists(self.stderr_path) else 0
             err = open(self.stderr_path, "ab")
             out = open(self.stdout_path, "ab")
             self.proc = subprocess.Popen([ZDMD, "-c", self.config_path],
@@ -393,7 +394,7 @@ class Zdmd:
             err.close()
             out.close()
             _procs.append(self.proc)
-            if self._wait_ready(ready_timeout):
+            if self._wait_ready(ready_timeout, log_from):
                 return
             if self.proc.poll() is not None and "in use" in self.stderr():
                 continue    # lost a race for the port; take another one
@@ -410,7 +411,11 @@ class Zdmd:
         with open(self.config_path, "w") as f:
             f.write(text)
 
-    def _wait_ready(self, timeout):
+    def _wait_ready(self, timeout, log_from=0):
+        """True once the listen port accepts and, where the log level shows
+        it, zdmd has logged that it is listening, which it does when all
+        of its start-up is done (the control socket and the rest open):
+        descriptor counts taken after this are those of a running zdmd."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -418,10 +423,24 @@ class Zdmd:
             try:
                 s = socket.create_connection((HOST, self.port), timeout=0.5)
                 s.close()
-                return True
+                break
             except OSError:
                 time.sleep(0.02)
-        return False
+        else:
+            return False
+        logged = self.spec.get("log_level", "info") not in ("info", "debug")
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            if not logged:
+                with open(self.stderr_path, "rb") as f:
+                    f.seek(log_from)
+                    logged = b"listening on" in f.read()
+            # ... and the connection that found the port open is closed.
+            if logged and self.client_sockets() == 0:
+                return True
+            time.sleep(0.01)
+        return True
 
     SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                        "runtime error:", "WARNING: AddressSanitizer")
