@@ -187,43 +187,36 @@ static bool stages(const struct conn *c, size_t len)
 	return !c->ssl && o->len + len <= CONN_STAGE && !o->chained;
 }
 
-void conn_put(struct conn *c, const void *p, size_t len)
+/* Copies p into the stage if it goes there (stages()); otherwise marks
+ * the chains, which the caller appends to, and returns false. */
+static bool stage(struct conn *c, const void *p, size_t len)
 {
 	struct conn_out *o = c->out;
-	if (stages(c, len)) {
-		memcpy(o->stage + o->len, p, len);
-		o->len += (uint32_t)len;
-	} else {
+	if (!stages(c, len)) {
 		o->chained = true;
-		if (evbuffer_add(o->chains, p, len) < 0)
-			out_of_memory("adding to an output");
+		return false;
 	}
+	memcpy(o->stage + o->len, p, len);
+	o->len += (uint32_t)len;
+	return true;
+}
+
+void conn_put(struct conn *c, const void *p, size_t len)
+{
+	if (!stage(c, p, len) && evbuffer_add(c->out->chains, p, len) < 0)
+		out_of_memory("adding to an output");
 }
 
 void conn_put_static(struct conn *c, const void *p, size_t len)
 {
-	struct conn_out *o = c->out;
-	if (stages(c, len)) {
-		memcpy(o->stage + o->len, p, len);
-		o->len += (uint32_t)len;
-	} else {
-		o->chained = true;
-		if (evbuffer_add_reference(o->chains, p, len, NULL, NULL) < 0)
-			out_of_memory("adding to an output");
-	}
+	if (!stage(c, p, len) && evbuffer_add_reference(c->out->chains, p, len, NULL, NULL) < 0)
+		out_of_memory("adding to an output");
 }
 
 void conn_put_ref(struct conn *c, struct buf *b, uint32_t off, uint32_t len)
 {
-	struct conn_out *o = c->out;
-	if (stages(c, len)) {
-		memcpy(o->stage + o->len, b->data + off, len);
-		o->len += len;
-	} else {
-		o->chained = true;
-		if (buf_add_ref(o->chains, b, off, len) < 0)
-			out_of_memory("adding to an output");
-	}
+	if (!stage(c, b->data + off, len) && buf_add_ref(c->out->chains, b, off, len) < 0)
+		out_of_memory("adding to an output");
 }
 
 char *conn_reserve(struct conn *c, size_t len)
