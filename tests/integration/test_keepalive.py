@@ -79,6 +79,24 @@ with tap.section("Connection: close"):
     with z.client() as c:
         r = c.request("GET", "/", [("Connection", "Keep-Alive, CLOSE")])
         tap.ok(r.status == 200 and c.wait_closed(5), "close token found case-insensitively in a list")
+    # close wins wherever it is, however it is followed; each with a
+    # pipelined request behind it that must not be answered.
+    for version, value, what in (
+            ("HTTP/1.0", "keep-alive, close", "HTTP/1.0 naming keep-alive and close"),
+            ("HTTP/1.0", "keep-alive\r\nConnection: close", "HTTP/1.0, keep-alive then close headers"),
+            ("HTTP/1.1", "close \t", "HTTP/1.1, close followed by a space and a tab")):
+        with z.client() as c:
+            c.send(("GET / %s\r\nHost: x\r\nConnection: %s\r\n\r\n"
+                    "GET /size/10 HTTP/1.1\r\nHost: x\r\n\r\n" % (version, value)).encode())
+            r = c.read_response()
+            tap.ok(r.status == 200 and c.wait_closed(5) and bytes(c.buf) == b"",
+                   "%s: answered, then closed, the next request not answered" % what)
+    with z.client() as c:
+        c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive \t\r\n\r\n")
+        r1 = c.read_response()
+        r2 = c.request("GET", "/size/10", [("Connection", "keep-alive")], version="HTTP/1.0")
+        tap.ok(r1.status == 200 and r2.status == 200 and r2.body == content(10),
+               "HTTP/1.0, keep-alive followed by a space and a tab: kept alive")
 
 with tap.section("idle timeouts"):
     with z.client() as c:
