@@ -117,6 +117,15 @@ static void take_exchange(struct session *s)
 	conn_attach_out(&s->c, &x->wev, x->out, on_client_write);
 }
 
+/* Lets go of the block a replayable head was held in (start_exchange). */
+static void release_head(struct exchange *x)
+{
+	if (x->head_buf) {
+		buf_unref(x->head_buf);
+		x->head_buf = NULL;
+	}
+}
+
 /* The session is idle (or closed) with nothing left to write: its
  * exchange goes back to the pool. Its parser is reset when next taken
  * unless it stopped between two messages (idle). */
@@ -127,10 +136,7 @@ static void give_exchange(struct session *s, bool idle)
 
 	body_splice_end(s);
 	conn_detach_out(&s->c);
-	if (x->head_buf) {
-		buf_unref(x->head_buf);
-		x->head_buf = NULL;
-	}
+	release_head(x);
 	s->x = NULL;
 	x->parser_dirty = !idle;
 	if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
@@ -159,10 +165,7 @@ static void request_end(struct session *s)
 		snapshot_release(x->snap);
 		x->snap = NULL;
 	}
-	if (x->head_buf) {
-		buf_unref(x->head_buf);
-		x->head_buf = NULL;
-	}
+	release_head(x);
 }
 
 /* Attaches connection u, serving server sv of the session's snapshot, and
