@@ -3,10 +3,10 @@
  *
  * Bytes read from a socket land in a block. The parts that must be
  * forwarded are staged when the output is small (copied once, into the
- * piece that one send(2) writes: see conn.h) and otherwise added to the
- * peer's output evbuffer by reference (evbuffer_add_reference), each
- * reference holding the block, and the block goes back to its pool's free
- * list when the last reference has been written out. Blocks of the pool's size are recycled; a larger one
+ * piece that one send(2) writes: see conn.h) and otherwise referenced from
+ * the peer's output (held in its write side, or in its evbuffer with
+ * buf_add_ref), each reference holding the block, and the block goes back
+ * to its pool's free list when the last reference has been written out. Blocks of the pool's size are recycled; a larger one
  * (a header section bigger than a block) is allocated for the occasion.
  */
 #ifndef ZDM_BUF_H

@@ -1,6 +1,6 @@
 /*
  * conn.c — non-blocking socket I/O into receive blocks and out of a stage
- * block and evbuffer chains.
+ * block, references held in place and evbuffer chains.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -151,6 +151,8 @@ struct conn_out *conn_out_new(void)
 	o->chained = false;
 	o->resv = NULL;
 	o->off = o->len = 0;
+	o->ref_first = o->ref_end = 0;
+	o->ref_bytes = 0;
 	return o;
 }
 
@@ -162,9 +164,20 @@ void conn_out_free(struct conn_out *o)
 	free(o);
 }
 
+/* Gives back the references ref[ref_first, ref_end). */
+static void refs_clear(struct conn_out *o)
+{
+	for (unsigned i = o->ref_first; i < o->ref_end; i++)
+		if (o->ref[i].b)
+			buf_unref(o->ref[i].b);
+	o->ref_first = o->ref_end = 0;
+	o->ref_bytes = 0;
+}
+
 static void out_clear(struct conn_out *o)
 {
 	o->off = o->len = 0;
+	refs_clear(o);
 	if (o->chained)
 		evbuffer_drain(o->chains, evbuffer_get_length(o->chains));
 	o->chained = false;
@@ -180,43 +193,96 @@ static size_t chained_len(struct conn_out *o)
 }
 
 /* Whether len more bytes go to the stage: plain TCP (TLS writes records
- * from the chains), nothing in the chains, and room. */
+ * from the chains), nothing after the stage yet, and room. */
 static bool stages(const struct conn *c, size_t len)
 {
 	const struct conn_out *o = c->out;
-	return !c->ssl && o->len + len <= CONN_STAGE && !o->chained;
+	return !c->ssl && o->len + len <= CONN_STAGE && !o->ref_end && !o->chained;
 }
 
-/* Copies p into the stage if it goes there (stages()); otherwise marks
- * the chains, which the caller appends to, and returns false. */
-static bool stage(struct conn *c, const void *p, size_t len)
+/* Takes room for len bytes in the stage if they go there (stages()), or
+ * returns NULL. Inlined, and the length counted before the bytes are
+ * copied, so that a put that stages ends in a tail call of memcpy: this
+ * runs for every piece of every output. */
+static inline __attribute__((always_inline)) char *stage_room(struct conn *c, size_t len)
 {
 	struct conn_out *o = c->out;
-	if (!stages(c, len)) {
-		o->chained = true;
-		return false;
-	}
-	memcpy(o->stage + o->len, p, len);
+	if (!stages(c, len))
+		return NULL;
+	char *p = o->stage + o->len;
 	o->len += (uint32_t)len;
+	return p;
+}
+
+/* Keeps a reference to len bytes at p (in block b, or static when b is
+ * NULL) in the output itself if it goes there: plain TCP, nothing in the
+ * chains, a free place. */
+static bool hold_ref(struct conn *c, struct buf *b, const char *p, uint32_t len)
+{
+	struct conn_out *o = c->out;
+	if (!len)
+		return true;
+	if (c->ssl || o->chained || o->ref_end == CONN_REFS)
+		return false;
+	if (b)
+		buf_ref(b);
+	o->ref[o->ref_end++] = (struct conn_ref){.b = b, .p = p, .len = len};
+	o->ref_bytes += len;
 	return true;
+}
+
+/* What does not stage: held by reference or chained. */
+static __attribute__((noinline)) void put_copy(struct conn *c, const void *p, size_t len)
+{
+	c->out->chained = true;
+	if (evbuffer_add(c->out->chains, p, len) < 0)
+		out_of_memory("adding to an output");
+}
+
+static __attribute__((noinline)) void put_static(struct conn *c, const void *p, size_t len)
+{
+	if (hold_ref(c, NULL, p, (uint32_t)len))
+		return;
+	c->out->chained = true;
+	if (evbuffer_add_reference(c->out->chains, p, len, NULL, NULL) < 0)
+		out_of_memory("adding to an output");
+}
+
+static __attribute__((noinline)) void put_ref(struct conn *c, struct buf *b, uint32_t off,
+                                              uint32_t len)
+{
+	if (hold_ref(c, b, b->data + off, len))
+		return;
+	c->out->chained = true;
+	if (buf_add_ref(c->out->chains, b, off, len) < 0)
+		out_of_memory("adding to an output");
 }
 
 void conn_put(struct conn *c, const void *p, size_t len)
 {
-	if (!stage(c, p, len) && evbuffer_add(c->out->chains, p, len) < 0)
-		out_of_memory("adding to an output");
+	char *d = stage_room(c, len);
+	if (d)
+		memcpy(d, p, len);
+	else
+		put_copy(c, p, len);
 }
 
 void conn_put_static(struct conn *c, const void *p, size_t len)
 {
-	if (!stage(c, p, len) && evbuffer_add_reference(c->out->chains, p, len, NULL, NULL) < 0)
-		out_of_memory("adding to an output");
+	char *d = stage_room(c, len);
+	if (d)
+		memcpy(d, p, len);
+	else
+		put_static(c, p, len);
 }
 
 void conn_put_ref(struct conn *c, struct buf *b, uint32_t off, uint32_t len)
 {
-	if (!stage(c, b->data + off, len) && buf_add_ref(c->out->chains, b, off, len) < 0)
-		out_of_memory("adding to an output");
+	char *d = stage_room(c, len);
+	if (d)
+		memcpy(d, b->data + off, len);
+	else
+		put_ref(c, b, off, len);
 }
 
 char *conn_reserve(struct conn *c, size_t len)
@@ -253,11 +319,44 @@ void conn_out_move(struct conn *to, struct conn *from)
 	if (f->len > f->off)
 		conn_put(to, f->stage + f->off, f->len - f->off);
 	f->off = f->len = 0;
+	for (unsigned i = f->ref_first; i < f->ref_end; i++) {
+		const struct conn_ref *r = &f->ref[i];
+		if (r->b)
+			conn_put_ref(to, r->b, (uint32_t)(r->p - r->b->data), r->len);
+		else
+			conn_put_static(to, r->p, r->len);
+	}
+	refs_clear(f);
 	if (chained_len(f)) {
 		to->out->chained = true;
 		if (evbuffer_add_buffer(to->out->chains, f->chains) < 0)
 			out_of_memory("moving an output");
 		f->chained = false;
+	}
+}
+
+/* n bytes written past the stage: from the references, then the chains. */
+static __attribute__((noinline)) void consume_tail(struct conn_out *o, size_t n)
+{
+	while (n && o->ref_first < o->ref_end) {
+		struct conn_ref *r = &o->ref[o->ref_first];
+		if (n < r->len) {
+			r->p += n;
+			r->len -= (uint32_t)n;
+			o->ref_bytes -= (uint32_t)n;
+			return;
+		}
+		n -= r->len;
+		o->ref_bytes -= r->len;
+		if (r->b)
+			buf_unref(r->b);
+		o->ref_first++;
+	}
+	if (o->ref_first == o->ref_end)
+		o->ref_first = o->ref_end = 0;
+	if (n) {
+		evbuffer_drain(o->chains, n);
+		chained_len(o);
 	}
 }
 
@@ -270,10 +369,8 @@ static void out_consume(struct conn_out *o, size_t n)
 		return;
 	}
 	o->off = o->len = 0;
-	if (n > staged) {
-		evbuffer_drain(o->chains, n - staged);
-		chained_len(o);
-	}
+	if (n > staged)
+		consume_tail(o, n - staged);
 }
 
 void conn_detach_out(struct conn *c)
@@ -379,15 +476,26 @@ enum conn_hs conn_handshake(struct conn *c)
  * (small ones gathered first, so that records are not tiny). */
 static int tls_flush(struct conn *c, uint32_t timeout_ms)
 {
-	struct evbuffer *chains = c->out->chains;
-	if (c->out->len > c->out->off) {
-		/* Staged before the socket had TLS (an upstream connection
-		 * still connecting): those bytes go first. */
-		if (evbuffer_prepend(chains, c->out->stage + c->out->off,
-		                     c->out->len - c->out->off) < 0)
-			return -1;
-		c->out->off = c->out->len = 0;
-		c->out->chained = true;
+	struct conn_out *o = c->out;
+	struct evbuffer *chains = o->chains;
+	if (o->len > o->off || o->ref_end) {
+		/* Staged or held before the socket had TLS (an upstream
+		 * connection still connecting): those bytes go first. */
+		struct evbuffer *front = evbuffer_new();
+		if (!front || evbuffer_add(front, o->stage + o->off, o->len - o->off) < 0)
+			out_of_memory("adding to an output");
+		for (unsigned i = o->ref_first; i < o->ref_end; i++) {
+			const struct conn_ref *r = &o->ref[i];
+			if (r->b ? buf_add_ref(front, r->b, (uint32_t)(r->p - r->b->data), r->len) < 0
+			         : evbuffer_add_reference(front, r->p, r->len, NULL, NULL) < 0)
+				out_of_memory("adding to an output");
+		}
+		refs_clear(o);
+		o->off = o->len = 0;
+		if (evbuffer_prepend_buffer(chains, front) < 0)
+			out_of_memory("adding to an output");
+		evbuffer_free(front);
+		o->chained = true;
 	}
 	while (evbuffer_get_length(chains)) {
 		struct evbuffer_iovec v;
@@ -479,7 +587,8 @@ ssize_t conn_recv(struct conn *c, struct buf_pool *bp, size_t max_block)
 	return -1;
 }
 
-/* Chains handed to the kernel per call (after the staged bytes). */
+/* Chains handed to the kernel per call (after the staged bytes and the
+ * references held in place). */
 #define SEND_IOV 16
 
 int conn_wait_writable(struct conn *c, uint32_t timeout_ms)
@@ -497,26 +606,32 @@ static ssize_t send_out(struct conn *c, size_t *offered)
 {
 	struct conn_out *o = c->out;
 	size_t staged = o->len - o->off;
-	if (!chained_len(o)) {
+	bool chained = chained_len(o) > 0;
+	if (!o->ref_end && !chained) {
 		*offered = staged;
 		return send(c->fd, o->stage + o->off, staged, MSG_NOSIGNAL | MSG_DONTWAIT);
 	}
-	struct evbuffer_iovec v[SEND_IOV];
-	struct iovec iov[SEND_IOV + 1];
+	struct iovec iov[1 + CONN_REFS + SEND_IOV];
 	int nv = 0;
-	*offered = 0;
+	*offered = staged + o->ref_bytes;
 	if (staged) {
 		iov[nv].iov_base = o->stage + o->off;
 		iov[nv++].iov_len = staged;
-		*offered = staged;
 	}
-	int nc = evbuffer_peek(o->chains, -1, NULL, v, SEND_IOV);
-	if (nc > SEND_IOV)
-		nc = SEND_IOV;
-	for (int i = 0; i < nc; i++) {
-		iov[nv].iov_base = v[i].iov_base;
-		iov[nv++].iov_len = v[i].iov_len;
-		*offered += v[i].iov_len;
+	for (unsigned i = o->ref_first; i < o->ref_end; i++) {
+		iov[nv].iov_base = (void *)o->ref[i].p;
+		iov[nv++].iov_len = o->ref[i].len;
+	}
+	if (chained) {
+		struct evbuffer_iovec v[SEND_IOV];
+		int nc = evbuffer_peek(o->chains, -1, NULL, v, SEND_IOV);
+		if (nc > SEND_IOV)
+			nc = SEND_IOV;
+		for (int i = 0; i < nc; i++) {
+			iov[nv].iov_base = v[i].iov_base;
+			iov[nv++].iov_len = v[i].iov_len;
+			*offered += v[i].iov_len;
+		}
 	}
 	if (nv == 1)
 		return send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -573,5 +688,5 @@ size_t conn_out_len(const struct conn *c)
 	const struct conn_out *o = c->out;
 	if (!o)
 		return 0;
-	return o->len - o->off + (o->chained ? evbuffer_get_length(o->chains) : 0);
+	return o->len - o->off + o->ref_bytes + (o->chained ? evbuffer_get_length(o->chains) : 0);
 }

@@ -15,8 +15,9 @@
  * block of the write side and written with one send(2), which costs less
  * than keeping a chain per piece (a forwarded head is several runs of the
  * received bytes plus the lines added to it). Larger pieces, and all that
- * follows them, are kept as evbuffer chains that reference the received
- * blocks (see buf.h) and are written with sendmsg(2).
+ * follows them, are kept as references to the received blocks (see buf.h):
+ * the first few in the output itself, more in evbuffer chains, and are
+ * written with sendmsg(2).
  * Read timeouts: the read event itself has none (re-arming a libevent
  * timeout several times per request is costly); each conn has a deadline
  * in its loop's conn_timeouts, which moves forward with every read and
@@ -82,13 +83,32 @@ void conn_attach_out(struct conn *c, struct event *wev, struct conn_out *out,
  * its own). Larger outputs go by reference. */
 #define CONN_STAGE 2048
 
-/* The output of a write side: bytes staged, stage[off, len), then chains.
- * Once the chains hold something, all that follows goes to them too. */
+/* References an output holds in place, after the stage and before the
+ * chains: a forwarded body of a few KiB behind its staged head is sent
+ * from the block it was received in without an evbuffer chain. */
+#define CONN_REFS 4
+
+/* A piece of the output by reference: len bytes at p, in block b (NULL:
+ * static text), whose reference the output holds. */
+struct conn_ref {
+	struct buf *b;
+	const char *p;
+	uint32_t len;
+};
+
+/* The output of a write side: bytes staged, stage[off, len), then
+ * references, ref[ref_first, ref_end), then chains. A piece goes to the
+ * first of the three that can take it without coming before what is
+ * already in a later one: once the chains hold something, all that
+ * follows goes to them too. */
 struct conn_out {
 	struct evbuffer *chains;
 	bool chained;        /* the chains may hold bytes (false: they do not) */
 	char *resv;          /* a reservation in chains (NULL: in the stage) */
 	uint32_t off, len;
+	uint8_t ref_first, ref_end;
+	uint32_t ref_bytes;  /* held by ref[ref_first, ref_end) */
+	struct conn_ref ref[CONN_REFS];
 	char stage[CONN_STAGE];
 };
 

@@ -1170,8 +1170,8 @@ static const char *const error_names[] = {
 
 /* Moves the exchange to another connection after a failure that happened
  * before any response byte. The request bytes not yet written move along
- * (chains transferred, staged bytes copied); a replayed request gets its
- * head again. */
+ * (references and chains transferred, staged bytes copied); a replayed
+ * request gets its head again. */
 static int switch_upstream(struct session *s, struct upconn *u, struct upconn *nu,
                            const struct snap_server *sv, bool replay)
 {

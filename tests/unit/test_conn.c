@@ -3,7 +3,8 @@
  * loopback TCP socket whose peer reads late: outputs appended in pieces of
  * every kind (copied, static, by reference to a block, reserved then
  * committed, moved from another output), small ones (staged, sent as one
- * piece) and large ones (sent chain by chain), stopped or cut short by a
+ * piece) and large ones (the first references held in the output, the
+ * rest sent chain by chain), stopped or cut short by a
  * full socket at every turn and appended to while partly written, must
  * arrive byte for byte.
  */
@@ -160,7 +161,8 @@ static void test_late_reader(void)
 	struct reader rd = {.fd = r, .want = stream};
 
 	size_t at = 0, outputs = 0, small = 0, blocked_small = 0, cut_large = 0, errors = 0;
-	size_t appended_while_blocked = 0, staged_then_chained = 0;
+	size_t appended_while_blocked = 0, staged_then_chained = 0, staged_then_held = 0;
+	size_t held_then_chained = 0;
 	int res = 0;
 	while (at < STREAM) {
 		/* One output: 2 to 6 pieces; every third one larger than GATHER. */
@@ -178,6 +180,10 @@ static void test_late_reader(void)
 		}
 		if (c.out->len > c.out->off && evbuffer_get_length(c.out->chains))
 			staged_then_chained++;
+		if (c.out->len > c.out->off && c.out->ref_end > c.out->ref_first)
+			staged_then_held++;
+		if (c.out->ref_end == CONN_REFS && evbuffer_get_length(c.out->chains))
+			held_then_chained++;
 		outputs++;
 		if (len <= GATHER && !pending)
 			small++;
@@ -228,6 +234,8 @@ static void test_late_reader(void)
 	CHECK(cut_large > 0, "large outputs were cut short by a full socket");
 	CHECK(appended_while_blocked > 0, "outputs were appended to partly written ones");
 	CHECK(staged_then_chained > 0, "outputs were staged and chained at once");
+	CHECK(staged_then_held > 0, "outputs were staged and held by reference at once");
+	CHECK(held_then_chained > 0, "outputs held all the references they can and chained more");
 	CHECK_EQ_INT(conn_out_len(&side), 0, "a moved output leaves its source empty");
 
 	conn_close(&c);
