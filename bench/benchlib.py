@@ -315,6 +315,23 @@ def floor_gaps(med, size, proxies):
     return gaps
 
 
+def round_ratios(rows, size, proxies):
+    """[(proxy, [CPU ÷ HAProxy's CPU in the same round, ...])] at SIZE: the spread
+    of the ratio from one round to the next, which the ratio of medians hides."""
+    ha = {r["round"]: r["cpu"] for r in rows if r["size"] == size and r["proxy"] == "haproxy"}
+    if len(ha) < 2:
+        return []
+    out = []
+    for p in proxies:
+        if p == "haproxy":
+            continue
+        v = [r["cpu"] / ha[r["round"]] for r in sorted(rows, key=lambda r: r["round"])
+             if r["size"] == size and r["proxy"] == p and ha.get(r["round"])]
+        if v:
+            out.append((p, v))
+    return out
+
+
 def fmt_gaps(gaps):
     return ", ".join("%s %+.1f µs/req" % (PROXY_LABEL.get(p, p), d) for p, d in gaps)
 
@@ -432,6 +449,12 @@ def cmd_report(results_path, meta_path):
         gaps = floor_gaps(med, size, proxies)
         if gaps:
             w("above the floor: %s" % fmt_gaps(gaps))
+            w("")
+        paired = round_ratios(rows, size, proxies)
+        if paired:
+            w("CPU ÷ HAProxy round by round (a round measures every proxy back to back): %s" % "; ".join(
+                "%s %s" % (PROXY_LABEL.get(p, p).split(":")[0], ", ".join("%.2f" % x for x in v))
+                for p, v in paired))
             w("")
         client = [(p, med[(size, p)]["client_cpu"]) for p in proxies + ["direct"]
                   if (size, p) in med and med[(size, p)]["client_cpu"] == med[(size, p)]["client_cpu"]]
