@@ -1206,9 +1206,16 @@ x_syscalls() {
 	say "bench: syscalls $p (strace): $(python3 "$LIB" strace-line "$out" "${n:-0}")"
 	command -v perf >/dev/null 2>&1 || return 0
 	events=raw_syscalls:sys_enter
+	# The list of tracepoints is in tracefs, which may not be mounted
+	# until something (perf itself, the first time) mounts it: without
+	# it, only the total would be counted.
+	local avail=/sys/kernel/tracing/available_events
+	[[ -r $avail ]] || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
+	[[ -r $avail ]] || avail=/sys/kernel/debug/tracing/available_events
 	for e in read readv recvfrom recvmsg write writev sendto sendmsg epoll_wait epoll_pwait epoll_pwait2 epoll_ctl; do
-		grep -qx "syscalls:sys_enter_$e" /sys/kernel/tracing/available_events 2>/dev/null && events+=",syscalls:sys_enter_$e"
+		grep -qx "syscalls:sys_enter_$e" "$avail" 2>/dev/null && events+=",syscalls:sys_enter_$e"
 	done
+	[[ $events == *,* ]] || xnote "syscalls, $p: no syscall tracepoints found ($avail): perf counted the total only"
 	plist=$(pids_of "${PID[$p]}" | paste -sd,)
 	out=$RAW/perf-$p.txt
 	perf stat -x, -o "$out" -e "$events" -p "$plist" 2>"$RAW/perf-$p.stderr" &
