@@ -231,7 +231,8 @@ static bool hold_ref(struct conn *c, struct buf *b, const char *p, uint32_t len)
 	return true;
 }
 
-/* What does not stage: held by reference or chained. */
+/* What does not stage: copied into the chains (put_copy), or held by
+ * reference in the output or chained (put_ref). */
 static __attribute__((noinline)) void put_copy(struct conn *c, const void *p, size_t len)
 {
 	c->out->chained = true;
@@ -239,23 +240,22 @@ static __attribute__((noinline)) void put_copy(struct conn *c, const void *p, si
 		out_of_memory("adding to an output");
 }
 
-static __attribute__((noinline)) void put_static(struct conn *c, const void *p, size_t len)
+/* Appends a chain referencing len bytes at p (in block b, or static when
+ * b is NULL) to e. */
+static void chain_ref(struct evbuffer *e, struct buf *b, const char *p, uint32_t len)
 {
-	if (hold_ref(c, NULL, p, (uint32_t)len))
-		return;
-	c->out->chained = true;
-	if (evbuffer_add_reference(c->out->chains, p, len, NULL, NULL) < 0)
+	if ((b ? buf_add_ref(e, b, (uint32_t)(p - b->data), len)
+	       : evbuffer_add_reference(e, p, len, NULL, NULL)) < 0)
 		out_of_memory("adding to an output");
 }
 
-static __attribute__((noinline)) void put_ref(struct conn *c, struct buf *b, uint32_t off,
+static __attribute__((noinline)) void put_ref(struct conn *c, struct buf *b, const char *p,
                                               uint32_t len)
 {
-	if (hold_ref(c, b, b->data + off, len))
+	if (hold_ref(c, b, p, len))
 		return;
 	c->out->chained = true;
-	if (buf_add_ref(c->out->chains, b, off, len) < 0)
-		out_of_memory("adding to an output");
+	chain_ref(c->out->chains, b, p, len);
 }
 
 void conn_put(struct conn *c, const void *p, size_t len)
@@ -273,7 +273,7 @@ void conn_put_static(struct conn *c, const void *p, size_t len)
 	if (d)
 		memcpy(d, p, len);
 	else
-		put_static(c, p, len);
+		put_ref(c, NULL, p, (uint32_t)len);
 }
 
 void conn_put_ref(struct conn *c, struct buf *b, uint32_t off, uint32_t len)
@@ -282,7 +282,7 @@ void conn_put_ref(struct conn *c, struct buf *b, uint32_t off, uint32_t len)
 	if (d)
 		memcpy(d, b->data + off, len);
 	else
-		put_ref(c, b, off, len);
+		put_ref(c, b, b->data + off, len);
 }
 
 char *conn_reserve(struct conn *c, size_t len)
@@ -484,12 +484,8 @@ static int tls_flush(struct conn *c, uint32_t timeout_ms)
 		struct evbuffer *front = evbuffer_new();
 		if (!front || evbuffer_add(front, o->stage + o->off, o->len - o->off) < 0)
 			out_of_memory("adding to an output");
-		for (unsigned i = o->ref_first; i < o->ref_end; i++) {
-			const struct conn_ref *r = &o->ref[i];
-			if (r->b ? buf_add_ref(front, r->b, (uint32_t)(r->p - r->b->data), r->len) < 0
-			         : evbuffer_add_reference(front, r->p, r->len, NULL, NULL) < 0)
-				out_of_memory("adding to an output");
-		}
+		for (unsigned i = o->ref_first; i < o->ref_end; i++)
+			chain_ref(front, o->ref[i].b, o->ref[i].p, o->ref[i].len);
 		refs_clear(o);
 		o->off = o->len = 0;
 		if (evbuffer_prepend_buffer(chains, front) < 0)
