@@ -156,14 +156,6 @@ struct conn_out *conn_out_new(void)
 	return o;
 }
 
-void conn_out_free(struct conn_out *o)
-{
-	if (!o)
-		return;
-	evbuffer_free(o->chains);
-	free(o);
-}
-
 /* Gives back the references ref[ref_first, ref_end). */
 static void refs_clear(struct conn_out *o)
 {
@@ -172,6 +164,17 @@ static void refs_clear(struct conn_out *o)
 			buf_unref(o->ref[i].b);
 	o->ref_first = o->ref_end = 0;
 	o->ref_bytes = 0;
+}
+
+void conn_out_free(struct conn_out *o)
+{
+	if (!o)
+		return;
+	/* What it still references is let go, as evbuffer_free() does for
+	 * the chains. */
+	refs_clear(o);
+	evbuffer_free(o->chains);
+	free(o);
 }
 
 static void out_clear(struct conn_out *o)

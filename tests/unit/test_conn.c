@@ -252,8 +252,41 @@ static void test_late_reader(void)
 	event_base_free(base);
 }
 
+/* An output freed with references held in it lets go of their blocks. */
+static void test_free_lets_go(void)
+{
+	struct event_base *base = event_base_new();
+	struct conn_timeouts t;
+	struct conn c;
+	struct event wev;
+	struct buf_pool bp;
+	int w = -1, r = -1;
+
+	if (!CHECK(base && tcp_pair(&w, &r) == 0, "a loopback pair"))
+		return;
+	buf_pool_init(&bp, 4096, 4);
+	conn_timeouts_init(&t, base);
+	conn_setup(&c);
+	conn_open(&c, &t, w, on_event, NULL);
+	conn_attach_out(&c, &wev, conn_out_new(), on_event);
+	struct buf *b = buf_get(&bp, 4096);
+	conn_put_ref(&c, b, 0, 3000); /* too large to stage: held */
+	CHECK_EQ_INT(b->refs, 2, "a reference held in the output holds the block");
+	conn_out_free(c.out);
+	CHECK_EQ_INT(b->refs, 1, "freeing the output lets go of it");
+	c.out = NULL;
+	conn_detach_out(&c);
+	conn_close(&c);
+	buf_unref(b);
+	conn_timeouts_free(&t);
+	buf_pool_clear(&bp);
+	close(r);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	test_late_reader();
+	test_free_lets_go();
 	return tap_done();
 }
