@@ -4,10 +4,9 @@ streamed, never held whole)."""
 
 import os
 import select
-import socket
 import time
 
-from zdmtest import (TAP, Upstream, Zdmd, Client, HOST, content, curl, sha256, tmpdir, url,
+from zdmtest import (TAP, Upstream, Zdmd, content, curl, sha256, tmpdir, url,
                      rss, wait_for)
 
 N = 10 * 1024 * 1024
@@ -56,20 +55,10 @@ BIG = 64 * 1024 * 1024
 LIMIT = 24 * 1024 * 1024
 
 
-def small_rcvbuf_client(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    s.settimeout(20)
-    s.connect((HOST, port))
-    c = Client.__new__(Client)
-    c.sock, c.timeout, c.buf, c.eof = s, 20, bytearray(), False
-    return c
-
-
 with tap.section("slow client reader"):
     zb = Zdmd(tap, {"pools": {"old": [a], "new": [b]}, "split": {"old": 100, "new": 0}})
     a.stats()   # the upstream prepares the content before the clock runs
-    c = small_rcvbuf_client(zb.port)
+    c = zb.client(timeout=20, rcvbuf=65536)
     base_rss = rss(zb.proc.pid)
     base_out = a.stats()["bytes_out"]
     c.send(b"GET /size/%d HTTP/1.1\r\nHost: x\r\n\r\n" % BIG)

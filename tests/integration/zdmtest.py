@@ -559,8 +559,8 @@ class Zdmd:
             self.proc.kill()
             self.proc.wait(timeout=5)
 
-    def client(self, timeout=5.0):
-        return Client(self.port, timeout=timeout)
+    def client(self, timeout=5.0, rcvbuf=None):
+        return Client(self.port, timeout=timeout, rcvbuf=rcvbuf)
 
 
 def run_zdmd(args, timeout=10):
@@ -623,8 +623,16 @@ class Response:
 class Client:
     """One client connection on a raw socket, with a read buffer."""
 
-    def __init__(self, port, timeout=5.0, host=HOST):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, timeout=5.0, host=HOST, rcvbuf=None):
+        """rcvbuf: a receive buffer of that size, set before connecting so
+        that the window offered to zdmd stays small (a slow reader)."""
+        if rcvbuf:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+        else:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
         self.buf = bytearray()
