@@ -3,7 +3,8 @@
  *
  * Every block belongs to one worker's pool and is only touched by that
  * worker's thread (both the reader and the evbuffer that writes the
- * references out live on it), so the counts need no atomics.
+ * references out live on it), so the counts need no atomics. Only the bytes
+ * held are read by another thread (the metrics): stored whole.
  */
 #include <stdlib.h>
 
@@ -12,6 +13,11 @@
 #include "buf.h"
 #include "mem.h"
 
+static void held_add(struct buf_pool *bp, uint64_t n)
+{
+	__atomic_store_n(&bp->held_bytes, bp->held_bytes + n, __ATOMIC_RELAXED);
+}
+
 void buf_pool_init(struct buf_pool *bp, uint32_t block_size, uint32_t max_free)
 {
 	bp->free = NULL;
@@ -19,6 +25,7 @@ void buf_pool_init(struct buf_pool *bp, uint32_t block_size, uint32_t max_free)
 	bp->max_free = max_free;
 	bp->block_size = block_size;
 	bp->allocated = 0;
+	bp->held_bytes = 0;
 }
 
 void buf_pool_clear(struct buf_pool *bp)
@@ -49,6 +56,7 @@ struct buf *buf_get(struct buf_pool *bp, size_t min_size)
 	}
 	b->next = NULL;
 	b->refs = 1;
+	held_add(bp, b->size);
 	return b;
 }
 
@@ -62,6 +70,7 @@ void buf_unref(struct buf *b)
 	if (--b->refs)
 		return;
 	struct buf_pool *bp = b->pool;
+	held_add(bp, -(uint64_t)b->size);
 	if (b->size == bp->block_size && bp->nfree < bp->max_free) {
 		b->next = bp->free;
 		bp->free = b;

@@ -31,6 +31,8 @@ struct buf_pool {
 	uint32_t max_free;      /* beyond this, released blocks are freed */
 	uint32_t block_size;
 	uint64_t allocated;     /* blocks malloc'd over the pool's life (for tests) */
+	uint64_t held_bytes;    /* capacity of the blocks taken and not given back
+	                         * (read by other threads with a relaxed atomic load) */
 };
 
 void buf_pool_init(struct buf_pool *bp, uint32_t block_size, uint32_t max_free);

@@ -1263,6 +1263,8 @@ static const struct cfg_kw timeout_kws[] = {
          "an idle client connection"},
         {"upstream_idle", kw_duration, offsetof(struct cfg_timeouts, upstream_idle_ms), 0, 0, false,
          "an idle pooled upstream connection"},
+        {"client_write", kw_duration, offsetof(struct cfg_timeouts, client_write_ms), 0, 0, false,
+         "a client that accepts no byte of its response"},
         {"drain", kw_duration, offsetof(struct cfg_timeouts, drain_ms), 0, 0, false,
          "in-flight requests at shutdown"},
 };
@@ -1837,6 +1839,7 @@ static void config_defaults(struct config *cfg)
 	        .upstream_response_ms = 30000,
 	        .client_idle_ms = 60000,
 	        .upstream_idle_ms = 60000,
+	        .client_write_ms = 60000,
 	        .drain_ms = 30000,
 	};
 	cfg->limits = (struct cfg_limits){

@@ -97,6 +97,7 @@ struct cfg_timeouts {
 	uint32_t upstream_response_ms;  /* default 30s */
 	uint32_t client_idle_ms;        /* default 60s */
 	uint32_t upstream_idle_ms;      /* default 60s */
+	uint32_t client_write_ms;       /* default 60s: no byte of a response accepted */
 	uint32_t drain_ms;              /* default 30s */
 };
 

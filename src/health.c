@@ -24,6 +24,7 @@
 #include "health.h"
 #include "log.h"
 #include "mem.h"
+#include "resource.h"
 #include "tls.h"
 
 struct health_target {
@@ -214,8 +215,19 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(t->deadline, &tv);
 	if (bufferevent_socket_connect(t->bev, (const struct sockaddr *)&t->srv->addr.ss,
 	                               (int)t->srv->addr.len) < 0) {
+		int err = EVUTIL_SOCKET_ERROR();
+		if (resource_error_kind(err) >= 0) {
+			/* No descriptor, buffer or port here: no verdict on the
+			 * server, which keeps its state until a check can run. */
+			log_ratelimited(LOG_WARN, "health: %s/%s: no check could be made: %s",
+			                t->pool->name, t->srv->name, strerror(err));
+			bufferevent_free(t->bev);
+			t->bev = NULL;
+			evtimer_del(t->deadline);
+			return;
+		}
 		char why[128];
-		snprintf(why, sizeof(why), "%s", strerror(EVUTIL_SOCKET_ERROR()));
+		snprintf(why, sizeof(why), "%s", strerror(err));
 		finish(t, false, why);
 	}
 }

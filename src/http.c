@@ -1137,6 +1137,8 @@ static const struct {
 	{502, "Bad Gateway", "bad gateway: the upstream failed\n"},
 	{503, "Service Unavailable", "service unavailable: no upstream server available\n"},
 	{504, "Gateway Timeout", "gateway timeout: the upstream did not answer in time\n"},
+	{HTTP_503_LOCAL, "Service Unavailable",
+	 "service unavailable: the proxy is out of local resources\n"},
 };
 
 #define NERRORS (sizeof(errors) / sizeof(errors[0]))
@@ -1152,11 +1154,13 @@ void http_init(void)
 		int k = snprintf(canned_keep[i], sizeof(canned_keep[i]),
 		                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 		                 "Content-Length: %zu\r\n\r\n%s",
-		                 errors[i].status, errors[i].reason, bl, errors[i].body);
+		                 http_wire_status(errors[i].status), errors[i].reason, bl,
+		                 errors[i].body);
 		int c = snprintf(canned_close[i], sizeof(canned_close[i]),
 		                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 		                 "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
-		                 errors[i].status, errors[i].reason, bl, errors[i].body);
+		                 http_wire_status(errors[i].status), errors[i].reason, bl,
+		                 errors[i].body);
 		canned_keep_len[i] = (size_t)k;
 		canned_close_len[i] = (size_t)c;
 	}

@@ -186,7 +186,15 @@ bool http_name_eq(const char *name, size_t len, const char *want);
 void http_init(void);
 
 /* The self-made response for status (400, 408, 413, 431, 502, 503, 504),
- * complete with head and a short text body. close adds Connection: close. */
+ * complete with head and a short text body. close adds Connection: close.
+ * HTTP_503_LOCAL is the 503 of a proxy out of a resource of its own (a
+ * descriptor, a buffer, a local port): status 503 on the wire, another
+ * text. */
+#define HTTP_503_LOCAL 1503
+static inline int http_wire_status(int status)
+{
+	return status == HTTP_503_LOCAL ? 503 : status;
+}
 const char *http_error_response(int status, bool close, size_t *len);
 
 /* Status code of a response message (after HTTP_HEAD_DONE). */

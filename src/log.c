@@ -3,6 +3,7 @@
  * with a single write(2) so that lines from several threads never interleave.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -29,11 +30,8 @@ int log_enabled(enum log_level level)
 	return level <= max_level;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+static void log_line(enum log_level level, uint32_t dropped, const char *fmt, va_list ap)
 {
-	if (!log_enabled(level))
-		return;
-
 	char line[2048];
 	struct timespec ts;
 	struct tm tm;
@@ -43,16 +41,55 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ [%s] ",
 	                      ts.tv_nsec / 1000000, level_names[level]);
 
-	va_list ap;
-	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	va_end(ap);
 	if (m < 0)
 		m = 0;
 	n += (size_t)m;
+	if (dropped && n < sizeof(line) - 2) {
+		m = snprintf(line + n, sizeof(line) - n - 1, " (and %u more like it not logged)",
+		             dropped);
+		if (m > 0)
+			n += (size_t)m;
+	}
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	if (!log_enabled(level))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_line(level, 0, fmt, ap);
+	va_end(ap);
+}
+
+/* The counts are updated with atomics, without a lock: two threads that
+ * start a new second at once may let a line or two more through, never
+ * fewer, and no count is lost. */
+void log_limited(struct log_limit *lim, enum log_level level, const char *fmt, ...)
+{
+	if (!log_enabled(level))
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec;
+	uint64_t sec = __atomic_load_n(&lim->second, __ATOMIC_RELAXED);
+	if (sec != now && __atomic_compare_exchange_n(&lim->second, &sec, now, false,
+	                                              __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		__atomic_store_n(&lim->lines, 0, __ATOMIC_RELAXED);
+	if (__atomic_add_fetch(&lim->lines, 1, __ATOMIC_RELAXED) >
+	    (lim->burst ? lim->burst : LOG_LIMIT_BURST)) {
+		__atomic_add_fetch(&lim->dropped, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	uint32_t dropped = __atomic_exchange_n(&lim->dropped, 0, __ATOMIC_RELAXED);
+	va_list ap;
+	va_start(ap, fmt);
+	log_line(level, dropped, fmt, ap);
+	va_end(ap);
 }

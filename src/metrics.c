@@ -11,6 +11,7 @@
 #include "accesslog.h"
 #include "config.h"
 #include "metrics.h"
+#include "resource.h"
 #include "runtime.h"
 #include "snapshot.h"
 #include "stats.h"
@@ -201,6 +202,12 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	evbuffer_add_printf(out, "zdm_client_connections %" PRIu64 "\n",
 	                    wk ? workers_connections(wk) : 0);
 
+	head(out, "zdm_buffered_bytes", "gauge",
+	     "Bytes of receive blocks held now: read from one side and not yet written to the "
+	     "other (slow readers hold them), summed over the workers.");
+	evbuffer_add_printf(out, "zdm_buffered_bytes %" PRIu64 "\n",
+	                    wk ? workers_buffered_bytes(wk) : 0);
+
 	head(out, "zdm_tls_handshake_failures_total", "counter",
 	     "Client TLS handshakes that failed or stalled (plain HTTP to a TLS port included).");
 	evbuffer_add_printf(out, "zdm_tls_handshake_failures_total %" PRIu64 "\n",
@@ -211,6 +218,14 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	     "(splice), responses and request bodies.");
 	evbuffer_add_printf(out, "zdm_spliced_bytes_total %" PRIu64 "\n",
 	                    wk ? workers_spliced_bytes(wk) : 0);
+
+	head(out, "zdm_local_errors_total", "counter",
+	     "Connections that this process could not make or take for lack of a resource of "
+	     "its own (accept: a client connection refused; descriptors, memory, ports: an "
+	     "upstream connection, answered 503). Never a failure of a server.");
+	for (int k = 0; k < LOCAL_ERR_KINDS; k++)
+		evbuffer_add_printf(out, "zdm_local_errors_total{kind=\"%s\"} %" PRIu64 "\n",
+		                    resource_error_names[k], wk ? workers_local_errors(wk, k) : 0);
 
 	head(out, "zdm_config_reloads_total", "counter", "Configuration reloads, by result.");
 	evbuffer_add_printf(out, "zdm_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",

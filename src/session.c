@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -344,7 +345,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 		take_exchange(s);
 		s->c.ssl = tls_accept(tls, fd);
 		if (!s->c.ssl) {
-			log_error("client: cannot start a TLS session");
+			log_ratelimited(LOG_ERROR, "client: cannot start a TLS session");
 			session_close(s);
 			return;
 		}
@@ -372,7 +373,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 static int close_when_flushed(struct session *s)
 {
 	detach(s, false, false);
-	int r = conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms);
+	int r = conn_flush(&s->c, cfg_of(s)->timeouts.client_write_ms);
 	if (r != 1) {
 		session_close(s);
 		return -1;
@@ -395,11 +396,11 @@ static int respond(struct session *s, int status, bool close, int pool, int serv
 	conn_put_static(&s->c, text, len);
 	x->resp_started = true;
 	x->resp_bytes += len;
-	x->resp_status = status;
-	finish_request(s, status, pool, server);
+	x->resp_status = http_wire_status(status);
+	finish_request(s, x->resp_status, pool, server);
 	if (close || s->close_after || !x->keep_alive)
 		return close_when_flushed(s);
-	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
+	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_write_ms) < 0) {
 		session_close(s);
 		return -1;
 	}
@@ -470,8 +471,11 @@ static void forward_head(struct session *s, struct conn *to)
 }
 
 /* Attaches a connection to the chosen server, retrying once on another
- * server when no socket can be made at all. Returns 0 with s->x->up set, or
- * the status to answer. */
+ * server when no socket can be made for it. A socket this process cannot
+ * make (no descriptor, buffer or local port) is no fault of the server: it
+ * is answered HTTP_503_LOCAL at once, with no effect on the server's
+ * circuit or counters. Returns 0 with s->x->up set, or the status to
+ * answer. */
 static int attach_upstream(struct session *s)
 {
 	struct exchange *x = s->x;
@@ -490,30 +494,37 @@ static int attach_upstream(struct session *s)
 		if (!admit(s, sv))
 			return 503;
 	}
-	struct upconn *u = upstream_get(w, x->snap, x->route.pool, sv, s, false);
-	if (u) {
-		attach(s, u, sv);
-		return 0;
-	}
-	STAT_ADD(x->snap->stats->shard[w->id].srv[sv->id].failures, 1);
-	tell_outcome(s, sv->id, 0, errno == ECONNREFUSED ? "connect refused" : "connect failed");
-	struct route_choice next;
-	if (x->retried || route_retry(x->snap, &w->rr, &x->route, &next))
-		return 502;
-	x->retried = true;
-	x->route = next;
-	p = &x->snap->pools[next.pool];
-	sv = &p->servers[next.server];
-	if (!admit(s, sv))
-		return 502;
-	u = upstream_get(w, x->snap, next.pool, sv, s, false);
-	if (!u) {
+	for (;;) {
+		struct upconn *u = upstream_get(w, x->snap, x->route.pool, sv, s, false);
+		if (u) {
+			attach(s, u, sv);
+			return 0;
+		}
+		int err = errno;
+		int local = resource_error_kind(err);
+		if (local >= 0) {
+			if (sv->probing) /* the probe slot admit() took is free again */
+				worker_report(w, x->snap, sv->id, WORKER_ABANDONED, NULL);
+			STAT_ADD(w->local_errors[local], 1);
+			log_ratelimited(LOG_WARN,
+			                "client %s %s: no connection to upstream %s/%s (%s) could be "
+			                "made here: %s; answered 503",
+			                s->ip, llhttp_method_name(x->method), p->cfg->name, sv->cfg->name,
+			                sv->cfg->addr.text, strerror(err));
+			return HTTP_503_LOCAL;
+		}
 		STAT_ADD(x->snap->stats->shard[w->id].srv[sv->id].failures, 1);
-		tell_outcome(s, sv->id, 0, errno == ECONNREFUSED ? "connect refused" : "connect failed");
-		return 502;
+		tell_outcome(s, sv->id, 0, err == ECONNREFUSED ? "connect refused" : "connect failed");
+		struct route_choice next;
+		if (x->retried || route_retry(x->snap, &w->rr, &x->route, &next))
+			return 502;
+		x->retried = true;
+		x->route = next;
+		p = &x->snap->pools[next.pool];
+		sv = &p->servers[next.server];
+		if (!admit(s, sv))
+			return 502;
 	}
-	attach(s, u, sv);
-	return 0;
 }
 
 /* The head is complete: note what the request is and check it. Returns 0,
@@ -562,7 +573,8 @@ static int start_exchange(struct session *s)
 		/* Unread body bytes would be taken for the next request: a
 		 * request with a body ends the connection. */
 		bool has_body = http_msg_chunked(&x->req) || http_msg_content_length(&x->req);
-		int pool = pin >= 0 ? pin : status == 502 ? x->route.pool : -1;
+		bool pool_chosen = status == 502 || status == HTTP_503_LOCAL;
+		int pool = pin >= 0 ? pin : pool_chosen ? x->route.pool : -1;
 		return respond(s, status, has_body, pool, -1);
 	}
 	if (x->replayable) {
@@ -712,7 +724,7 @@ static int body_step(struct session *s, enum http_step step, uint32_t at, size_t
 		}
 	}
 	if (step == HTTP_NEED_MORE) {
-		if (conn_out_len(&x->up->c) > RELAY_HIGH_WATER)
+		if (conn_out_len(&x->up->c) > relay_high_water(s->w))
 			conn_want_read(c, false, 0); /* resumed when drained */
 		else
 			conn_want_read(c, true, cfg->timeouts.client_idle_ms);
@@ -995,7 +1007,7 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg)
 		session_close(s);
 		return;
 	}
-	int r = conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms);
+	int r = conn_flush(&s->c, cfg_of(s)->timeouts.client_write_ms);
 	if (r < 0 || (r == 0 && s->state == SS_CLOSING)) {
 		session_close(s);
 		return;
@@ -1037,7 +1049,8 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	if (interim && x->version == 10)
 		return 0; /* no interim responses to HTTP/1.0 clients */
 	if (status == 101 && !http_msg_upgrade(&x->req)) {
-		log_warn("upstream answered 101 to a request that did not ask to upgrade");
+		log_ratelimited(LOG_WARN,
+		                "upstream answered 101 to a request that did not ask to upgrade");
 		return session_on_upstream_error(s, u, UP_ERR_INVALID);
 	}
 
@@ -1104,7 +1117,7 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	}
 	/* Written with the first body bytes, or when the message ends: one
 	 * write for a small response. */
-	if ((interim || status == 101) && conn_flush(&s->c, cfg->timeouts.client_idle_ms) < 0) {
+	if ((interim || status == 101) && conn_flush(&s->c, cfg->timeouts.client_write_ms) < 0) {
 		session_close(s);
 		return -1;
 	}
@@ -1117,11 +1130,11 @@ int session_on_response_body(struct session *s, struct upconn *u, uint32_t off, 
 	x->resp_bytes += len;
 	if (len)
 		conn_put_ref(&s->c, u->c.rx, off, len);
-	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
+	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_write_ms) < 0) {
 		session_close(s);
 		return -1;
 	}
-	if (conn_out_len(&s->c) > RELAY_HIGH_WATER)
+	if (conn_out_len(&s->c) > relay_high_water(s->w))
 		upstream_pause(u, true); /* resumed by on_client_write */
 	return 0;
 }
@@ -1137,7 +1150,7 @@ int session_on_response_done(struct session *s, struct upconn *u)
 		s->close_after = true; /* the rest of the request body is unread */
 		body_splice_end(s);
 	}
-	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_idle_ms) < 0) {
+	if (conn_flush(&s->c, cfg_of(s)->timeouts.client_write_ms) < 0) {
 		session_close(s);
 		return -1;
 	}
@@ -1204,9 +1217,9 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 	                   : u->errnum == ECONNREFUSED ? "connect refused"
 	                   : u->errnum == ETIMEDOUT    ? "connect timed out"
 	                                               : "connect failed";
-	log_warn("client %s %s: upstream %s/%s (%s): %s%s", s->ip,
-	         llhttp_method_name(x->method), p->cfg->name, sc->name, sc->addr.text, what,
-	         x->resp_started ? " mid-response" : "");
+	log_ratelimited(LOG_WARN, "client %s %s: upstream %s/%s (%s): %s%s", s->ip,
+	                llhttp_method_name(x->method), p->cfg->name, sc->name, sc->addr.text, what,
+	                x->resp_started ? " mid-response" : "");
 	outcome(s, 0, what);
 	if (x->stat)
 		STAT_ADD(x->stat->errors[err], 1);
@@ -1277,6 +1290,25 @@ void session_drain_all(struct worker *w)
 		}
 		s = next;
 	}
+}
+
+size_t session_close_idle(struct worker *w, size_t max)
+{
+	struct session *s = w->sessions;
+	while (s && s->next)
+		s = s->next; /* the oldest: sessions are linked at the head */
+	size_t n = 0;
+	while (s && n < max) {
+		struct session *prev = s->prev;
+		int unread = 0;
+		if (s->state == SS_IDLE && conn_rx_len(&s->c) == 0 && conn_out_len(&s->c) == 0 &&
+		    ioctl(s->c.fd, FIONREAD, &unread) == 0 && unread == 0) {
+			session_close(s);
+			n++;
+		}
+		s = prev;
+	}
+	return n;
 }
 
 void session_free_all(struct worker *w)

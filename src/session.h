@@ -26,6 +26,12 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
  * current response. */
 void session_drain_all(struct worker *w);
 void session_free_all(struct worker *w);
+/* Out of descriptors, a worker takes back those of its client connections
+ * that wait for a request with nothing of one received, the oldest first
+ * (HTTP lets a server close an idle connection at any time; nginx reuses
+ * its "reusable" connections the same way). Closes at most max; returns how
+ * many. */
+size_t session_close_idle(struct worker *w, size_t max);
 
 /* Hooks the upstream side calls on the session it serves. Each returns 0
  * when u is still attached and may go on, or -1 when the session let go of

@@ -28,7 +28,7 @@
 #include "stats.h"
 #include "tls.h"
 #include "upstream.h"
-#include "worker-t.h"
+#include "worker.h"
 
 #define MAX_FREE_UPCONNS 1024
 
@@ -127,20 +127,29 @@ struct upconn *upstream_get(struct worker *w, const struct snapshot *snap, int p
 		return u;
 	}
 
+	/* A socket that cannot be made, or a connect that fails at once, gives
+	 * NULL with errno telling why: the caller tells a failure of the
+	 * server from one of this process (resource_error_kind). */
 	const struct cfg_server *sc = sv->cfg;
 	int fd = socket(sc->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		log_error("upstream %s (%s): cannot create a socket: %s", sc->name, sc->addr.text,
-		          strerror(errno));
+		int err = errno;
+		if (resource_error_kind(err) < 0)
+			log_ratelimited(LOG_ERROR, "upstream %s (%s): cannot create a socket: %s",
+			                sc->name, sc->addr.text, strerror(err));
+		errno = err;
 		return NULL;
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (const struct sockaddr *)&sc->addr.ss, sc->addr.len) < 0 &&
 	    errno != EINPROGRESS) {
-		log_warn("upstream %s (%s): connect failed: %s", sc->name, sc->addr.text,
-		         strerror(errno));
+		int err = errno;
+		if (resource_error_kind(err) < 0)
+			log_ratelimited(LOG_WARN, "upstream %s (%s): connect failed: %s", sc->name,
+			                sc->addr.text, strerror(err));
 		close(fd);
+		errno = err;
 		return NULL;
 	}
 
@@ -287,7 +296,7 @@ void upstream_splice(struct upconn *u)
 		bool moved = false;
 		if (u->in_pipe && !client_blocked) {
 			/* The client gets its earlier output first. */
-			int r = conn_out_len(&s->c) ? conn_flush(&s->c, cfg->timeouts.client_idle_ms) : 0;
+			int r = conn_out_len(&s->c) ? conn_flush(&s->c, cfg->timeouts.client_write_ms) : 0;
 			if (r < 0) {
 				session_on_client_gone(s);
 				return;
@@ -302,7 +311,7 @@ void upstream_splice(struct upconn *u)
 					moved = true;
 				} else if (n < 0 && errno == EAGAIN) {
 					client_blocked = true;
-					conn_wait_writable(&s->c, cfg->timeouts.client_idle_ms);
+					conn_wait_writable(&s->c, cfg->timeouts.client_write_ms);
 				} else {
 					log_debug("client %s: %s while sending a response body", s->ip,
 					          n < 0 ? strerror(errno) : "closed");
@@ -367,9 +376,9 @@ static int parse_response(struct upconn *u)
 		        http_msg_feed(&u->resp, c->rx->data + at, c->rx_end - at, &k);
 
 		if (step == HTTP_ERROR) {
-			log_warn("upstream response invalid: %s", u->resp.error_reason
-			                                                  ? u->resp.error_reason
-			                                                  : "parse error");
+			log_ratelimited(LOG_WARN, "upstream response invalid: %s",
+			                u->resp.error_reason ? u->resp.error_reason
+			                                     : "parse error");
 			return fail(u, UP_ERR_INVALID);
 		}
 		u->parse_pos = at + (uint32_t)k;
@@ -462,7 +471,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	if (n == -2)
 		return;
 	if (n == -3) {
-		log_warn("upstream response head over %zu bytes", max_block);
+		log_ratelimited(LOG_WARN, "upstream response head over %zu bytes", max_block);
 		fail(u, UP_ERR_INVALID);
 		return;
 	}
@@ -513,8 +522,8 @@ static void upstream_handshake(struct upconn *u)
 		event_add(u->c.wev, &tv);
 		return;
 	default:
-		log_warn("upstream %s (%s): TLS handshake failed: %s", u->srv->name, u->srv->addr.text,
-		         tls_error_text(e, sizeof(e)));
+		log_ratelimited(LOG_WARN, "upstream %s (%s): TLS handshake failed: %s",
+		                u->srv->name, u->srv->addr.text, tls_error_text(e, sizeof(e)));
 		u->errnum = EPROTO;
 		fail(u, UP_ERR_CONNECT);
 		return;
@@ -579,17 +588,20 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		session_on_upstream_drained(u->s, u);
 }
 
-void upstream_close_idle(struct worker *w)
+size_t upstream_close_idle(struct worker *w)
 {
+	size_t n = 0;
 	if (!w->snap)
-		return;
+		return 0;
 	for (size_t i = 0; i < w->snap->nservers; i++) {
 		while (w->servers[i].idle) {
 			struct upconn *u = w->servers[i].idle;
 			idle_unlink(u);
 			upconn_free(u);
+			n++;
 		}
 	}
+	return n;
 }
 
 void upstream_free_all(struct worker *w)

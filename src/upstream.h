@@ -42,8 +42,9 @@ void upstream_request_sent(struct upconn *u);
 /* Resumes or pauses reading responses (flow control). */
 void upstream_pause(struct upconn *u, bool paused);
 
-/* Closes every idle connection (reload, shutdown). */
-void upstream_close_idle(struct worker *w);
+/* Closes every idle connection (reload, shutdown, out of descriptors);
+ * returns how many. */
+size_t upstream_close_idle(struct worker *w);
 
 void upstream_free_all(struct worker *w);
 

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "http.h"
+#include "resource.h"
 #include "route.h"
 
 struct config;
@@ -25,6 +26,11 @@ struct evconnlistener;
 /* Output above this many bytes pauses the side that produces it. */
 #define RELAY_HIGH_WATER (256 * 1024)
 #define RELAY_LOW_WATER (64 * 1024)
+/* Past this many bytes of receive blocks held by one worker (bytes read
+ * and not yet written: slow readers), any output left after a write pauses
+ * the side that produces it, so that a connection holds about one block
+ * and the total stays near this bound whatever the number of connections. */
+#define RELAY_BUDGET (64u << 20)
 
 /* Why an upstream exchange failed (SPEC §7 error kinds). */
 enum up_error {
@@ -157,6 +163,10 @@ struct listener_slot {
 	bool reused;                  /* taken over from the previous config */
 };
 
+/* The output at which the side feeding a connection pauses: high water
+ * while the worker's blocks are within the budget, nothing past it. */
+#define relay_high_water(w) ((w)->bufs.held_bytes > RELAY_BUDGET ? 0 : RELAY_HIGH_WATER)
+
 struct alog_writer;
 struct workers;
 struct event;
@@ -207,6 +217,10 @@ struct worker {
 	uint32_t nfree_pipes;
 	bool draining;
 	bool accept_paused;           /* at limits.max_connections */
+	bool accept_backoff;          /* out of descriptors: not accepting for a while */
+	int reserve_fd;               /* given up to accept and shed one connection */
+	struct event *accept_timer;   /* ends accept_backoff */
+	uint64_t local_errors[LOCAL_ERR_KINDS]; /* read by the control plane (STAT_GET) */
 	uint64_t tls_handshake_failures; /* read by the control plane (STAT_GET) */
 	uint64_t spliced_bytes;       /* read by the control plane (STAT_GET) */
 	struct event *drain_timer;

@@ -469,6 +469,22 @@ uint64_t workers_tls_failures(const struct workers *ws)
 	return n;
 }
 
+uint64_t workers_local_errors(const struct workers *ws, int kind)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < ws->n; i++)
+		n += STAT_GET(ws->w[i]->local_errors[kind]);
+	return n;
+}
+
+uint64_t workers_buffered_bytes(const struct workers *ws)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < ws->n; i++)
+		n += STAT_GET(ws->w[i]->bufs.held_bytes);
+	return n;
+}
+
 uint64_t workers_spliced_bytes(const struct workers *ws)
 {
 	uint64_t n = 0;

@@ -88,6 +88,11 @@ void workers_free(struct workers *ws);
 uint64_t workers_connections(const struct workers *ws);
 uint64_t workers_tls_failures(const struct workers *ws);
 uint64_t workers_spliced_bytes(const struct workers *ws);
+/* Bytes of receive blocks the workers hold now (read, not yet written). */
+uint64_t workers_buffered_bytes(const struct workers *ws);
+/* Failures for lack of a resource of this process, of one kind
+ * (enum local_error), summed over the workers. */
+uint64_t workers_local_errors(const struct workers *ws, int kind);
 
 /* From a worker thread: a report for the control plane, handled at once
  * or queued. */

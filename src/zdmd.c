@@ -23,6 +23,7 @@
 #include "admin.h"
 #include "control.h"
 #include "mem.h"
+#include "resource.h"
 #include "log.h"
 #include "runtime.h"
 #include "snapshot.h"
@@ -93,14 +94,16 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	workers_drain(d->rt->ws);
 }
 
-/* The access log, admin listener and log level the config asks for:
- * opened at start, reopened after a reload that changed them. */
+/* The access log, admin listener, log level and descriptor limit the
+ * config asks for: opened at start, reopened after a reload that changed
+ * them. */
 static int apply_outputs(struct daemon *d)
 {
 	const struct config *cfg = d->rt->cfg;
 	int rc = 0;
 
 	log_set_level((enum log_level)cfg->log_level);
+	resource_raise_nofile(cfg->limits.max_connections);
 
 	const char *path = cfg->access_log;
 	if ((path == NULL) != (d->alog_path == NULL) ||

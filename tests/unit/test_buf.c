@@ -65,9 +65,17 @@ static void test_large(void)
 	buf_unref(small);
 	CHECK_EQ_INT(bp.nfree, 1, "large: a free block is available");
 
+	CHECK_EQ_INT(bp.held_bytes, 0, "held: nothing held once the block is back");
 	big = buf_get(&bp, 3 * BLOCK + 1);
 	CHECK(big != small && big->size == 3 * BLOCK + 1 && big->refs == 1,
 	      "large: a bigger block is allocated to the size asked");
+	small = buf_get(&bp, 10);
+	buf_ref(small);
+	CHECK_EQ_INT(bp.held_bytes, 4 * BLOCK + 1, "held: the capacity of every block taken");
+	buf_unref(small);
+	CHECK_EQ_INT(bp.held_bytes, 4 * BLOCK + 1, "held: a block is held while referenced");
+	buf_unref(small);
+	CHECK_EQ_INT(bp.held_bytes, 3 * BLOCK + 1, "held: and given back with its last reference");
 	CHECK(bp.nfree == 1 && bp.allocated == 2, "large: the free list is not touched");
 	memset(big->data, 'y', big->size);
 	buf_unref(big);
