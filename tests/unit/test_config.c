@@ -96,7 +96,7 @@ static const char full_yaml[] =
         "access_log: \"-\"\n"
         "expose_pool_header: yes\n"
         "timeouts: {connect: 250ms, request_header: 5s, upstream_response: 1m,\n"
-        "           client_idle: 2m, upstream_idle: 90s, drain: 1h}\n"
+        "           client_idle: 2m, upstream_idle: 90s, drain: 1h, client_write: 15s}\n"
         "limits: {max_connections: 500, max_header_bytes: 32k, max_body_bytes: 1g}\n"
         "health_check:\n"
         "  path: /healthz\n"
@@ -177,6 +177,7 @@ static void test_full(void)
 	CHECK_EQ_INT(cfg->timeouts.upstream_response_ms, 60000, "timeouts.upstream_response");
 	CHECK_EQ_INT(cfg->timeouts.client_idle_ms, 120000, "timeouts.client_idle");
 	CHECK_EQ_INT(cfg->timeouts.upstream_idle_ms, 90000, "timeouts.upstream_idle");
+	CHECK_EQ_INT(cfg->timeouts.client_write_ms, 15000, "timeouts.client_write");
 	CHECK_EQ_INT(cfg->timeouts.drain_ms, 3600000, "timeouts.drain");
 	CHECK_EQ_INT(cfg->limits.max_connections, 500, "limits.max_connections");
 	CHECK_EQ_INT(cfg->limits.max_header_bytes, 32768, "limits.max_header_bytes");
@@ -256,7 +257,8 @@ static void test_defaults(void)
 	CHECK(cfg->timeouts.connect_ms == 2000 && cfg->timeouts.request_header_ms == 10000 &&
 	              cfg->timeouts.upstream_response_ms == 30000 &&
 	              cfg->timeouts.client_idle_ms == 60000 &&
-	              cfg->timeouts.upstream_idle_ms == 60000 && cfg->timeouts.drain_ms == 30000,
+	              cfg->timeouts.upstream_idle_ms == 60000 && cfg->timeouts.drain_ms == 30000 &&
+	              cfg->timeouts.client_write_ms == 60000,
 	      "timeout defaults");
 	CHECK(cfg->limits.max_connections == 10000 && cfg->limits.max_header_bytes == 65536 &&
 	              cfg->limits.max_body_bytes == 0,
