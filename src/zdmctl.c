@@ -34,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mem.h"
+#include "core/mem.h"
 
 #ifndef ZDM_DEFAULT_SOCKET
 #define ZDM_DEFAULT_SOCKET "/run/zdm/zdm.sock"
@@ -90,7 +90,7 @@ struct ctl_command {
 
 static const struct ctl_command ctl_commands[] = {
 #define ZDM_COMMAND(id, name, args, help) {name, args, help},
-#include "commands.def"
+#include "control/commands.def"
 #undef ZDM_COMMAND
 };
 

@@ -16,19 +16,19 @@
 #include <openssl/crypto.h>
 #include <yaml.h>
 
-#include "config.h"
-#include "evmem.h"
-#include "http.h"
-#include "accesslog.h"
-#include "admin.h"
-#include "control.h"
-#include "mem.h"
-#include "resource.h"
-#include "log.h"
-#include "runtime.h"
-#include "snapshot.h"
-#include "tls.h"
-#include "workers.h"
+#include "control/control.h"
+#include "control/runtime.h"
+#include "core/config.h"
+#include "core/evmem.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/resource.h"
+#include "http1/http.h"
+#include "net/tls.h"
+#include "obs/admin.h"
+#include "proxy/accesslog.h"
+#include "proxy/snapshot.h"
+#include "proxy/workers.h"
 
 #ifndef ZDM_DEFAULT_CONFIG
 #define ZDM_DEFAULT_CONFIG "/etc/zdm/zdm.yaml"

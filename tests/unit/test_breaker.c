@@ -4,9 +4,9 @@
  */
 #include <pthread.h>
 
-#include "breaker.h"
-#include "config.h"
-#include "stats.h"
+#include "control/breaker.h"
+#include "core/config.h"
+#include "proxy/stats.h"
 #include "tap.h"
 
 #define TAKERS 3

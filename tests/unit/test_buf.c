@@ -1,5 +1,5 @@
 /*
- * test_buf.c — reference-counted receive blocks (src/buf.c): the free list,
+ * test_buf.c — reference-counted receive blocks (src/core/buf.c): the free list,
  * blocks larger than the pool's size, and references held by evbuffers
  * until their bytes are written out (drained) or the evbuffer is freed.
  */
@@ -9,7 +9,7 @@
 
 #include <event2/buffer.h>
 
-#include "buf.h"
+#include "core/buf.h"
 #include "tap.h"
 
 #define BLOCK 4096

@@ -1,5 +1,5 @@
 /*
- * test_config.c — the configuration loader (src/config.c): every key of a
+ * test_config.c — the configuration loader (src/core/config.c): every key of a
  * complete file, the defaults, how pools inherit the global health_check and
  * circuit_breaker, each kind of error with its FILE:LINE:COL, several errors
  * in one run, and the duration, size and percent syntaxes.
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "tap.h"
 
 static char cert_file[64], key_file[64];

@@ -1,5 +1,5 @@
 /*
- * test_conn.c — the write side of a connection (src/conn.c) on a real
+ * test_conn.c — the write side of a connection (src/net/conn.c) on a real
  * loopback TCP socket whose peer reads late: outputs appended in pieces of
  * every kind (copied, static, by reference to a block, reserved then
  * committed, moved from another output), small ones (staged, sent as one
@@ -24,8 +24,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "buf.h"
-#include "conn.h"
+#include "core/buf.h"
+#include "net/conn.h"
 #include "tap.h"
 
 #define STREAM (4u << 20) /* bytes written in all */

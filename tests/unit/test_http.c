@@ -1,5 +1,5 @@
 /*
- * test_http.c — message heads (src/http.c): parsing in place with llhttp,
+ * test_http.c — message heads (src/http1/http.c): parsing in place with llhttp,
  * the framing the proxy refuses to forward, hop-by-hop header rewriting as
  * runs of the original bytes, pins, the chunked framing scanner, response
  * heads and the self-made error responses.
@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "http.h"
+#include "core/config.h"
+#include "http1/http.h"
 #include "tap.h"
 
 #define BUF_SIZE 16384

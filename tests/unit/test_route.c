@@ -1,16 +1,16 @@
 /*
- * test_route.c — the routing math (src/route.c): smooth weighted round robin
+ * test_route.c — the routing math (src/proxy/route.c): smooth weighted round robin
  * and how evenly it spreads picks, the effective split when pools are down or
  * at 0%, pins, and retries after a connect failure, over snapshots built from
- * a parsed config (src/snapshot.c).
+ * a parsed config (src/proxy/snapshot.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "route.h"
-#include "snapshot.h"
+#include "core/config.h"
+#include "proxy/route.h"
+#include "proxy/snapshot.h"
 #include "tap.h"
 
 /* old: two servers weighted 3:1, new: one server, dark: one server at weight

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "runtime.h"
+#include "control/runtime.h"
 #include "tap.h"
 
 static uint32_t sum(const uint32_t *v, size_t n)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "tap.h"
-#include "timeq.h"
+#include "core/timeq.h"
 
 #define N 200
 

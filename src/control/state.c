@@ -1,0 +1,289 @@
+/*
+ * state.c — the state file: writing it atomically, reading it back.
+ *
+ * Format:
+ *   {"version":1,"pools":{"old":{"weight":75,"config_weight":90,
+ *     "servers":{"a":{"weight":1,"config_weight":1,"admin":"enabled"}}}}}
+ * JSON as written here is also YAML, so libyaml (already a dependency for
+ * the config) reads it back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <yaml.h>
+
+#include "control/runtime.h"
+#include "control/state.h"
+#include "core/config.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+int state_save(const char *path, const struct config *cfg, const struct runtime_values *v,
+               char *err, size_t errlen)
+{
+	struct evbuffer *out = evbuffer_new();
+	size_t id = 0;
+
+	json_raw(out, "{\"version\":1,\"pools\":{");
+	for (size_t i = 0; i < cfg->npools; i++) {
+		const struct cfg_pool *p = &cfg->pools[i];
+		if (i)
+			json_raw(out, ",");
+		json_str(out, p->name);
+		json_raw(out, ":{\"weight\":");
+		json_percent(out, v->split[i]);
+		json_raw(out, ",\"config_weight\":");
+		json_percent(out, cfg->split[i]);
+		json_raw(out, ",\"servers\":{");
+		for (size_t j = 0; j < p->nservers; j++, id++) {
+			if (j)
+				json_raw(out, ",");
+			json_str(out, p->servers[j].name);
+			json_raw(out, ":{\"weight\":");
+			json_u64(out, v->weight[id]);
+			json_raw(out, ",\"config_weight\":");
+			json_u64(out, p->servers[j].weight);
+			json_raw(out, ",\"admin\":");
+			json_str(out, admin_state_names[v->admin[id]]);
+			json_raw(out, "}");
+		}
+		json_raw(out, "}}");
+	}
+	json_raw(out, "}}\n");
+
+	/* temp file beside the target, fsync, rename, fsync the directory */
+	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	char *dircopy = xstrdup(path);
+	int rc = -1;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot write the state file %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	while (evbuffer_get_length(out)) {
+		int n = evbuffer_write(out, fd);
+		if (n <= 0) {
+			snprintf(err, errlen, "cannot write the state file %s: %s", tmp,
+			         strerror(errno));
+			close(fd);
+			unlink(tmp);
+			goto out;
+		}
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		snprintf(err, errlen, "cannot write the state file %s: %s", tmp, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	if (rename(tmp, path) < 0) {
+		snprintf(err, errlen, "cannot replace the state file %s: %s", path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	int dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	rc = 0;
+out:
+	free(dircopy);
+	free(tmp);
+	evbuffer_free(out);
+	return rc;
+}
+
+/* --- reading ------------------------------------------------------------- */
+
+static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *key)
+{
+	if (!map || map->type != YAML_MAPPING_NODE)
+		return NULL;
+	for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+	     pr++) {
+		yaml_node_t *k = yaml_document_get_node(doc, pr->key);
+		if (k && k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, key) == 0)
+			return yaml_document_get_node(doc, pr->value);
+	}
+	return NULL;
+}
+
+static const char *scalar(yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int get_uint(yaml_node_t *n, uint32_t max, uint32_t *out)
+{
+	const char *s = scalar(n);
+	char *end;
+	if (!s || !*s)
+		return -1;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v > max || *s == '-')
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int get_percent(yaml_node_t *n, uint32_t *out)
+{
+	const char *s = scalar(n);
+	return s ? config_parse_percent(s, out) : -1;
+}
+
+/* Checks the whole document against cfg and fills nv; any problem is
+ * described in why. */
+static int read_doc(yaml_document_t *doc, const struct config *cfg, struct runtime_values *nv,
+                    char *why, size_t len)
+{
+	yaml_node_t *root = yaml_document_get_root_node(doc);
+	uint32_t version;
+	if (!root || root->type != YAML_MAPPING_NODE) {
+		snprintf(why, len, "not a JSON object");
+		return -1;
+	}
+	if (get_uint(map_get(doc, root, "version"), 1000, &version) < 0 || version != 1) {
+		snprintf(why, len, "missing or unknown \"version\"");
+		return -1;
+	}
+	yaml_node_t *pools = map_get(doc, root, "pools");
+	if (!pools || pools->type != YAML_MAPPING_NODE) {
+		snprintf(why, len, "missing \"pools\" object");
+		return -1;
+	}
+	bool same_split = true;
+	uint32_t split[cfg->npools ? cfg->npools : 1];
+	memcpy(split, nv->split, cfg->npools * sizeof(split[0]));
+	for (yaml_node_pair_t *pr = pools->data.mapping.pairs.start;
+	     pr < pools->data.mapping.pairs.top; pr++) {
+		const char *pname = scalar(yaml_document_get_node(doc, pr->key));
+		yaml_node_t *pv = yaml_document_get_node(doc, pr->value);
+		int pi = pname ? config_pool_index(cfg, pname) : -1;
+		if (pi < 0) {
+			snprintf(why, len, "unknown pool '%s'", pname ? pname : "?");
+			return -1;
+		}
+		uint32_t w, cw;
+		if (get_percent(map_get(doc, pv, "weight"), &w) < 0 ||
+		    get_percent(map_get(doc, pv, "config_weight"), &cw) < 0) {
+			snprintf(why, len, "pool '%s': bad \"weight\" or \"config_weight\"", pname);
+			return -1;
+		}
+		split[pi] = w;
+		if (cw != cfg->split[pi])
+			same_split = false;
+		yaml_node_t *servers = map_get(doc, pv, "servers");
+		if (servers && servers->type != YAML_MAPPING_NODE) {
+			snprintf(why, len, "pool '%s': \"servers\" is not an object", pname);
+			return -1;
+		}
+		if (!servers)
+			continue;
+		size_t base = 0;
+		for (int k = 0; k < pi; k++)
+			base += cfg->pools[k].nservers;
+		for (yaml_node_pair_t *sp = servers->data.mapping.pairs.start;
+		     sp < servers->data.mapping.pairs.top; sp++) {
+			const char *sname = scalar(yaml_document_get_node(doc, sp->key));
+			yaml_node_t *sv = yaml_document_get_node(doc, sp->value);
+			const struct cfg_pool *p = &cfg->pools[pi];
+			size_t j = 0;
+			while (sname && j < p->nservers && strcmp(p->servers[j].name, sname) != 0)
+				j++;
+			if (!sname || j == p->nservers) {
+				snprintf(why, len, "unknown server '%s/%s'", pname, sname ? sname : "?");
+				return -1;
+			}
+			uint32_t sw, scw;
+			const char *admin = scalar(map_get(doc, sv, "admin"));
+			int a = -1;
+			for (int x = ADMIN_ENABLED; admin && x <= ADMIN_DISABLED; x++)
+				if (strcmp(admin, admin_state_names[x]) == 0)
+					a = x;
+			if (get_uint(map_get(doc, sv, "weight"), 1000, &sw) < 0 ||
+			    get_uint(map_get(doc, sv, "config_weight"), 1000, &scw) < 0 || a < 0) {
+				snprintf(why, len, "server '%s/%s': bad \"weight\", \"config_weight\" or "
+				                   "\"admin\"",
+				         pname, sname);
+				return -1;
+			}
+			/* The config's value wins where it changed since. */
+			if (scw == p->servers[j].weight)
+				nv->weight[base + j] = sw;
+			nv->admin[base + j] = (uint8_t)a;
+		}
+	}
+	uint32_t sum = 0;
+	for (size_t i = 0; i < cfg->npools; i++)
+		sum += split[i];
+	if (sum != 10000) {
+		snprintf(why, len, "the pools' weights do not sum to 100");
+		return -1;
+	}
+	if (same_split)
+		memcpy(nv->split, split, cfg->npools * sizeof(split[0]));
+	return 0;
+}
+
+int state_load(const char *path, const struct config *cfg, struct runtime_values *v)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		if (errno == ENOENT)
+			return 1;
+		log_warn("state file %s cannot be read (%s): starting with the configuration's values",
+		         path, strerror(errno));
+		return -1;
+	}
+
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	char why[256] = "";
+	int rc = -1;
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		snprintf(why, sizeof(why), "not valid JSON (%s at line %zu)",
+		         parser.problem ? parser.problem : "syntax error",
+		         parser.problem_mark.line + 1);
+	} else {
+		/* Everything is checked into a copy; v changes only if all of
+		 * the file is valid. */
+		size_t ns = 0;
+		for (size_t i = 0; i < cfg->npools; i++)
+			ns += cfg->pools[i].nservers;
+		struct runtime_values nv = {
+		        .split = xcalloc(cfg->npools, sizeof(*nv.split)),
+		        .weight = xcalloc(ns ? ns : 1, sizeof(*nv.weight)),
+		        .admin = xcalloc(ns ? ns : 1, sizeof(*nv.admin)),
+		};
+		memcpy(nv.split, v->split, cfg->npools * sizeof(*nv.split));
+		memcpy(nv.weight, v->weight, ns * sizeof(*nv.weight));
+		memcpy(nv.admin, v->admin, ns * sizeof(*nv.admin));
+		if (read_doc(&doc, cfg, &nv, why, sizeof(why)) == 0) {
+			memcpy(v->split, nv.split, cfg->npools * sizeof(*nv.split));
+			memcpy(v->weight, nv.weight, ns * sizeof(*nv.weight));
+			memcpy(v->admin, nv.admin, ns * sizeof(*nv.admin));
+			rc = 0;
+		}
+		free(nv.split);
+		free(nv.weight);
+		free(nv.admin);
+		yaml_document_delete(&doc);
+	}
+	yaml_parser_delete(&parser);
+	fclose(f);
+	if (rc < 0)
+		log_warn("state file %s ignored: %s; starting with the configuration's values", path,
+		         why);
+	return rc;
+}

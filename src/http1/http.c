@@ -1,0 +1,1178 @@
+/*
+ * http.c — HTTP/1.x heads parsed in place, the framing rules of the proxy
+ * (what is rejected rather than forwarded) and the hop-by-hop header rules.
+ *
+ * A head of the plain form (see http.h) that arrives whole is read in one
+ * pass here, and its Content-Length body counted down; every other message
+ * goes to llhttp from its first byte.
+ *
+ * llhttp is strict about most of it: bare CR or LF after header values,
+ * control bytes in names and values, duplicate or conflicting
+ * Content-Length, both Content-Length and Transfer-Encoding, bad chunk sizes.
+ * What it lets through and the proxy must not forward — obs-fold
+ * continuation lines, a bare LF ending the start line or the head, bytes
+ * between chunk data and its CRLF, whitespace before a header colon, a
+ * request Transfer-Encoding whose last coding is not chunked — is checked
+ * here. The parser is paused at the end of every head and every message so
+ * that the caller sees exactly where one ends and the next begins.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#include "core/config.h"
+#include "http1/http.h"
+
+enum { PAUSE_NONE, PAUSE_HEAD, PAUSE_MSG };
+
+/* Byte classes: TCHAR, a header name character (RFC 9110 §5.6.2), and
+ * TARGET, a request-target character taken here (RFC 3986 unreserved,
+ * sub-delims, ":@/?%"). */
+enum { TCHAR = 1, TARGET = 2 };
+static const uint8_t byte_class[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 3, 0, 1, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2,
+	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 0, 2, 0, 2,
+	2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 1, 3,
+	1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 1, 0, 3, 0,
+	/* 0x80-0xff: neither */
+};
+
+static inline bool in_class(unsigned char c, unsigned cls)
+{
+	return (byte_class[c] & cls) != 0;
+}
+
+static bool is_tchar(unsigned char c)
+{
+	return in_class(c, TCHAR);
+}
+
+bool http_name_eq(const char *name, size_t len, const char *want)
+{
+	return strlen(want) == len && strncasecmp(name, want, len) == 0;
+}
+
+/* Whether the n (2 or more) bytes at s are `lower`, a lowercase name of
+ * letters and '-', in any case: a word at a time, ORing in the case bit.
+ * Exact where s holds no CR (names, and values, which end at one): only a
+ * letter ORs into a lowercase letter, and only '-' or CR into '-'. Once
+ * inlined with a literal, the literal's words are constants. */
+static inline __attribute__((always_inline)) bool token_eq(const char *s, const char *lower,
+                                                          size_t n)
+{
+	if (n >= 8) {
+		uint64_t a, b;
+		for (size_t i = 0;; i += 8) {
+			if (i + 8 > n)
+				i = n - 8; /* the last word overlaps the one before */
+			memcpy(&a, s + i, 8);
+			memcpy(&b, lower + i, 8);
+			if ((a | 0x2020202020202020ull) != b)
+				return false;
+			if (i + 8 == n)
+				return true;
+		}
+	}
+	if (n >= 4) {
+		uint32_t a, b, c, d;
+		memcpy(&a, s, 4);
+		memcpy(&b, lower, 4);
+		memcpy(&c, s + n - 4, 4);
+		memcpy(&d, lower + n - 4, 4);
+		return (a | 0x20202020u) == b && (c | 0x20202020u) == d;
+	}
+	uint16_t a, b;
+	memcpy(&a, s, 2);
+	memcpy(&b, lower, 2);
+	return (a | 0x2020u) == b && (n == 2 || (s[2] | 0x20) == lower[2]);
+}
+
+#define IS(lit) token_eq(name, lit, sizeof(lit) - 1)
+
+/* The kind of a header name (a token): its length leaves at most two
+ * candidates. */
+static enum http_hdr_kind classify(const char *name, size_t len)
+{
+	switch (len) {
+	case 2:
+		return IS("te") ? HK_TE : HK_OTHER;
+	case 4:
+		return IS("host") ? HK_HOST : HK_OTHER;
+	case 6:
+		return IS("expect") ? HK_EXPECT : HK_OTHER;
+	case 7:
+		return IS("upgrade") ? HK_UPGRADE : HK_OTHER;
+	case 9:
+		return IS("x-real-ip") ? HK_X_REAL_IP : HK_OTHER;
+	case 10:
+		return IS("connection") ? HK_CONNECTION : IS("keep-alive") ? HK_KEEP_ALIVE : HK_OTHER;
+	case 14:
+		return IS("content-length") ? HK_CONTENT_LENGTH : HK_OTHER;
+	case 15:
+		return IS("x-forwarded-for") ? HK_X_FORWARDED_FOR : HK_OTHER;
+	case 16:
+		return IS("proxy-connection") ? HK_PROXY_CONNECTION : HK_OTHER;
+	case 17:
+		return IS("transfer-encoding")   ? HK_TRANSFER_ENCODING
+		       : IS("x-forwarded-proto") ? HK_X_FORWARDED_PROTO
+		                                 : HK_OTHER;
+	default:
+		return HK_OTHER;
+	}
+}
+
+#undef IS
+
+static struct http_msg *msg_of(llhttp_t *p)
+{
+	return p->data;
+}
+
+static int fail(struct http_msg *m, int status, const char *reason)
+{
+	m->error_status = status;
+	m->error_reason = reason;
+	return HPE_USER;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+	m->body_bytes = 0;
+	return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_msg *m = msg_of(p);
+	uint32_t off = (uint32_t)(at - m->base);
+	if (!m->head.url_len)
+		m->head.url = off;
+	m->head.url_len += (uint32_t)len;
+	return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_msg *m = msg_of(p);
+	struct http_head *h = &m->head;
+	uint32_t off = (uint32_t)(at - m->base);
+
+	if (!m->in_field) {
+		if (h->nhdrs == HTTP_MAX_HEADERS)
+			return fail(m, 431, "too many header fields");
+		struct http_hdr *hd = &h->hdrs[h->nhdrs++];
+		memset(hd, 0, sizeof(*hd));
+		hd->name = off;
+		m->in_field = 1;
+		m->value_done = 0;
+		m->in_value = 0;
+	}
+	struct http_hdr *hd = &h->hdrs[h->nhdrs - 1];
+	if (hd->name + hd->name_len != off)
+		return fail(m, 400, "header name split");
+	if (hd->name_len + len > UINT16_MAX)
+		return fail(m, 431, "header name too long");
+	hd->name_len = (uint16_t)(hd->name_len + len);
+	return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
+	m->in_field = 0;
+	hd->kind = (uint8_t)classify(m->base + hd->name, hd->name_len);
+	hd->value = hd->name + hd->name_len; /* an empty value has no callback */
+	return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_msg *m = msg_of(p);
+	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
+	uint32_t off = (uint32_t)(at - m->base);
+
+	/* A value that resumes after its line ended is an obs-fold
+	 * continuation line (RFC 9112 §5.2): rejected, never unfolded. */
+	if (m->value_done)
+		return fail(m, 400, "obsolete line folding");
+	if (!m->in_value) {
+		hd->value = off;
+		hd->value_len = 0;
+		m->in_value = 1;
+	} else if (hd->value + hd->value_len != off) {
+		return fail(m, 400, "obsolete line folding");
+	}
+	hd->value_len += (uint32_t)len;
+	return 0;
+}
+
+/* Records the Connection tokens of a value: close, keep-alive, upgrade, and
+ * whether it names other headers. */
+static uint32_t connection_tokens(const char *v, size_t len)
+{
+	uint32_t t = 0;
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+			i++;
+		if (i == s)
+			continue;
+		size_t n = i - s;
+		if (n == 5 && token_eq(v + s, "close", 5))
+			t |= HTTP_CONN_CLOSE;
+		else if (n == 10 && token_eq(v + s, "keep-alive", 10))
+			t |= HTTP_CONN_KEEP_ALIVE;
+		else if (n == 7 && token_eq(v + s, "upgrade", 7))
+			t |= HTTP_CONN_UPGRADE;
+		else
+			t |= HTTP_CONN_OTHER;
+	}
+	return t;
+}
+
+/* A header line is complete: its value is trimmed of trailing whitespace
+ * and what the proxy acts on is recorded. */
+static void header_done(struct http_msg *m, struct http_hdr *hd)
+{
+	struct http_head *h = &m->head;
+	const char *v = m->base + hd->value;
+
+	uint32_t n = hd->value_len;
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	hd->value_len = n;
+
+	switch (hd->kind) {
+	case HK_CONNECTION:
+	case HK_PROXY_CONNECTION:
+		h->conn_tokens |= connection_tokens(v, hd->value_len);
+		break;
+	case HK_HOST:
+		h->nhost++;
+		break;
+	default:
+		break;
+	}
+	for (size_t i = 0; i < m->npins; i++) {
+		if ((int)i >= h->pin && h->pin >= 0)
+			break;
+		const struct cfg_pin *pin = &m->pins[i];
+		if (http_name_eq(m->base + hd->name, hd->name_len, pin->header) &&
+		    strlen(pin->value) == hd->value_len && memcmp(v, pin->value, hd->value_len) == 0)
+			h->pin = (int)i;
+	}
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+
+	m->in_value = 0;
+	m->value_done = 1;
+	/* llhttp hands over the value with trailing whitespace. */
+	header_done(m, &m->head.hdrs[m->head.nhdrs - 1]);
+	return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+	m->pause = PAUSE_HEAD;
+	/* A response to HEAD, a 204, a 304 and an interim response end at
+	 * their blank line whatever their framing headers say (RFC 9112
+	 * §6.3); a 304 may carry the resource's Content-Length. */
+	int st = p->status_code;
+	if (m->skip_body ||
+	    (p->type == HTTP_RESPONSE && (st == 204 || st == 304 || (st < 200 && st != 101))))
+		p->flags |= F_SKIPBODY;
+	return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_msg *m = msg_of(p);
+	m->body_bytes += len;
+	if (m->max_body && m->body_bytes > m->max_body)
+		return fail(m, 413, "request body too large");
+	if (m->on_body)
+		m->on_body(m, at, len);
+	return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	struct http_msg *m = msg_of(p);
+	m->pause = PAUSE_MSG;
+	return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_field_complete = on_header_field_complete,
+	.on_header_value = on_header_value,
+	.on_header_value_complete = on_header_value_complete,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+void http_msg_init(struct http_msg *m, llhttp_type_t type, void *owner)
+{
+	memset(m, 0, sizeof(*m));
+	llhttp_init(&m->parser, type, &settings);
+	m->parser.data = m;
+	m->owner = owner;
+	m->head.pin = -1;
+}
+
+/* Empties the head record for a head read from its start. */
+static void head_clear(struct http_msg *m)
+{
+	m->head.nhdrs = 0;
+	m->head.conn_tokens = 0;
+	m->head.url = m->head.url_len = 0;
+	m->head.pin = -1;
+	m->head.nhost = 0;
+}
+
+void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
+{
+	m->base = base;
+	m->head.start = start;
+	m->head.end = start;
+	head_clear(m);
+	m->in_field = m->in_value = m->value_done = 0;
+	m->in_body = false;
+	m->plain = false;
+	m->llhttp_msg = false;
+	m->error_status = 0;
+	m->error_reason = NULL;
+}
+
+void http_msg_body_bypassed(struct http_msg *m)
+{
+	http_msg_reset(m);
+	m->in_body = false;
+	m->pause = PAUSE_NONE;
+}
+
+void http_msg_reset(struct http_msg *m)
+{
+	/* llhttp never fed (every message so far was plain) needs none. */
+	if (m->llhttp_dirty)
+		llhttp_reset(&m->parser);
+	m->plain = false;
+	m->llhttp_msg = m->llhttp_dirty = false;
+}
+
+void http_msg_rebase(struct http_msg *m, const char *base)
+{
+	m->base = base;
+}
+
+enum chunk_state {
+	CS_SIZE,        /* hex digits of a chunk size */
+	CS_EXT,         /* chunk extensions, up to CR */
+	CS_SIZE_LF,
+	CS_DATA,
+	CS_DATA_CR,
+	CS_DATA_LF,
+	CS_TRAILER,     /* at the start of a trailer line or the final CRLF */
+	CS_TRAILER_LINE,
+	CS_TRAILER_LF,
+	CS_END_LF,
+	CS_DONE,
+};
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = u[i];
+		switch (cs->state) {
+		case CS_SIZE:
+			if (hexval(c) >= 0) {
+				if (++cs->digits > 15)
+					return -1; /* sizes past 2^60 are not credible */
+				cs->left = cs->left * 16 + (uint64_t)hexval(c);
+			} else if (cs->digits && (c == ';' || c == ' ' || c == '\t')) {
+				cs->state = CS_EXT;
+			} else if (cs->digits && c == '\r') {
+				cs->state = CS_SIZE_LF;
+			} else {
+				return -1;
+			}
+			break;
+		case CS_EXT:
+			if (c == '\r')
+				cs->state = CS_SIZE_LF;
+			else if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return -1;
+			break;
+		case CS_SIZE_LF:
+			if (c != '\n')
+				return -1;
+			cs->state = cs->left ? CS_DATA : CS_TRAILER;
+			break;
+		case CS_DATA: {
+			size_t take = n - i < cs->left ? n - i : (size_t)cs->left;
+			cs->left -= take;
+			i += take;
+			if (!cs->left)
+				cs->state = CS_DATA_CR;
+			continue;
+		}
+		case CS_DATA_CR:
+			if (c != '\r')
+				return -1;
+			cs->state = CS_DATA_LF;
+			break;
+		case CS_DATA_LF:
+			if (c != '\n')
+				return -1;
+			cs->state = CS_SIZE;
+			cs->digits = 0;
+			cs->left = 0;
+			break;
+		case CS_TRAILER:
+			cs->state = c == '\r' ? CS_END_LF : CS_TRAILER_LINE;
+			if (c == '\n' || (c < 0x20 && c != '\r') || c == 0x7f)
+				return -1;
+			break;
+		case CS_TRAILER_LINE:
+			if (c == '\r')
+				cs->state = CS_TRAILER_LF;
+			else if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return -1;
+			break;
+		case CS_TRAILER_LF:
+			if (c != '\n')
+				return -1;
+			cs->state = CS_TRAILER;
+			break;
+		case CS_END_LF:
+			if (c != '\n')
+				return -1;
+			cs->state = CS_DONE;
+			break;
+		case CS_DONE:
+			return -1;
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* Every line of a head ends with CRLF: llhttp lets a bare LF end the
+ * start line or the head, which must not be forwarded. */
+static bool line_ends_ok(const char *p, size_t n)
+{
+	/* Every LF follows a CR and every CR precedes an LF: the LF positions
+	 * are exactly the CR positions plus one. Compared 16 bytes at a time
+	 * as bit masks, the last CR bit of a block carried into the next. */
+	uint32_t carry = 0; /* the byte before is a CR */
+	size_t i = 0;
+#ifdef __SSE2__
+	const __m128i cr16 = _mm_set1_epi8('\r'), lf16 = _mm_set1_epi8('\n');
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		uint32_t cr = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, cr16));
+		uint32_t lf = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf16));
+		if (lf != (((cr << 1) | carry) & 0xffff))
+			return false;
+		carry = cr >> 15;
+	}
+#endif
+	for (; i < n; i++) {
+		if ((p[i] == '\n') != carry)
+			return false;
+		carry = p[i] == '\r';
+	}
+	return !carry && n >= 4 && p[n - 1] == '\n' && p[n - 3] == '\n';
+}
+
+/*
+ * The plain form, parsed in one pass. Whatever is not of this form makes
+ * plain_head() give up (return 0) without a verdict, and llhttp reads the
+ * message from its first byte instead, so that every refusal and its
+ * reason come from one place. What it accepts, llhttp and the checks above
+ * accept too, with the same record of the head (tests/unit/test_http.c
+ * compares the two on many heads).
+ */
+
+/* The end of a header value or reason phrase starting at p: the CR of its
+ * CRLF, or NULL if a control byte other than HTAB comes first or the line
+ * is not complete before end. */
+static const char *line_end(const char *p, const char *end)
+{
+#ifdef __SSE2__
+	const __m128i c1f = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		/* bytes <= 0x1f (unsigned) or 0x7f */
+		__m128i ctl = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v),
+		                           _mm_cmpeq_epi8(v, del));
+		unsigned mask = (unsigned)_mm_movemask_epi8(ctl);
+		while (mask) {
+			const char *q = p + __builtin_ctz(mask);
+			if (*q != '\t')
+				return *q == '\r' && q + 1 < end && q[1] == '\n' ? q : NULL;
+			mask &= mask - 1;
+		}
+		p += 16;
+	}
+#endif
+	for (; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x20 && c != 0x7f)
+			continue;
+		if (c == '\t')
+			continue;
+		return c == '\r' && p + 1 < end && p[1] == '\n' ? p : NULL;
+	}
+	return NULL;
+}
+
+static const struct {
+	char name[8];
+	uint8_t len;
+	uint8_t method;
+} plain_methods[] = {
+	{ "GET ", 4, HTTP_GET },         { "POST ", 5, HTTP_POST },   { "HEAD ", 5, HTTP_HEAD },
+	{ "PUT ", 4, HTTP_PUT },         { "DELETE ", 7, HTTP_DELETE }, { "PATCH ", 6, HTTP_PATCH },
+	{ "OPTIONS ", 8, HTTP_OPTIONS },
+};
+
+/* "HTTP/1.0" or "HTTP/1.1" at p: the minor version, or -1. */
+static int plain_version(const char *p)
+{
+	if (memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1'))
+		return -1;
+	return p[7] - '0';
+}
+
+/* METHOD SP origin-form SP HTTP/1.x CRLF: the first header line, or NULL. */
+static const char *plain_request_line(struct http_msg *m, const char *p, const char *end)
+{
+	size_t i = 0, n = sizeof(plain_methods) / sizeof(plain_methods[0]);
+	while (i < n && ((size_t)(end - p) < plain_methods[i].len ||
+	                 memcmp(p, plain_methods[i].name, plain_methods[i].len) != 0))
+		i++;
+	if (i == n)
+		return NULL;
+	m->pl.method = plain_methods[i].method;
+	const char *t = p + plain_methods[i].len, *q = t;
+	if (q == end || *q != '/')
+		return NULL;
+	while (q < end && in_class((unsigned char)*q, TARGET))
+		q++;
+	/* SP HTTP/1.x CRLF */
+	if (end - q < 11 || q[0] != ' ' || q[9] != '\r' || q[10] != '\n')
+		return NULL;
+	int minor = plain_version(q + 1);
+	if (minor < 0)
+		return NULL;
+	m->pl.version = (uint8_t)(10 + minor);
+	m->head.url = (uint32_t)(t - m->base);
+	m->head.url_len = (uint32_t)(q - t);
+	return q + 11;
+}
+
+/* HTTP/1.x SP 3DIGIT SP reason CRLF, 2xx to 5xx: the first header line, or
+ * NULL. */
+static const char *plain_status_line(struct http_msg *m, const char *p, const char *end)
+{
+	if (end - p < 15 || p[8] != ' ' || p[12] != ' ')
+		return NULL;
+	int minor = plain_version(p);
+	if (minor < 0 || p[9] < '2' || p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' ||
+	    p[11] > '9')
+		return NULL;
+	m->pl.version = (uint8_t)(10 + minor);
+	m->pl.status = (uint16_t)((p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0'));
+	const char *q = line_end(p + 13, end);
+	return q ? q + 2 : NULL;
+}
+
+/* A Content-Length value: 1 to 15 digits, else -1. */
+static int64_t plain_length(const char *v, size_t len)
+{
+	if (!len || len > 15)
+		return -1;
+	int64_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	return n;
+}
+
+/* A Connection value of the form token *("," *SP token): the form on which
+ * connection_tokens() and llhttp surely read the same tokens. */
+static bool plain_tokens(const char *v, size_t len)
+{
+	size_t i = 0;
+	for (;;) {
+		size_t s = i;
+		while (i < len && in_class((unsigned char)v[i], TCHAR))
+			i++;
+		if (i == s)
+			return false;
+		if (i == len)
+			return true;
+		if (v[i++] != ',')
+			return false;
+		while (i < len && v[i] == ' ')
+			i++;
+	}
+}
+
+/* The end of the token at q: the first byte that is not a tchar, or end.
+ * Sixteen bytes at a time while they are letters, digits and '-', what
+ * header names are made of; any other byte is looked up. */
+static const char *token_end(const char *q, const char *end)
+{
+#ifdef __SSE2__
+	const __m128i case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'),
+	              z = _mm_set1_epi8('z' - 'a'), zero = _mm_set1_epi8('0'),
+	              nine = _mm_set1_epi8(9), dash = _mm_set1_epi8('-');
+	while (end - q >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+		__m128i l = _mm_sub_epi8(_mm_or_si128(v, case_bit), a);
+		__m128i d = _mm_sub_epi8(v, zero);
+		__m128i ok = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l),
+		                                       _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d)),
+		                          _mm_cmpeq_epi8(v, dash));
+		unsigned other = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+		if (!other) {
+			q += 16;
+			continue;
+		}
+		q += __builtin_ctz(other);
+		if (!in_class((unsigned char)*q, TCHAR))
+			return q;
+		q++;
+	}
+#endif
+	while (q < end && in_class((unsigned char)*q, TCHAR))
+		q++;
+	return q;
+}
+
+/* Parses a head of the plain form that lies whole in p[0, n), which is at
+ * m->base + m->head.start. Returns its length with the head recorded and
+ * m->pl set, or 0 (the head record is then to be cleared). */
+static size_t plain_head(struct http_msg *m, const char *p, size_t n)
+{
+	const char *end = p + n, *q;
+	struct http_head *h = &m->head;
+	struct http_plain *pl = &m->pl;
+	bool request = m->parser.type == HTTP_REQUEST;
+
+	pl->has_length = false;
+	pl->content_length = 0;
+	q = request ? plain_request_line(m, p, end) : plain_status_line(m, p, end);
+	if (!q)
+		return 0;
+	for (;;) {
+		if (end - q < 2)
+			return 0;
+		if (q[0] == '\r') {
+			if (q[1] != '\n')
+				return 0;
+			q += 2;
+			break;
+		}
+		const char *name = q;
+		q = token_end(q, end);
+		if (q == name || q == end || *q != ':' || q - name > UINT16_MAX ||
+		    h->nhdrs == HTTP_MAX_HEADERS)
+			return 0;
+		size_t name_len = (size_t)(q - name);
+		q++;
+		while (q < end && (*q == ' ' || *q == '\t'))
+			q++;
+		const char *v = q;
+		if (!(q = line_end(q, end)))
+			return 0;
+		struct http_hdr *hd = &h->hdrs[h->nhdrs++];
+		hd->name = (uint32_t)(name - m->base);
+		hd->name_len = (uint16_t)name_len;
+		hd->kind = (uint8_t)classify(name, name_len);
+		hd->drop = 0;
+		/* as llhttp records it: an empty value sits at the next line */
+		hd->value = (uint32_t)((q == v ? q + 2 : v) - m->base);
+		hd->value_len = (uint32_t)(q - v);
+		header_done(m, hd);
+		q += 2;
+		switch (hd->kind) {
+		case HK_CONTENT_LENGTH: {
+			/* digits alone, nothing after them */
+			int64_t len = (size_t)(q - 2 - v) == hd->value_len
+			                      ? plain_length(m->base + hd->value, hd->value_len)
+			                      : -1;
+			if (len < 0 || pl->has_length)
+				return 0;
+			pl->has_length = true;
+			pl->content_length = (uint64_t)len;
+			break;
+		}
+		case HK_CONNECTION:
+		case HK_PROXY_CONNECTION:
+			/* a tab in the whitespace after a token, which llhttp
+			 * reads otherwise: llhttp's way */
+			if (!plain_tokens(m->base + hd->value, hd->value_len) ||
+			    memchr(v, '\t', (size_t)(q - 2 - v)))
+				return 0;
+			break;
+		case HK_TRANSFER_ENCODING:
+		case HK_UPGRADE:
+			return 0;
+		default:
+			break;
+		}
+	}
+	if (h->conn_tokens & HTTP_CONN_UPGRADE)
+		return 0;
+	pl->no_body = !request && (m->skip_body || pl->status == 204 || pl->status == 304);
+	if (!request && !pl->no_body && !pl->has_length)
+		return 0; /* delimited by the close of the connection */
+	/* close wins over keep-alive, as in http_msg_keep_alive() */
+	pl->keep_alive = !(h->conn_tokens & HTTP_CONN_CLOSE) &&
+	                 (pl->version == 11 || (h->conn_tokens & HTTP_CONN_KEEP_ALIVE));
+	return (size_t)(q - p);
+}
+
+/* The body of a plain message: counted down, never parsed. */
+static enum http_step plain_body(struct http_msg *m, const char *data, size_t len,
+                                 size_t *consumed)
+{
+	struct http_plain *pl = &m->pl;
+	size_t take = pl->no_body ? 0 : len < pl->content_length ? len : (size_t)pl->content_length;
+
+	*consumed = take;
+	if (take) {
+		pl->content_length -= take;
+		m->body_bytes += take;
+		if (m->max_body && m->body_bytes > m->max_body) {
+			m->error_status = 413;
+			m->error_reason = "request body too large";
+			return HTTP_ERROR;
+		}
+		if (m->on_body)
+			m->on_body(m, data, take);
+	}
+	if (pl->content_length && !pl->no_body)
+		return HTTP_NEED_MORE;
+	m->in_body = false; /* m->plain stays: the framing is asked about after */
+	return HTTP_MSG_DONE;
+}
+
+enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, size_t *consumed)
+{
+	if (m->plain && m->in_body)
+		return plain_body(m, data, len, consumed);
+	if (!m->in_body && !m->llhttp_msg && data == m->base + m->head.start) {
+		size_t n = plain_head(m, data, len);
+		if (n) {
+			*consumed = n;
+			m->head.end = m->head.start + (uint32_t)n;
+			m->plain = true;
+			m->in_body = true;
+			m->body_bytes = 0;
+			return HTTP_HEAD_DONE;
+		}
+		head_clear(m);
+	}
+	m->plain = false;
+	if (len)
+		m->llhttp_msg = m->llhttp_dirty = true;
+	if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
+		llhttp_resume(&m->parser);
+	m->pause = PAUSE_NONE;
+
+	llhttp_errno_t e = llhttp_execute(&m->parser, data, len);
+	size_t k = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&m->parser) - data);
+
+	/* llhttp is lenient about the CRLF after chunk data; the bytes it
+	 * took are checked again here before anyone forwards them. */
+	if (m->in_body && (m->parser.flags & F_CHUNKED) && k &&
+	    (e == HPE_OK || e == HPE_PAUSED) && http_chunk_scan(&m->chunks, data, k) < 0) {
+		*consumed = k;
+		m->error_status = 400;
+		m->error_reason = "malformed chunked framing";
+		return HTTP_ERROR;
+	}
+	switch (e) {
+	case HPE_OK:
+		*consumed = len;
+		return HTTP_NEED_MORE;
+	case HPE_PAUSED:
+		*consumed = k;
+		if (m->pause == PAUSE_HEAD) {
+			m->head.end = (uint32_t)(data + *consumed - m->base);
+			if (!line_ends_ok(m->base + m->head.start, m->head.end - m->head.start)) {
+				m->error_status = 400;
+				m->error_reason = "bare CR or LF in the header section";
+				return HTTP_ERROR;
+			}
+			m->in_body = true;
+			memset(&m->chunks, 0, sizeof(m->chunks));
+			return HTTP_HEAD_DONE;
+		}
+		m->in_body = false;
+		return HTTP_MSG_DONE;
+	case HPE_PAUSED_UPGRADE:
+		*consumed = (size_t)(llhttp_get_error_pos(&m->parser) - data);
+		return HTTP_UPGRADE;
+	default:
+		*consumed = (size_t)(llhttp_get_error_pos(&m->parser) - data);
+		if (!m->error_status) {
+			m->error_status = 400; /* every parse error is the client's */
+			m->error_reason = llhttp_get_error_reason(&m->parser);
+		}
+		return HTTP_ERROR;
+	}
+}
+
+int http_msg_finish(struct http_msg *m)
+{
+	if (m->plain)
+		return m->in_body ? -1 : 0;
+	if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
+		llhttp_resume(&m->parser);
+	llhttp_errno_t e = llhttp_finish(&m->parser);
+	return e == HPE_OK || e == HPE_PAUSED ? 0 : -1;
+}
+
+bool http_msg_needs_eof(const struct http_msg *m)
+{
+	return !m->plain && llhttp_message_needs_eof(&m->parser);
+}
+
+bool http_msg_keep_alive(const struct http_msg *m)
+{
+	if (m->plain)
+		return m->pl.keep_alive;
+	/* As llhttp_should_keep_alive(), from the tokens read here, which
+	 * llhttp reads otherwise in places (a tab after a token): a close
+	 * token always ends the connection, also next to keep-alive in an
+	 * HTTP/1.0 message. */
+	uint32_t t = m->head.conn_tokens;
+	bool v11 = m->parser.http_major > 0 && m->parser.http_minor > 0;
+	if ((t & HTTP_CONN_CLOSE) || (!v11 && !(t & HTTP_CONN_KEEP_ALIVE)))
+		return false;
+	return !llhttp_message_needs_eof(&m->parser);
+}
+
+bool http_msg_chunked(const struct http_msg *m)
+{
+	return !m->plain && (m->parser.flags & F_CHUNKED) != 0;
+}
+
+bool http_msg_upgrade(const struct http_msg *m)
+{
+	return !m->plain && m->parser.upgrade != 0;
+}
+
+uint64_t http_msg_content_length(const struct http_msg *m)
+{
+	if (m->plain)
+		return m->pl.content_length;
+	return (m->parser.flags & F_CONTENT_LENGTH) ? m->parser.content_length : 0;
+}
+
+int http_msg_status(const struct http_msg *m)
+{
+	return m->plain ? m->pl.status : m->parser.status_code;
+}
+
+int http_msg_method(const struct http_msg *m)
+{
+	return m->plain ? m->pl.method : m->parser.method;
+}
+
+int http_msg_version(const struct http_msg *m)
+{
+	return m->plain ? m->pl.version : m->parser.http_major * 10 + m->parser.http_minor;
+}
+
+bool http_method_idempotent(int method)
+{
+	switch (method) {
+	case HTTP_GET:
+	case HTTP_HEAD:
+	case HTTP_PUT:
+	case HTTP_DELETE:
+	case HTTP_OPTIONS:
+	case HTTP_TRACE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Marks the headers named by Connection tokens, except the framing headers,
+ * which a Connection header must never remove. */
+static void drop_connection_listed(struct http_msg *m)
+{
+	struct http_head *h = &m->head;
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		const struct http_hdr *c = &h->hdrs[i];
+		if (c->kind != HK_CONNECTION && c->kind != HK_PROXY_CONNECTION)
+			continue;
+		const char *v = m->base + c->value;
+		size_t k = 0;
+		while (k < c->value_len) {
+			while (k < c->value_len && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+				k++;
+			size_t s = k;
+			while (k < c->value_len && v[k] != ',' && v[k] != ' ' && v[k] != '\t')
+				k++;
+			for (uint32_t j = 0; j < h->nhdrs && k > s; j++) {
+				struct http_hdr *hd = &h->hdrs[j];
+				if (hd->kind == HK_OTHER && hd->name_len == k - s &&
+				    strncasecmp(m->base + hd->name, v + s, k - s) == 0)
+					hd->drop = 1;
+			}
+		}
+	}
+}
+
+/* Whether the last transfer coding of a Transfer-Encoding value is chunked. */
+static bool te_ends_chunked(const char *v, size_t len)
+{
+	while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	size_t s = len;
+	while (s && v[s - 1] != ',' && v[s - 1] != ' ' && v[s - 1] != '\t')
+		s--;
+	return http_name_eq(v + s, len - s, "chunked");
+}
+
+/* The request line is exactly METHOD SP TARGET SP VERSION: llhttp lets
+ * extra spaces through. */
+static bool request_line_ok(const char *p, size_t n)
+{
+	const char *eol = memchr(p, '\r', n);
+	int spaces = 0;
+	if (!eol || eol == p)
+		return false;
+	for (const char *q = p; q < eol; q++) {
+		if (*q != ' ')
+			continue;
+		if (q == p || q[-1] == ' ' || q + 1 == eol)
+			return false;
+		spaces++;
+	}
+	return spaces == 2;
+}
+
+int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
+{
+	struct http_head *h = &m->head;
+	const llhttp_t *p = &m->parser;
+	int te_last_chunked = -1, version = http_msg_version(m);
+	uint64_t length = http_msg_content_length(m);
+	/* A plain head has neither Transfer-Encoding nor CONNECT. */
+	bool te = !m->plain && (p->flags & F_TRANSFER_ENCODING);
+
+	if (http_msg_method(m) == HTTP_CONNECT) {
+		*reason = "CONNECT is not supported";
+		return 400;
+	}
+	if (version / 10 != 1) {
+		*reason = "only HTTP/1.0 and HTTP/1.1 are served";
+		return 400;
+	}
+	/* (the plain form's request line is of that form) */
+	if (!m->plain && !request_line_ok(m->base + h->start, h->end - h->start)) {
+		*reason = "malformed request line";
+		return 400;
+	}
+	if (h->nhost > 1) {
+		*reason = "several Host headers";
+		return 400;
+	}
+	if (h->nhost == 0 && version == 11) {
+		*reason = "HTTP/1.1 request without Host";
+		return 400;
+	}
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		struct http_hdr *hd = &h->hdrs[i];
+		/* (the plain form has only tchar names) */
+		for (uint32_t j = 0; !m->plain && j < hd->name_len; j++) {
+			if (!is_tchar((unsigned char)m->base[hd->name + j])) {
+				*reason = "invalid header name (whitespace before the colon?)";
+				return 400;
+			}
+		}
+		switch (hd->kind) {
+		case HK_TRANSFER_ENCODING:
+			te_last_chunked = te_ends_chunked(m->base + hd->value, hd->value_len);
+			break;
+		case HK_CONNECTION:
+		case HK_KEEP_ALIVE:
+		case HK_PROXY_CONNECTION:
+		case HK_TE:
+		case HK_X_REAL_IP:
+		case HK_X_FORWARDED_PROTO:
+		case HK_X_FORWARDED_FOR: /* rebuilt with the client appended */
+			hd->drop = 1;
+			break;
+		case HK_UPGRADE:
+			hd->drop = !(h->conn_tokens & HTTP_CONN_UPGRADE);
+			break;
+		default:
+			break;
+		}
+	}
+	/* RFC 9112 §6.3: a request whose final coding is not chunked has no
+	 * reliable length. llhttp would fail it after the head; refuse it now,
+	 * before anything is forwarded. */
+	if (te_last_chunked == 0 || (te && !http_msg_chunked(m))) {
+		*reason = "Transfer-Encoding must end with chunked";
+		return 400;
+	}
+	if (max_body && length > max_body) {
+		*reason = "request body too large";
+		return 413;
+	}
+	if (h->conn_tokens & HTTP_CONN_OTHER)
+		drop_connection_listed(m);
+	m->max_body = max_body;
+	return 0;
+}
+
+int http_resp_check(struct http_msg *m, const char **reason)
+{
+	struct http_head *h = &m->head;
+	bool upgrade = m->parser.status_code == 101;
+
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		struct http_hdr *hd = &h->hdrs[i];
+		switch (hd->kind) {
+		case HK_CONNECTION:
+		case HK_KEEP_ALIVE:
+		case HK_PROXY_CONNECTION:
+		case HK_TE:
+			hd->drop = 1;
+			break;
+		case HK_UPGRADE:
+			hd->drop = !upgrade;
+			break;
+		default:
+			break;
+		}
+	}
+	if (h->conn_tokens & HTTP_CONN_OTHER)
+		drop_connection_listed(m);
+	(void)reason;
+	return 0;
+}
+
+size_t http_head_runs(const struct http_head *h, struct http_run *runs)
+{
+	size_t n = 0;
+	uint32_t body_start = h->end - 2; /* the final CRLF is not part of a run */
+	uint32_t run_start = h->start;
+
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		if (!h->hdrs[i].drop)
+			continue;
+		/* A header line runs from its name to the next line's name. */
+		uint32_t line_end = i + 1 < h->nhdrs ? h->hdrs[i + 1].name : body_start;
+		if (h->hdrs[i].name > run_start) {
+			runs[n].off = run_start;
+			runs[n].len = h->hdrs[i].name - run_start;
+			n++;
+		}
+		run_start = line_end;
+	}
+	if (body_start > run_start) {
+		runs[n].off = run_start;
+		runs[n].len = body_start - run_start;
+		n++;
+	}
+	return n;
+}
+
+static const struct {
+	int status;
+	const char *reason;
+	const char *body;
+} errors[] = {
+	{400, "Bad Request", "bad request\n"},
+	{408, "Request Timeout", "request timeout\n"},
+	{413, "Content Too Large", "request body too large\n"},
+	{431, "Request Header Fields Too Large", "request header fields too large\n"},
+	{502, "Bad Gateway", "bad gateway: the upstream failed\n"},
+	{503, "Service Unavailable", "service unavailable: no upstream server available\n"},
+	{504, "Gateway Timeout", "gateway timeout: the upstream did not answer in time\n"},
+	{HTTP_503_LOCAL, "Service Unavailable",
+	 "service unavailable: the proxy is out of local resources\n"},
+};
+
+#define NERRORS (sizeof(errors) / sizeof(errors[0]))
+static char canned_keep[NERRORS][256], canned_close[NERRORS][256];
+static size_t canned_keep_len[NERRORS], canned_close_len[NERRORS];
+
+/* The canned responses are formatted once, at start, and then served by
+ * reference from these read-only arrays. */
+void http_init(void)
+{
+	for (size_t i = 0; i < NERRORS; i++) {
+		size_t bl = strlen(errors[i].body);
+		int k = snprintf(canned_keep[i], sizeof(canned_keep[i]),
+		                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+		                 "Content-Length: %zu\r\n\r\n%s",
+		                 http_wire_status(errors[i].status), errors[i].reason, bl,
+		                 errors[i].body);
+		int c = snprintf(canned_close[i], sizeof(canned_close[i]),
+		                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+		                 "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+		                 http_wire_status(errors[i].status), errors[i].reason, bl,
+		                 errors[i].body);
+		canned_keep_len[i] = (size_t)k;
+		canned_close_len[i] = (size_t)c;
+	}
+}
+
+const char *http_error_response(int status, bool close, size_t *len)
+{
+	size_t i = 0;
+	while (i < NERRORS - 1 && errors[i].status != status)
+		i++;
+	if (errors[i].status != status)
+		i = 4; /* 502 for anything unexpected */
+	*len = close ? canned_close_len[i] : canned_keep_len[i];
+	return close ? canned_close[i] : canned_keep[i];
+}

@@ -1,0 +1,241 @@
+/*
+ * metrics.c — Prometheus metrics from the stats tables and the runtime.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "control/runtime.h"
+#include "core/config.h"
+#include "core/resource.h"
+#include "obs/metrics.h"
+#include "proxy/accesslog.h"
+#include "proxy/snapshot.h"
+#include "proxy/stats.h"
+#include "proxy/workers.h"
+
+/* A label value with \, " and newline escaped. */
+static void label(struct evbuffer *out, const char *name, const char *value, bool first)
+{
+	evbuffer_add_printf(out, "%s%s=\"", first ? "" : ",", name);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			evbuffer_add_printf(out, "\\%c", *p);
+		else if (*p == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, p, 1);
+	}
+	evbuffer_add(out, "\"", 1);
+}
+
+static void head(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample_u64(struct evbuffer *out, uint64_t v)
+{
+	evbuffer_add_printf(out, "} %" PRIu64 "\n", v);
+}
+
+void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct workers *wk,
+                   const struct accesslog *al)
+{
+	const struct snapshot *s = rt->snap;
+	struct stats_shard *t = stats_sum(s->stats);
+
+	head(out, "zdm_requests_total", "counter",
+	     "Requests answered, by pool, server and status class (server \"\" when the proxy "
+	     "answered itself).");
+	for (size_t i = 0; i < s->npools; i++) {
+		const struct snap_pool *p = &s->pools[i];
+		for (size_t j = 0; j < p->nservers; j++)
+			for (int c = 1; c < STATS_CLASSES; c++) {
+				evbuffer_add_printf(out, "zdm_requests_total{");
+				label(out, "pool", p->cfg->name, true);
+				label(out, "server", p->servers[j].cfg->name, false);
+				label(out, "code", stats_class_names[c], false);
+				sample_u64(out, t->srv[p->servers[j].id].codes[c]);
+			}
+		for (int c = 1; c < STATS_CLASSES; c++) {
+			if (!t->pool[i].codes[c])
+				continue;
+			evbuffer_add_printf(out, "zdm_requests_total{");
+			label(out, "pool", p->cfg->name, true);
+			label(out, "server", "", false);
+			label(out, "code", stats_class_names[c], false);
+			sample_u64(out, t->pool[i].codes[c]);
+		}
+	}
+	for (int c = 1; c < STATS_CLASSES; c++) {
+		if (!t->unrouted[c])
+			continue;
+		evbuffer_add_printf(out, "zdm_requests_total{");
+		label(out, "pool", "", true);
+		label(out, "server", "", false);
+		label(out, "code", stats_class_names[c], false);
+		sample_u64(out, t->unrouted[c]);
+	}
+
+	head(out, "zdm_request_duration_seconds", "histogram",
+	     "Time from the first byte of a request to the last byte of its response, by pool.");
+	for (size_t i = 0; i < s->npools; i++) {
+		const struct pool_stats *ps = &t->pool[i];
+		uint64_t cum = 0;
+		for (int b = 0; b <= STATS_HIST_BUCKETS; b++) {
+			cum += ps->hist[b];
+			evbuffer_add_printf(out, "zdm_request_duration_seconds_bucket{");
+			label(out, "pool", s->pools[i].cfg->name, true);
+			if (b < STATS_HIST_BUCKETS)
+				evbuffer_add_printf(out, ",le=\"%g\"", stats_hist_bounds[b]);
+			else
+				evbuffer_add_printf(out, ",le=\"+Inf\"");
+			sample_u64(out, cum);
+		}
+		evbuffer_add_printf(out, "zdm_request_duration_seconds_sum{");
+		label(out, "pool", s->pools[i].cfg->name, true);
+		evbuffer_add_printf(out, "} %.6f\n", (double)ps->sum_us / 1e6);
+		evbuffer_add_printf(out, "zdm_request_duration_seconds_count{");
+		label(out, "pool", s->pools[i].cfg->name, true);
+		sample_u64(out, ps->count);
+	}
+
+	head(out, "zdm_pool_weight_percent", "gauge", "The pool's share of the split, in percent.");
+	for (size_t i = 0; i < s->npools; i++) {
+		evbuffer_add_printf(out, "zdm_pool_weight_percent{");
+		label(out, "pool", s->pools[i].cfg->name, true);
+		evbuffer_add_printf(out, "} %.2f\n", s->pools[i].split / 100.0);
+	}
+
+	head(out, "zdm_server_up", "gauge", "1 when the server passes its health checks.");
+	for (size_t i = 0; i < s->npools; i++)
+		for (size_t j = 0; j < s->pools[i].nservers; j++) {
+			evbuffer_add_printf(out, "zdm_server_up{");
+			label(out, "pool", s->pools[i].cfg->name, true);
+			label(out, "server", s->pools[i].servers[j].cfg->name, false);
+			sample_u64(out, rt->srv[s->pools[i].servers[j].id].up ? 1 : 0);
+		}
+
+	head(out, "zdm_circuit_state", "gauge",
+	     "The server's circuit breaker: 0 closed, 1 open, 2 half-open.");
+	for (size_t i = 0; i < s->npools; i++)
+		for (size_t j = 0; j < s->pools[i].nservers; j++) {
+			evbuffer_add_printf(out, "zdm_circuit_state{");
+			label(out, "pool", s->pools[i].cfg->name, true);
+			label(out, "server", s->pools[i].servers[j].cfg->name, false);
+			sample_u64(out, (uint64_t)rt->srv[s->pools[i].servers[j].id].brk.state);
+		}
+
+	head(out, "zdm_pinned_requests_total", "counter", "Requests routed by a pin, by pool.");
+	for (size_t i = 0; i < s->npools; i++) {
+		evbuffer_add_printf(out, "zdm_pinned_requests_total{");
+		label(out, "pool", s->pools[i].cfg->name, true);
+		sample_u64(out, t->pool[i].pinned);
+	}
+
+	head(out, "zdm_upstream_errors_total", "counter",
+	     "Failed exchanges with an upstream server, by kind.");
+	for (size_t i = 0; i < s->npools; i++)
+		for (size_t j = 0; j < s->pools[i].nservers; j++)
+			for (int k = 0; k < STATS_ERROR_KINDS; k++) {
+				evbuffer_add_printf(out, "zdm_upstream_errors_total{");
+				label(out, "pool", s->pools[i].cfg->name, true);
+				label(out, "server", s->pools[i].servers[j].cfg->name, false);
+				label(out, "kind", stats_error_names[k], false);
+				sample_u64(out, t->srv[s->pools[i].servers[j].id].errors[k]);
+			}
+
+	head(out, "zdm_upstream_inflight", "gauge", "Requests being served by the server now.");
+	for (size_t i = 0; i < s->npools; i++)
+		for (size_t j = 0; j < s->pools[i].nservers; j++) {
+			evbuffer_add_printf(out, "zdm_upstream_inflight{");
+			label(out, "pool", s->pools[i].cfg->name, true);
+			label(out, "server", s->pools[i].servers[j].cfg->name, false);
+			evbuffer_add_printf(out, "} %" PRId64 "\n",
+			                    t->srv[s->pools[i].servers[j].id].inflight);
+		}
+
+	/* The last minute per pool: what an operator compares during a rollout. */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	head(out, "zdm_window_requests_per_second", "gauge",
+	     "Requests per second over the last 60 s, by pool.");
+	for (size_t i = 0; i < s->npools; i++) {
+		struct window_summary ws;
+		stats_window(&t->pool[i], now_ms / 1000, (double)(now_ms - rt->started_ms) / 1000.0,
+		             &ws);
+		evbuffer_add_printf(out, "zdm_window_requests_per_second{");
+		label(out, "pool", s->pools[i].cfg->name, true);
+		evbuffer_add_printf(out, "} %.3f\n", (double)ws.requests / ws.seconds);
+	}
+	head(out, "zdm_window_error_ratio", "gauge",
+	     "Share of 5xx responses over the last 60 s, by pool.");
+	for (size_t i = 0; i < s->npools; i++) {
+		struct window_summary ws;
+		stats_window(&t->pool[i], now_ms / 1000, (double)(now_ms - rt->started_ms) / 1000.0,
+		             &ws);
+		evbuffer_add_printf(out, "zdm_window_error_ratio{");
+		label(out, "pool", s->pools[i].cfg->name, true);
+		evbuffer_add_printf(out, "} %.6f\n",
+		                    ws.requests ? (double)ws.errors_5xx / (double)ws.requests : 0.0);
+	}
+	head(out, "zdm_window_latency_seconds", "gauge",
+	     "Latency percentiles over the last 60 s, by pool.");
+	for (size_t i = 0; i < s->npools; i++) {
+		struct window_summary ws;
+		stats_window(&t->pool[i], now_ms / 1000, (double)(now_ms - rt->started_ms) / 1000.0,
+		             &ws);
+		const double q[3] = {0.5, 0.95, 0.99}, v[3] = {ws.p50_ms, ws.p95_ms, ws.p99_ms};
+		for (int k = 0; k < 3; k++) {
+			evbuffer_add_printf(out, "zdm_window_latency_seconds{");
+			label(out, "pool", s->pools[i].cfg->name, true);
+			evbuffer_add_printf(out, ",quantile=\"%g\"} %.6f\n", q[k], v[k] / 1000.0);
+		}
+	}
+
+	head(out, "zdm_client_connections", "gauge", "Client connections open now.");
+	evbuffer_add_printf(out, "zdm_client_connections %" PRIu64 "\n",
+	                    wk ? workers_connections(wk) : 0);
+
+	head(out, "zdm_buffered_bytes", "gauge",
+	     "Bytes of receive blocks held now: read from one side and not yet written to the "
+	     "other (slow readers hold them), summed over the workers.");
+	evbuffer_add_printf(out, "zdm_buffered_bytes %" PRIu64 "\n",
+	                    wk ? workers_buffered_bytes(wk) : 0);
+
+	head(out, "zdm_tls_handshake_failures_total", "counter",
+	     "Client TLS handshakes that failed or stalled (plain HTTP to a TLS port included).");
+	evbuffer_add_printf(out, "zdm_tls_handshake_failures_total %" PRIu64 "\n",
+	                    wk ? workers_tls_failures(wk) : 0);
+
+	head(out, "zdm_spliced_bytes_total", "counter",
+	     "Body bytes moved between client and upstream sockets inside the kernel "
+	     "(splice), responses and request bodies.");
+	evbuffer_add_printf(out, "zdm_spliced_bytes_total %" PRIu64 "\n",
+	                    wk ? workers_spliced_bytes(wk) : 0);
+
+	head(out, "zdm_local_errors_total", "counter",
+	     "Connections that this process could not make or take for lack of a resource of "
+	     "its own (accept: a client connection refused; descriptors, memory, ports: an "
+	     "upstream connection, answered 503). Never a failure of a server.");
+	for (int k = 0; k < LOCAL_ERR_KINDS; k++)
+		evbuffer_add_printf(out, "zdm_local_errors_total{kind=\"%s\"} %" PRIu64 "\n",
+		                    resource_error_names[k], wk ? workers_local_errors(wk, k) : 0);
+
+	head(out, "zdm_config_reloads_total", "counter", "Configuration reloads, by result.");
+	evbuffer_add_printf(out, "zdm_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",
+	                    rt->reloads_ok);
+	evbuffer_add_printf(out, "zdm_config_reloads_total{result=\"error\"} %" PRIu64 "\n",
+	                    rt->reloads_error);
+
+	head(out, "zdm_access_log_dropped_total", "counter",
+	     "Access log lines that could not be written.");
+	evbuffer_add_printf(out, "zdm_access_log_dropped_total %" PRIu64 "\n",
+	                    al ? accesslog_dropped(al) : 0);
+	stats_sum_free(t);
+}

@@ -1,0 +1,256 @@
+/*
+ * stats.c — counters, the latency histogram and the sliding window.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "proxy/stats.h"
+
+const double stats_hist_bounds[STATS_HIST_BUCKETS] = {
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+const char *const stats_class_names[STATS_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+const char *const stats_error_names[STATS_ERROR_KINDS] = {"connect", "timeout", "reset",
+                                                          "invalid"};
+
+/* Window latency buckets: bucket k holds durations up to 50 µs × 1.1^k, so
+ * a percentile read from them is within 10% (up to ~2 h, beyond: last). */
+static uint32_t window_bound_us[STATS_WINDOW_BUCKETS];
+
+static void window_bounds_init(void)
+{
+	if (window_bound_us[0])
+		return;
+	double b = 50;
+	for (int k = 0; k < STATS_WINDOW_BUCKETS; k++, b *= 1.1)
+		window_bound_us[k] = b > 4e9 ? 4000000000u : (uint32_t)b;
+}
+
+static void shard_init(struct stats_shard *sh, size_t npools, size_t nservers)
+{
+	sh->srv = xcalloc(nservers ? nservers : 1, sizeof(*sh->srv));
+	sh->pool = xcalloc(npools ? npools : 1, sizeof(*sh->pool));
+}
+
+struct stats_table *stats_new(size_t npools, size_t nservers, size_t nshards)
+{
+	window_bounds_init();
+	struct stats_table *t = xcalloc(1, sizeof(*t));
+	t->refs = 1;
+	t->npools = npools;
+	t->nservers = nservers;
+	t->nshards = nshards ? nshards : 1;
+	t->shard = xcalloc(t->nshards, sizeof(*t->shard));
+	for (size_t i = 0; i < t->nshards; i++)
+		shard_init(&t->shard[i], npools, nservers);
+	t->streak = xcalloc(nservers ? nservers : 1, sizeof(*t->streak));
+	t->probe_slots = xcalloc(nservers ? nservers : 1, sizeof(*t->probe_slots));
+	return t;
+}
+
+bool stats_take_probe(struct stats_table *t, uint32_t id)
+{
+	uint32_t *slots = &t->probe_slots[id];
+	uint32_t n = __atomic_load_n(slots, __ATOMIC_RELAXED);
+	while (n)
+		if (__atomic_compare_exchange_n(slots, &n, n - 1, true, __ATOMIC_ACQ_REL,
+		                                __ATOMIC_RELAXED))
+			return true;
+	return false;
+}
+
+struct stats_table *stats_hold(struct stats_table *t)
+{
+	__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+	return t;
+}
+
+void stats_release(struct stats_table *t)
+{
+	if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	for (size_t i = 0; i < t->nshards; i++) {
+		free(t->shard[i].srv);
+		free(t->shard[i].pool);
+	}
+	free(t->shard);
+	free(t->streak);
+	free(t->probe_slots);
+	free(t);
+}
+
+static int window_bucket(uint64_t us)
+{
+	int lo = 0, hi = STATS_WINDOW_BUCKETS - 1;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (us <= window_bound_us[mid])
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+void stats_record(struct stats_shard *sh, int pool, int status, uint64_t duration_us,
+                  uint64_t now_s)
+{
+	if (pool < 0) {
+		if (status)
+			STAT_ADD(sh->unrouted[stats_class(status)], 1);
+		return;
+	}
+	struct pool_stats *p = &sh->pool[pool];
+	int b = 0;
+	double secs = (double)duration_us / 1e6;
+	while (b < STATS_HIST_BUCKETS && secs > stats_hist_bounds[b])
+		b++;
+	STAT_ADD(p->hist[b], 1);
+	STAT_ADD(p->count, 1);
+	STAT_ADD(p->sum_us, duration_us);
+
+	struct window_slot *w = &p->win[now_s % STATS_WINDOW_SECONDS];
+	if (STAT_GET(w->second) != now_s) {
+		/* A new second for this slot: readers skip it while it is
+		 * cleared, as its second is not yet the current one. */
+		__atomic_store_n(&w->second, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&w->count, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&w->count_5xx, 0, __ATOMIC_RELAXED);
+		for (int k = 0; k < STATS_WINDOW_BUCKETS; k++)
+			__atomic_store_n(&w->lat[k], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&w->second, now_s, __ATOMIC_RELEASE);
+	}
+	STAT_ADD(w->count, 1);
+	if (status >= 500)
+		STAT_ADD(w->count_5xx, 1);
+	STAT_ADD(w->lat[window_bucket(duration_us)], 1);
+}
+
+static void add_srv(struct srv_stats *to, const struct srv_stats *from)
+{
+	to->requests += STAT_GET(from->requests);
+	to->failures += STAT_GET(from->failures);
+	to->inflight += STAT_GET(from->inflight);
+	for (int c = 0; c < STATS_CLASSES; c++)
+		to->codes[c] += STAT_GET(from->codes[c]);
+	for (int k = 0; k < STATS_ERROR_KINDS; k++)
+		to->errors[k] += STAT_GET(from->errors[k]);
+}
+
+static void add_pool(struct pool_stats *to, const struct pool_stats *from)
+{
+	to->pinned += STAT_GET(from->pinned);
+	for (int c = 0; c < STATS_CLASSES; c++)
+		to->codes[c] += STAT_GET(from->codes[c]);
+	for (int b = 0; b <= STATS_HIST_BUCKETS; b++)
+		to->hist[b] += STAT_GET(from->hist[b]);
+	to->count += STAT_GET(from->count);
+	to->sum_us += STAT_GET(from->sum_us);
+	/* Window slots of the same second add up; a newer second replaces
+	 * an older one in the same slot. */
+	for (int i = 0; i < STATS_WINDOW_SECONDS; i++) {
+		const struct window_slot *f = &from->win[i];
+		struct window_slot *t = &to->win[i];
+		uint64_t sec = __atomic_load_n(&f->second, __ATOMIC_ACQUIRE);
+		if (!sec || sec < t->second)
+			continue;
+		if (sec > t->second)
+			memset(t, 0, sizeof(*t));
+		t->second = sec;
+		t->count += STAT_GET(f->count);
+		t->count_5xx += STAT_GET(f->count_5xx);
+		for (int k = 0; k < STATS_WINDOW_BUCKETS; k++)
+			t->lat[k] += STAT_GET(f->lat[k]);
+	}
+}
+
+struct stats_shard *stats_sum(const struct stats_table *t)
+{
+	struct stats_shard *sum = xcalloc(1, sizeof(*sum));
+	shard_init(sum, t->npools, t->nservers);
+	for (size_t i = 0; i < t->nshards; i++) {
+		const struct stats_shard *sh = &t->shard[i];
+		for (size_t j = 0; j < t->nservers; j++)
+			add_srv(&sum->srv[j], &sh->srv[j]);
+		for (size_t j = 0; j < t->npools; j++)
+			add_pool(&sum->pool[j], &sh->pool[j]);
+		for (int c = 0; c < STATS_CLASSES; c++)
+			sum->unrouted[c] += STAT_GET(sh->unrouted[c]);
+	}
+	return sum;
+}
+
+void stats_sum_free(struct stats_shard *sum)
+{
+	if (!sum)
+		return;
+	free(sum->srv);
+	free(sum->pool);
+	free(sum);
+}
+
+void stats_copy_server(struct stats_table *to, size_t to_id, const struct stats_table *from,
+                       size_t from_id)
+{
+	for (size_t i = 0; i < to->nshards && i < from->nshards; i++) {
+		struct srv_stats *d = &to->shard[i].srv[to_id];
+		const struct srv_stats *f = &from->shard[i].srv[from_id];
+		int64_t inflight = d->inflight;
+		memset(d, 0, sizeof(*d));
+		add_srv(d, f);
+		d->inflight = inflight; /* those requests count in their own layout */
+	}
+}
+
+void stats_copy_pool(struct stats_table *to, size_t to_i, const struct stats_table *from,
+                     size_t from_i)
+{
+	for (size_t i = 0; i < to->nshards && i < from->nshards; i++) {
+		struct pool_stats *d = &to->shard[i].pool[to_i];
+		memset(d, 0, sizeof(*d));
+		add_pool(d, &from->shard[i].pool[from_i]);
+	}
+}
+
+void stats_copy_unrouted(struct stats_table *to, const struct stats_table *from)
+{
+	for (size_t i = 0; i < to->nshards && i < from->nshards; i++)
+		for (int c = 0; c < STATS_CLASSES; c++)
+			to->shard[i].unrouted[c] = STAT_GET(from->shard[i].unrouted[c]);
+}
+
+static double percentile_ms(const uint64_t *lat, uint64_t total, double q)
+{
+	if (!total)
+		return 0;
+	uint64_t rank = (uint64_t)ceil(q * (double)total), seen = 0;
+	for (int k = 0; k < STATS_WINDOW_BUCKETS; k++) {
+		seen += lat[k];
+		if (seen >= rank)
+			return window_bound_us[k] / 1000.0;
+	}
+	return window_bound_us[STATS_WINDOW_BUCKETS - 1] / 1000.0;
+}
+
+void stats_window(const struct pool_stats *p, uint64_t now_s, double uptime_s,
+                  struct window_summary *out)
+{
+	uint64_t lat[STATS_WINDOW_BUCKETS] = {0};
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < STATS_WINDOW_SECONDS; i++) {
+		const struct window_slot *w = &p->win[i];
+		if (!w->count || w->second + STATS_WINDOW_SECONDS <= now_s || w->second > now_s)
+			continue;
+		out->requests += w->count;
+		out->errors_5xx += w->count_5xx;
+		for (int k = 0; k < STATS_WINDOW_BUCKETS; k++)
+			lat[k] += w->lat[k];
+	}
+	out->seconds = uptime_s < STATS_WINDOW_SECONDS ? (uptime_s < 1 ? 1 : uptime_s)
+	                                               : STATS_WINDOW_SECONDS;
+	out->p50_ms = percentile_ms(lat, out->requests, 0.50);
+	out->p95_ms = percentile_ms(lat, out->requests, 0.95);
+	out->p99_ms = percentile_ms(lat, out->requests, 0.99);
+}
