@@ -37,6 +37,14 @@ int resource_error_kind(int errnum)
 	}
 }
 
+/* Written by the control thread, read by the workers. */
+static uint64_t nofile_now;
+
+uint64_t resource_nofile(void)
+{
+	return __atomic_load_n(&nofile_now, __ATOMIC_RELAXED);
+}
+
 uint64_t resource_fds_needed(uint32_t max_connections)
 {
 	return 2 * (uint64_t)max_connections + RESOURCE_FD_RESERVE;
@@ -73,5 +81,7 @@ uint64_t resource_raise_nofile(uint32_t max_connections)
 	} else {
 		warned_for = 0;
 	}
-	return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+	uint64_t now = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+	__atomic_store_n(&nofile_now, now, __ATOMIC_RELAXED);
+	return now;
 }

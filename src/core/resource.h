@@ -37,4 +37,8 @@ uint64_t resource_fds_needed(uint32_t max_connections);
  * Returns the soft limit now in force. */
 uint64_t resource_raise_nofile(uint32_t max_connections);
 
+/* The soft RLIMIT_NOFILE as last set by resource_raise_nofile() (any
+ * thread); 0 before. */
+uint64_t resource_nofile(void);
+
 #endif

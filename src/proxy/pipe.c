@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/mem.h"
+#include "core/resource.h"
 #include "proxy/pipe.h"
 #include "proxy/worker-t.h"
 
@@ -15,6 +16,21 @@
 #define SPLICE_PIPE_SIZE (256 * 1024)
 #define MAX_FREE_PIPES 64
 
+/* A pipe costs two descriptors, which connections need more: a worker
+ * makes one only while its share of RLIMIT_NOFILE leaves two for each of
+ * its connections (client and upstream), its pipes and the reserve. Past
+ * that, bodies go through user space; many slow readers of large
+ * responses then cannot run the process out of descriptors. */
+static bool pipe_room(const struct worker *w)
+{
+	uint64_t limit = resource_nofile();
+	if (!limit)
+		return true;
+	uint64_t share = limit / (w->nworkers ? w->nworkers : 1);
+	uint64_t reserve = RESOURCE_FD_RESERVE / (w->nworkers ? w->nworkers : 1);
+	return 2 * ((uint64_t)w->npipes + 1) + 2 * w->nsessions + reserve <= share;
+}
+
 struct splice_pipe *splice_pipe_get(struct worker *w)
 {
 	struct splice_pipe *p = w->free_pipes;
@@ -23,6 +39,8 @@ struct splice_pipe *splice_pipe_get(struct worker *w)
 		w->nfree_pipes--;
 		return p;
 	}
+	if (!pipe_room(w))
+		return NULL;
 	int fd[2];
 	if (pipe2(fd, O_NONBLOCK | O_CLOEXEC) < 0)
 		return NULL;
@@ -33,11 +51,13 @@ struct splice_pipe *splice_pipe_get(struct worker *w)
 	p->fd[0] = fd[0];
 	p->fd[1] = fd[1];
 	p->size = size > 0 ? (uint32_t)size : 65536;
+	w->npipes++;
 	return p;
 }
 
-static void pipe_close(struct splice_pipe *p)
+static void pipe_close(struct worker *w, struct splice_pipe *p)
 {
+	w->npipes--;
 	close(p->fd[0]);
 	close(p->fd[1]);
 	free(p);
@@ -46,7 +66,7 @@ static void pipe_close(struct splice_pipe *p)
 void splice_pipe_put(struct worker *w, struct splice_pipe *p, bool empty)
 {
 	if (!empty || w->nfree_pipes >= MAX_FREE_PIPES) {
-		pipe_close(p);
+		pipe_close(w, p);
 		return;
 	}
 	p->next = w->free_pipes;
@@ -80,7 +100,7 @@ void splice_pipe_free_all(struct worker *w)
 	while (w->free_pipes) {
 		struct splice_pipe *p = w->free_pipes;
 		w->free_pipes = p->next;
-		pipe_close(p);
+		pipe_close(w, p);
 	}
 	w->nfree_pipes = 0;
 }

@@ -222,6 +222,7 @@ struct worker {
 	uint32_t nfree_sessions, nfree_upconns, nfree_exchanges;
 	struct splice_pipe *free_pipes;
 	uint32_t nfree_pipes;
+	uint32_t npipes;              /* splice pipes open, free ones included */
 	bool draining;
 	bool accept_paused;           /* at limits.max_connections */
 	bool accept_backoff;          /* out of descriptors: not accepting for a while */
