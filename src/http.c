@@ -188,9 +188,17 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
 	struct http_msg *m = msg_of(p);
+	if (!m->in_field || !m->head.hdrs[m->head.nhdrs - 1].name_len)
+		return fail(m, 400, "empty header name");
 	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
+	const char *name = m->base + hd->name;
 	m->in_field = 0;
-	hd->kind = (uint8_t)classify(m->base + hd->name, hd->name_len);
+	/* llhttp takes whitespace before the colon into the name; a name is
+	 * a token (the plain form reads only those). */
+	for (uint32_t j = 0; j < hd->name_len; j++)
+		if (!is_tchar((unsigned char)name[j]))
+			return fail(m, 400, "invalid header name (whitespace before the colon?)");
+	hd->kind = (uint8_t)classify(name, hd->name_len);
 	hd->value = hd->name + hd->name_len; /* an empty value has no callback */
 	return 0;
 }
@@ -490,32 +498,49 @@ int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 	return 0;
 }
 
-/* Every line of a head ends with CRLF: llhttp lets a bare LF end the
- * start line or the head, which must not be forwarded. */
-static bool line_ends_ok(const char *p, size_t n)
+/* What is wrong with the lines of a head read by llhttp, or NULL. Every
+ * line ends with CRLF: llhttp lets a bare LF end the start line or the
+ * head. No line starts with whitespace: llhttp unfolds an obs-fold line
+ * that follows an empty value into that value, and takes a space before
+ * the first field line. Neither must be forwarded (RFC 9112 §2.2, §5.2). */
+static const char *head_lines_bad(const char *p, size_t n)
 {
 	/* Every LF follows a CR and every CR precedes an LF: the LF positions
-	 * are exactly the CR positions plus one. Compared 16 bytes at a time
-	 * as bit masks, the last CR bit of a block carried into the next. */
-	uint32_t carry = 0; /* the byte before is a CR */
+	 * are exactly the CR positions plus one; and no SP or HTAB is at an
+	 * LF position plus one. Compared 16 bytes at a time as bit masks, the
+	 * last CR and LF bits of a block carried into the next. */
+	uint32_t carry = 0, lf_carry = 0; /* the byte before is a CR, an LF */
 	size_t i = 0;
+	if (n && (p[0] == '\r' || p[0] == '\n'))
+		return "empty line or bare CR or LF before the start line";
 #ifdef __SSE2__
-	const __m128i cr16 = _mm_set1_epi8('\r'), lf16 = _mm_set1_epi8('\n');
+	const __m128i cr16 = _mm_set1_epi8('\r'), lf16 = _mm_set1_epi8('\n'),
+	              sp16 = _mm_set1_epi8(' '), ht16 = _mm_set1_epi8('\t');
 	for (; i + 16 <= n; i += 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
 		uint32_t cr = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, cr16));
 		uint32_t lf = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf16));
+		uint32_t ws = (uint32_t)_mm_movemask_epi8(
+		        _mm_or_si128(_mm_cmpeq_epi8(v, sp16), _mm_cmpeq_epi8(v, ht16)));
 		if (lf != (((cr << 1) | carry) & 0xffff))
-			return false;
+			return "bare CR or LF in the header section";
+		if (ws & ((lf << 1) | lf_carry))
+			return "obsolete line folding";
 		carry = cr >> 15;
+		lf_carry = lf >> 15;
 	}
 #endif
 	for (; i < n; i++) {
 		if ((p[i] == '\n') != carry)
-			return false;
+			return "bare CR or LF in the header section";
+		if (lf_carry && (p[i] == ' ' || p[i] == '\t'))
+			return "obsolete line folding";
 		carry = p[i] == '\r';
+		lf_carry = p[i] == '\n';
 	}
-	return !carry && n >= 4 && p[n - 1] == '\n' && p[n - 3] == '\n';
+	if (carry || n < 4 || p[n - 1] != '\n' || p[n - 3] != '\n')
+		return "bare CR or LF in the header section";
+	return NULL;
 }
 
 /*
@@ -839,9 +864,11 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 		*consumed = k;
 		if (m->pause == PAUSE_HEAD) {
 			m->head.end = (uint32_t)(data + *consumed - m->base);
-			if (!line_ends_ok(m->base + m->head.start, m->head.end - m->head.start)) {
+			const char *bad =
+			        head_lines_bad(m->base + m->head.start, m->head.end - m->head.start);
+			if (bad) {
 				m->error_status = 400;
-				m->error_reason = "bare CR or LF in the header section";
+				m->error_reason = bad;
 				return HTTP_ERROR;
 			}
 			m->in_body = true;
@@ -1028,13 +1055,6 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 	}
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		struct http_hdr *hd = &h->hdrs[i];
-		/* (the plain form has only tchar names) */
-		for (uint32_t j = 0; !m->plain && j < hd->name_len; j++) {
-			if (!is_tchar((unsigned char)m->base[hd->name + j])) {
-				*reason = "invalid header name (whitespace before the colon?)";
-				return 400;
-			}
-		}
 		switch (hd->kind) {
 		case HK_TRANSFER_ENCODING:
 			te_last_chunked = te_ends_chunked(m->base + hd->value, hd->value_len);

@@ -365,6 +365,93 @@ static void test_framing(void)
 	      "101 headers -> 431 from the parser");
 }
 
+static void print_escaped(const char *label, const char *s);
+
+/* The answer a whole message gets: the parser's error, the head check's
+ * verdict, or the error its body (fed after the head) ends with; 0 when it
+ * is forwarded whole. A response's errors are all 502. Fed whole, or step
+ * bytes at a time (1: llhttp alone). */
+static int verdict_n(llhttp_type_t type, const char *text, size_t len, size_t step)
+{
+	static struct parsed p;
+	const char *reason = NULL;
+	int v;
+
+	parse_n(&p, type, text, len, step);
+	if (p.st == HTTP_ERROR)
+		return type == HTTP_RESPONSE ? 502 : p.m.error_status ? p.m.error_status : 400;
+	if (p.st != HTTP_HEAD_DONE)
+		return -1;
+	v = type == HTTP_REQUEST ? http_req_check(&p.m, 0, &reason) : http_resp_check(&p.m, &reason);
+	if (v)
+		return v;
+	/* (fed at least once: a message without a body ends with no bytes) */
+	do {
+		size_t n = step && p.len - p.used > step ? step : p.len - p.used, c = 0;
+		p.st = http_msg_feed(&p.m, p.buf + p.used, n, &c);
+		p.used += c;
+		if (p.st == HTTP_ERROR)
+			return type == HTTP_RESPONSE ? 502 : p.m.error_status ? p.m.error_status : 400;
+		if (p.st == HTTP_MSG_DONE)
+			return 0;
+	} while (p.used < p.len);
+	return http_msg_needs_eof(&p.m) ? 0 : -1;
+}
+
+struct strict_case {
+	llhttp_type_t type;
+	int want;
+	const char *text;
+};
+
+/* The classes a strict reading of RFC 9110 and 9112 refuses, read whole (the
+ * plain form where it applies) and a byte at a time (llhttp): both give the
+ * same answer. */
+static void test_strict(void)
+{
+#define RQ(want, text) {HTTP_REQUEST, want, text}
+#define RS(want, text) {HTTP_RESPONSE, want, text}
+#define POST_TE "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+#define CHUNKED_HEAD "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+#define RESP_TE "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+	static const struct strict_case cases[] = {
+	        /* obs-fold, also after an empty value */
+	        RQ(400, POST_TE "\r\n chunked\r\n\r\n0\r\n\r\n"),
+	        RQ(400, POST_TE "\r\n\tchunked\r\n\r\n0\r\n\r\n"),
+	        RQ(400, "GET / HTTP/1.1\r\nHost: a\r\nX-A:\r\n b\r\n\r\n"),
+	        RQ(400, "GET / HTTP/1.1\r\nHost: a\r\nX-A: \r\n b\r\n\r\n"),
+	        RQ(400, "GET / HTTP/1.1\r\nHost:\r\n a\r\n\r\n"),
+	        RS(502, "HTTP/1.1 200 OK\r\nX-A:\r\n b\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, RESP_TE "\r\n chunked\r\n\r\n0\r\n\r\n"),
+	        /* field names */
+	        RQ(400, "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n"),
+	        RQ(400, "GET / HTTP/1.1\r\n: x\r\nHost: a\r\n\r\n"),
+	        RQ(400, "GET / HTTP/1.1\r\nHost: a\r\nX[1]: x\r\n\r\n"),
+	        RS(502, "HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 200 OK\r\nX\"A: b\r\nContent-Length: 0\r\n\r\n"),
+};
+#undef RQ
+#undef RS
+	int agree = 0, right = 0, n = (int)(sizeof(cases) / sizeof(cases[0]));
+
+	for (int i = 0; i < n; i++) {
+		const struct strict_case *c = &cases[i];
+		size_t len = strlen(c->text);
+		int whole = verdict_n(c->type, c->text, len, 0);
+		int bytes = verdict_n(c->type, c->text, len, 1);
+		agree += whole == bytes;
+		right += whole == c->want && bytes == c->want;
+		if (whole != c->want || bytes != c->want) {
+			printf("# case %d: whole %d, byte at a time %d, want %d:\n", i, whole, bytes,
+			       c->want);
+			print_escaped(c->type == HTTP_REQUEST ? "request" : "response", c->text);
+		}
+	}
+	CHECK_EQ_INT(agree, n, "strict: the same answer read whole and a byte at a time");
+	CHECK_EQ_INT(right, n, "strict: every class gets its answer");
+}
+
 static void print_escaped(const char *label, const char *s)
 {
 	printf("#   %s \"", label);
@@ -1224,5 +1311,6 @@ int main(void)
 	test_plain_agrees();
 	test_plain_pipeline();
 	test_keep_alive();
+	test_strict();
 	return tap_done();
 }
