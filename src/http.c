@@ -994,15 +994,95 @@ static void drop_connection_listed(struct http_msg *m)
 	}
 }
 
-/* Whether the last transfer coding of a Transfer-Encoding value is chunked. */
-static bool te_ends_chunked(const char *v, size_t len)
+static size_t skip_ows(const char *v, size_t k, size_t n)
 {
-	while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-		len--;
-	size_t s = len;
-	while (s && v[s - 1] != ',' && v[s - 1] != ' ' && v[s - 1] != '\t')
-		s--;
-	return http_name_eq(v + s, len - s, "chunked");
+	while (k < n && (v[k] == ' ' || v[k] == '\t'))
+		k++;
+	return k;
+}
+
+/* The end of the quoted-string at v[k] (its opening DQUOTE), or 0. */
+static size_t quoted_end(const char *v, size_t k, size_t n)
+{
+	for (k++; k < n; k++) {
+		unsigned char c = (unsigned char)v[k];
+		if (c == '"')
+			return k + 1;
+		if (c == '\\' && ++k == n)
+			return 0;
+		c = (unsigned char)v[k];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 0;
+	}
+	return 0;
+}
+
+/* The end of the transfer-parameters at v[k] (a ';'), or 0:
+ * *( OWS ";" OWS token BWS "=" BWS ( token / quoted-string ) ). */
+static size_t params_end(const char *v, size_t k, size_t n)
+{
+	while (k < n && v[k] == ';') {
+		size_t s = k = skip_ows(v, k + 1, n);
+		while (k < n && is_tchar((unsigned char)v[k]))
+			k++;
+		if (k == s)
+			return 0;
+		k = skip_ows(v, k, n);
+		if (k == n || v[k] != '=')
+			return 0;
+		s = k = skip_ows(v, k + 1, n);
+		if (k < n && v[k] == '"') {
+			if (!(k = quoted_end(v, k, n)))
+				return 0;
+		} else {
+			while (k < n && is_tchar((unsigned char)v[k]))
+				k++;
+			if (k == s)
+				return 0;
+		}
+		k = skip_ows(v, k, n);
+	}
+	return k;
+}
+
+/* The answer to a message's Transfer-Encoding fields, read as one list in
+ * their order: 0 when it is chunked alone (in any case, empty list elements
+ * aside, RFC 9110 §5.6.1); 501 when chunked comes last after other codings,
+ * which the proxy does not implement (RFC 9112 §6.1, §7); else 400: chunked
+ * not last or more than once (RFC 9112 §6.1, §6.3), chunked with
+ * parameters, no coding at all, or a value that is not a list of codings. */
+static int te_verdict(const struct http_msg *m)
+{
+	const struct http_head *h = &m->head;
+	bool chunked = false, other = false;
+
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		const struct http_hdr *hd = &h->hdrs[i];
+		if (hd->kind != HK_TRANSFER_ENCODING)
+			continue;
+		const char *v = m->base + hd->value;
+		size_t n = hd->value_len, k = 0;
+		for (;;) {
+			while (k < n && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+				k++;
+			if (k == n)
+				break;
+			size_t s = k;
+			while (k < n && is_tchar((unsigned char)v[k]))
+				k++;
+			if (k == s || chunked)
+				return 400; /* not a coding, or one after chunked */
+			bool is_chunked = http_name_eq(v + s, k - s, "chunked");
+			k = skip_ows(v, k, n);
+			if (k < n && v[k] == ';' && (is_chunked || !(k = params_end(v, k, n))))
+				return 400;
+			if (k < n && v[k] != ',')
+				return 400;
+			chunked = is_chunked;
+			other |= !is_chunked;
+		}
+	}
+	return !chunked ? 400 : other ? 501 : 0;
 }
 
 /* The request line is exactly METHOD SP TARGET SP VERSION: llhttp lets
@@ -1027,9 +1107,10 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 {
 	struct http_head *h = &m->head;
 	const llhttp_t *p = &m->parser;
-	int te_last_chunked = -1, version = http_msg_version(m);
+	int version = http_msg_version(m);
 	uint64_t length = http_msg_content_length(m);
-	/* A plain head has neither Transfer-Encoding nor CONNECT. */
+	/* (a plain head has neither Transfer-Encoding nor CONNECT; llhttp
+	 * does not flag an empty Transfer-Encoding, the records here do) */
 	bool te = !m->plain && (p->flags & F_TRANSFER_ENCODING);
 
 	if (http_msg_method(m) == HTTP_CONNECT) {
@@ -1056,8 +1137,9 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		struct http_hdr *hd = &h->hdrs[i];
 		switch (hd->kind) {
-		case HK_TRANSFER_ENCODING:
-			te_last_chunked = te_ends_chunked(m->base + hd->value, hd->value_len);
+		case HK_TRANSFER_ENCODING: /* forwarded as one chunked line */
+			te = true;
+			hd->drop = 1;
 			break;
 		case HK_CONNECTION:
 		case HK_KEEP_ALIVE:
@@ -1075,12 +1157,21 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 			break;
 		}
 	}
-	/* RFC 9112 §6.3: a request whose final coding is not chunked has no
-	 * reliable length. llhttp would fail it after the head; refuse it now,
-	 * before anything is forwarded. */
-	if (te_last_chunked == 0 || (te && !http_msg_chunked(m))) {
-		*reason = "Transfer-Encoding must end with chunked";
+	/* RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
+	 * faulty framing; §6.3: a request whose final coding is not chunked
+	 * has no reliable length (llhttp would fail it after the head: it is
+	 * refused now, before anything is forwarded). */
+	if (te && version == 10) {
+		*reason = "Transfer-Encoding in an HTTP/1.0 request";
 		return 400;
+	}
+	int tev = te ? te_verdict(m) : 0;
+	if (tev == 0 && te && !http_msg_chunked(m))
+		tev = 400;
+	if (tev) {
+		*reason = tev == 501 ? "transfer coding not implemented"
+		                     : "Transfer-Encoding must be chunked, once and last";
+		return tev;
 	}
 	if (max_body && length > max_body) {
 		*reason = "request body too large";
@@ -1154,6 +1245,7 @@ static const struct {
 	{408, "Request Timeout", "request timeout\n"},
 	{413, "Content Too Large", "request body too large\n"},
 	{431, "Request Header Fields Too Large", "request header fields too large\n"},
+	{501, "Not Implemented", "not implemented: unknown transfer coding\n"},
 	{502, "Bad Gateway", "bad gateway: the upstream failed\n"},
 	{503, "Service Unavailable", "service unavailable: no upstream server available\n"},
 	{504, "Gateway Timeout", "gateway timeout: the upstream did not answer in time\n"},
@@ -1184,11 +1276,12 @@ void http_init(void)
 
 const char *http_error_response(int status, bool close, size_t *len)
 {
-	size_t i = 0;
-	while (i < NERRORS - 1 && errors[i].status != status)
-		i++;
-	if (errors[i].status != status)
-		i = 4; /* 502 for anything unexpected */
+	size_t i = 0, bad_gateway = 0;
+	for (; i < NERRORS && errors[i].status != status; i++)
+		if (errors[i].status == 502)
+			bad_gateway = i;
+	if (i == NERRORS)
+		i = bad_gateway; /* 502 for anything unexpected */
 	*len = close ? canned_close_len[i] : canned_keep_len[i];
 	return close ? canned_close[i] : canned_keep[i];
 }

@@ -435,16 +435,19 @@ static void forward_head(struct session *s, struct conn *to)
 
 	/* The lines added, written in one piece: X-Forwarded-For (what the
 	 * client sent, then the client), X-Real-IP, X-Forwarded-Proto, the
-	 * Connection header a hop needs, and the blank line. */
+	 * Connection header a hop needs, the one Transfer-Encoding line that
+	 * stands for the client's (which said chunked, in whatever way
+	 * http_req_check accepts), and the blank line. */
 	static const char xff[] = "X-Forwarded-For: ", xri[] = "\r\nX-Real-IP: ";
 	const char *proto = s->tls ? "\r\nX-Forwarded-Proto: https\r\n"
 	                           : "\r\nX-Forwarded-Proto: http\r\n";
 	const char *conn = h->conn_tokens & HTTP_CONN_UPGRADE ? "Connection: upgrade\r\n"
 	                   : x->version == 10                 ? "Connection: keep-alive\r\n"
 	                                                      : "";
-	size_t proto_len = strlen(proto), conn_len = strlen(conn);
+	const char *te = http_msg_chunked(&x->req) ? "Transfer-Encoding: chunked\r\n" : "";
+	size_t proto_len = strlen(proto), conn_len = strlen(conn), te_len = strlen(te);
 	size_t len = sizeof(xff) - 1 + 2 * (size_t)s->ip_len + sizeof(xri) - 1 + proto_len +
-	             conn_len + 2;
+	             conn_len + te_len + 2;
 	for (uint32_t i = 0; i < h->nhdrs; i++)
 		if (h->hdrs[i].kind == HK_X_FORWARDED_FOR && h->hdrs[i].value_len)
 			len += h->hdrs[i].value_len + 2;
@@ -464,6 +467,7 @@ static void forward_head(struct session *s, struct conn *to)
 	PUT(s->ip, s->ip_len);
 	PUT(proto, proto_len);
 	PUT(conn, conn_len);
+	PUT(te, te_len);
 	PUT("\r\n", 2);
 #undef PUT
 	conn_commit(to, len);
