@@ -163,6 +163,8 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_msg *m = msg_of(p);
+	if (m->in_body)
+		return 0; /* a trailer field (see on_header_field_complete) */
 	struct http_head *h = &m->head;
 	uint32_t off = (uint32_t)(at - m->base);
 
@@ -188,6 +190,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
 	struct http_msg *m = msg_of(p);
+	/* Trailer fields are not recorded (the head is forwarded by then);
+	 * http_chunk_scan checks their lines. */
+	if (m->in_body)
+		return 0;
 	if (!m->in_field || !m->head.hdrs[m->head.nhdrs - 1].name_len)
 		return fail(m, 400, "empty header name");
 	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
@@ -206,6 +212,8 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_msg *m = msg_of(p);
+	if (m->in_body)
+		return 0; /* a trailer field (see on_header_field_complete) */
 	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
 	uint32_t off = (uint32_t)(at - m->base);
 
@@ -287,6 +295,8 @@ static void header_done(struct http_msg *m, struct http_hdr *hd)
 static int on_header_value_complete(llhttp_t *p)
 {
 	struct http_msg *m = msg_of(p);
+	if (m->in_body)
+		return 0; /* a trailer field (see on_header_field_complete) */
 
 	m->in_value = 0;
 	m->value_done = 1;
@@ -395,13 +405,22 @@ void http_msg_rebase(struct http_msg *m, const char *base)
 
 enum chunk_state {
 	CS_SIZE,        /* hex digits of a chunk size */
-	CS_EXT,         /* chunk extensions, up to CR */
+	CS_EXT_BWS,     /* whitespace after a size or an extension, before ';' */
+	CS_EXT_NAME0,   /* after ';', before an extension name */
+	CS_EXT_NAME,
+	CS_EXT_NAME_BWS, /* whitespace after a name, before '=' or ';' */
+	CS_EXT_VAL0,    /* after '=', before a value */
+	CS_EXT_TOKEN,   /* a token value */
+	CS_EXT_QUOTED,  /* a quoted-string value */
+	CS_EXT_QPAIR,   /* after a backslash in it */
+	CS_EXT_QEND,    /* after its closing quote */
 	CS_SIZE_LF,
 	CS_DATA,
 	CS_DATA_CR,
 	CS_DATA_LF,
 	CS_TRAILER,     /* at the start of a trailer line or the final CRLF */
-	CS_TRAILER_LINE,
+	CS_TRAILER_NAME,
+	CS_TRAILER_LINE, /* a trailer field's value */
 	CS_TRAILER_LF,
 	CS_END_LF,
 	CS_DONE,
@@ -417,6 +436,15 @@ static int hexval(unsigned char c)
 	return -1;
 }
 
+/* Whether a field named so may not stand in a trailer section: the framing
+ * fields, the hop-by-hop ones, Host, Expect and Trailer, and the fields the
+ * proxy writes itself (RFC 9110 §6.5.1): a recipient that merged it into
+ * the header section would read another message than the proxy did. */
+static bool trailer_forbidden(const char *name, size_t len)
+{
+	return classify(name, len) != HK_OTHER || (len == 7 && token_eq(name, "trailer", 7));
+}
+
 int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)p;
@@ -424,25 +452,83 @@ int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 
 	while (i < n) {
 		unsigned char c = u[i];
+		bool ws = c == ' ' || c == '\t';
 		switch (cs->state) {
 		case CS_SIZE:
 			if (hexval(c) >= 0) {
 				if (++cs->digits > 15)
 					return -1; /* sizes past 2^60 are not credible */
 				cs->left = cs->left * 16 + (uint64_t)hexval(c);
-			} else if (cs->digits && (c == ';' || c == ' ' || c == '\t')) {
-				cs->state = CS_EXT;
-			} else if (cs->digits && c == '\r') {
+			} else if (!cs->digits) {
+				return -1;
+			} else if (c == ';') {
+				cs->state = CS_EXT_NAME0;
+			} else if (ws) {
+				cs->state = CS_EXT_BWS;
+			} else if (c == '\r') {
 				cs->state = CS_SIZE_LF;
 			} else {
 				return -1;
 			}
 			break;
-		case CS_EXT:
-			if (c == '\r')
+		/* chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ),
+		 * ext-val = token / quoted-string (RFC 9112 §7.1.1) */
+		case CS_EXT_BWS:
+			if (c == ';')
+				cs->state = CS_EXT_NAME0;
+			else if (!ws)
+				return -1;
+			break;
+		case CS_EXT_NAME0:
+			if (is_tchar(c))
+				cs->state = CS_EXT_NAME;
+			else if (!ws)
+				return -1;
+			break;
+		case CS_EXT_NAME:
+		case CS_EXT_NAME_BWS:
+			if (c == '=')
+				cs->state = CS_EXT_VAL0;
+			else if (c == ';')
+				cs->state = CS_EXT_NAME0;
+			else if (ws)
+				cs->state = CS_EXT_NAME_BWS;
+			else if (c == '\r' && cs->state == CS_EXT_NAME)
 				cs->state = CS_SIZE_LF;
+			else if (!is_tchar(c) || cs->state != CS_EXT_NAME)
+				return -1;
+			break;
+		case CS_EXT_VAL0:
+			if (c == '"')
+				cs->state = CS_EXT_QUOTED;
+			else if (is_tchar(c))
+				cs->state = CS_EXT_TOKEN;
+			else if (!ws)
+				return -1;
+			break;
+		case CS_EXT_TOKEN:
+		case CS_EXT_QEND:
+			if (c == ';')
+				cs->state = CS_EXT_NAME0;
+			else if (ws)
+				cs->state = CS_EXT_BWS;
+			else if (c == '\r')
+				cs->state = CS_SIZE_LF;
+			else if (!is_tchar(c) || cs->state != CS_EXT_TOKEN)
+				return -1;
+			break;
+		case CS_EXT_QUOTED:
+			if (c == '"')
+				cs->state = CS_EXT_QEND;
+			else if (c == '\\')
+				cs->state = CS_EXT_QPAIR;
 			else if ((c < 0x20 && c != '\t') || c == 0x7f)
 				return -1;
+			break;
+		case CS_EXT_QPAIR:
+			if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return -1;
+			cs->state = CS_EXT_QUOTED;
 			break;
 		case CS_SIZE_LF:
 			if (c != '\n')
@@ -469,10 +555,34 @@ int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 			cs->digits = 0;
 			cs->left = 0;
 			break;
+		/* trailer-section = *( field-line CRLF ), a field line being
+		 * field-name ":" OWS field-value OWS: no obs-fold, no empty
+		 * name, no whitespace before the colon */
 		case CS_TRAILER:
-			cs->state = c == '\r' ? CS_END_LF : CS_TRAILER_LINE;
-			if (c == '\n' || (c < 0x20 && c != '\r') || c == 0x7f)
+			if (c == '\r') {
+				cs->state = CS_END_LF;
+				break;
+			}
+			if (!is_tchar(c))
 				return -1;
+			cs->state = CS_TRAILER_NAME;
+			cs->name_len = 0;
+			/* fall through */
+		case CS_TRAILER_NAME:
+			if (c == ':') {
+				if (cs->name_len <= sizeof(cs->name) &&
+				    trailer_forbidden(cs->name, cs->name_len))
+					return -2;
+				cs->state = CS_TRAILER_LINE;
+			} else if (!is_tchar(c)) {
+				return -1;
+			} else if (cs->name_len <= sizeof(cs->name)) {
+				/* one past the buffer: longer than any name
+				 * looked for */
+				if (cs->name_len < sizeof(cs->name))
+					cs->name[cs->name_len] = (char)c;
+				cs->name_len++;
+			}
 			break;
 		case CS_TRAILER_LINE:
 			if (c == '\r')
@@ -496,6 +606,11 @@ int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 		i++;
 	}
 	return 0;
+}
+
+bool http_chunk_scan_done(const struct http_chunk_scan *cs)
+{
+	return cs->state == CS_DONE;
 }
 
 /* What is wrong with the lines of a head read by llhttp, or NULL. Every
@@ -849,11 +964,13 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 
 	/* llhttp is lenient about the CRLF after chunk data; the bytes it
 	 * took are checked again here before anyone forwards them. */
+	int r;
 	if (m->in_body && (m->parser.flags & F_CHUNKED) && k &&
-	    (e == HPE_OK || e == HPE_PAUSED) && http_chunk_scan(&m->chunks, data, k) < 0) {
+	    (e == HPE_OK || e == HPE_PAUSED) && (r = http_chunk_scan(&m->chunks, data, k)) < 0) {
 		*consumed = k;
 		m->error_status = 400;
-		m->error_reason = "malformed chunked framing";
+		m->error_reason = r == -2 ? "a framing or hop-by-hop field in the trailer section"
+		                          : "malformed chunked framing";
 		return HTTP_ERROR;
 	}
 	switch (e) {

@@ -85,13 +85,20 @@ enum http_step {
 struct http_chunk_scan {
 	uint8_t state;
 	uint8_t digits;
+	uint8_t name_len;           /* of a trailer field name so far */
+	char name[17];              /* its first bytes: the longest name looked for */
 	uint64_t left;              /* chunk size, then data bytes still to come */
 };
 
-/* Checks the framing of chunked body bytes as they stream: hex sizes,
- * CRLF after sizes and after data, trailers, the final blank line. Returns
- * 0 while well-formed, -1 at the first malformed byte. */
+/* Checks the framing of chunked body bytes as they stream (RFC 9112 §7.1):
+ * hex sizes, the grammar of chunk extensions, CRLF after sizes and after
+ * data, trailer field lines, the final blank line. Returns 0 while
+ * well-formed, -1 at the first malformed byte, -2 at the colon of a
+ * trailer field that must not be there (framing, hop-by-hop, Host, or one
+ * the proxy writes itself). */
 int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n);
+/* Whether the scan has seen the end of the body. */
+bool http_chunk_scan_done(const struct http_chunk_scan *cs);
 
 /* The framing of a message whose head had the plain form. */
 struct http_plain {
