@@ -29,20 +29,22 @@
 
 enum { PAUSE_NONE, PAUSE_HEAD, PAUSE_MSG };
 
-/* Byte classes: TCHAR, a header name character (RFC 9110 §5.6.2), and
- * TARGET, a request-target character taken here (RFC 3986 unreserved,
- * sub-delims, ":@/?%"). */
-enum { TCHAR = 1, TARGET = 2 };
+/* Byte classes: TCHAR, a header name character (RFC 9110 §5.6.2); TARGET, a
+ * request-target character taken as it is (RFC 3986 unreserved, sub-delims,
+ * ":@/?"; '%' only as the start of a percent-encoding, checked apart); and
+ * HOST, a character of a host name (RFC 3986 reg-name: unreserved and
+ * sub-delims, but not ',', which would make Host a list). */
+enum { TCHAR = 1, TARGET = 2, HOST = 4 };
 static const uint8_t byte_class[256] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 3, 0, 1, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 0, 2, 0, 2,
-	2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 1, 3,
-	1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 1, 0, 3, 0,
-	/* 0x80-0xff: neither */
+	0, 7, 0, 1, 7, 1, 7, 7, 6, 6, 7, 7, 2, 7, 7, 2,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 2, 6, 0, 6, 0, 2,
+	2, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 1, 7,
+	1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 0, 1, 0, 7, 0,
+	/* 0x80-0xff: none */
 };
 
 static inline bool in_class(unsigned char c, unsigned cls)
@@ -364,6 +366,7 @@ static void head_clear(struct http_msg *m)
 	m->head.nhdrs = 0;
 	m->head.conn_tokens = 0;
 	m->head.url = m->head.url_len = 0;
+	m->head.url_skip = 0;
 	m->head.pin = -1;
 	m->head.nhost = 0;
 }
@@ -731,8 +734,15 @@ static const char *plain_request_line(struct http_msg *m, const char *p, const c
 	const char *t = p + plain_methods[i].len, *q = t;
 	if (q == end || *q != '/')
 		return NULL;
-	while (q < end && in_class((unsigned char)*q, TARGET))
-		q++;
+	for (;;) {
+		while (q < end && in_class((unsigned char)*q, TARGET))
+			q++;
+		/* a percent-encoding, looked at where the scan stops */
+		if (end - q < 3 || *q != '%' || hexval((unsigned char)q[1]) < 0 ||
+		    hexval((unsigned char)q[2]) < 0)
+			break;
+		q += 3;
+	}
 	/* SP HTTP/1.x CRLF */
 	if (end - q < 11 || q[0] != ' ' || q[9] != '\r' || q[10] != '\n')
 		return NULL;
@@ -1202,6 +1212,103 @@ static int te_verdict(const struct http_msg *m)
 	return !chunked ? 400 : other ? 501 : 0;
 }
 
+/* Whether t[0, n) holds only what a path and a query may (RFC 3986 pchar,
+ * "/" and "?"), with whole percent-encodings: no fragment, no space,
+ * control, non-ASCII or other byte that RFC 3986 leaves out. */
+static bool target_chars_ok(const char *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)t[i];
+		if (in_class(c, TARGET))
+			continue;
+		if (c != '%' || i + 2 >= n || hexval((unsigned char)t[i + 1]) < 0 ||
+		    hexval((unsigned char)t[i + 2]) < 0)
+			return false;
+		i += 2;
+	}
+	return true;
+}
+
+/* Whether v[0, n) is a valid Host value, uri-host [ ":" port ] (RFC 9110
+ * §7.2, RFC 3986 §3.2.2): a reg-name (without ',') or an IPv4 address, or
+ * an IPv6 address in brackets; no userinfo, path or whitespace. Empty is
+ * valid: the caller knows when it may be. */
+static bool host_ok(const char *v, size_t n)
+{
+	size_t i = 0;
+	if (!n)
+		return true;
+	if (v[0] == '[') {
+		for (i = 1; i < n && v[i] != ']'; i++)
+			if (hexval((unsigned char)v[i]) < 0 && v[i] != ':' && v[i] != '.')
+				return false;
+		if (i == n || i == 1)
+			return false;
+		i++;
+	} else {
+		for (; i < n && v[i] != ':'; i++) {
+			unsigned char c = (unsigned char)v[i];
+			if (in_class(c, HOST))
+				continue;
+			if (c != '%' || i + 2 >= n || hexval((unsigned char)v[i + 1]) < 0 ||
+			    hexval((unsigned char)v[i + 2]) < 0)
+				return false;
+			i += 2;
+		}
+		if (i == 0)
+			return false; /* a port without a host */
+	}
+	if (i < n && v[i++] != ':')
+		return false;
+	for (; i < n; i++)
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+	return true;
+}
+
+/* Checks the target of a request llhttp read (the plain form takes only
+ * origin-form targets of valid bytes): origin-form, "*" for OPTIONS, or
+ * absolute-form with an http or https scheme and a host, whose scheme and
+ * authority are recorded to be left out when forwarding. Returns 0 or 400. */
+static int target_check(struct http_msg *m, const char **reason)
+{
+	struct http_head *h = &m->head;
+	const char *t = m->base + h->url;
+	size_t n = h->url_len, k;
+
+	if (n && t[0] == '/') {
+		if (target_chars_ok(t, n))
+			return 0;
+		*reason = "invalid byte in the request target";
+		return 400;
+	}
+	if (n == 1 && t[0] == '*') {
+		if (http_msg_method(m) == HTTP_OPTIONS)
+			return 0;
+		*reason = "asterisk-form target with a method other than OPTIONS";
+		return 400;
+	}
+	if (n > 7 && strncasecmp(t, "http://", 7) == 0)
+		k = 7;
+	else if (n > 8 && strncasecmp(t, "https://", 8) == 0)
+		k = 8;
+	else
+		k = 0;
+	size_t a = k;
+	while (k && k < n && t[k] != '/' && t[k] != '?')
+		k++;
+	/* The authority is a Host value: no userinfo (RFC 9110 §4.2.4), not
+	 * empty (§4.2.1). */
+	if (!k || k == a || !host_ok(t + a, k - a) || !target_chars_ok(t + k, n - k)) {
+		*reason = "malformed request target";
+		return 400;
+	}
+	h->url_skip = (uint32_t)k;
+	h->authority = h->url + (uint32_t)a;
+	h->authority_len = (uint32_t)(k - a);
+	return 0;
+}
+
 /* The request line is exactly METHOD SP TARGET SP VERSION: llhttp lets
  * extra spaces through. */
 static bool request_line_ok(const char *p, size_t n)
@@ -1238,10 +1345,16 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 		*reason = "only HTTP/1.0 and HTTP/1.1 are served";
 		return 400;
 	}
-	/* (the plain form's request line is of that form) */
-	if (!m->plain && !request_line_ok(m->base + h->start, h->end - h->start)) {
-		*reason = "malformed request line";
-		return 400;
+	/* (the plain form's request line is of that form, with a valid
+	 * origin-form target) */
+	if (!m->plain) {
+		if (!request_line_ok(m->base + h->start, h->end - h->start)) {
+			*reason = "malformed request line";
+			return 400;
+		}
+		int st = target_check(m, reason);
+		if (st)
+			return st;
 	}
 	if (h->nhost > 1) {
 		*reason = "several Host headers";
@@ -1269,6 +1382,15 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 			break;
 		case HK_UPGRADE:
 			hd->drop = !(h->conn_tokens & HTTP_CONN_UPGRADE);
+			break;
+		case HK_HOST:
+			/* RFC 9112 §3.2: an invalid Host is a 400; empty only
+			 * when the target has no authority of its own. */
+			if (!host_ok(m->base + hd->value, hd->value_len) ||
+			    (!hd->value_len && h->url_skip)) {
+				*reason = "invalid Host";
+				return 400;
+			}
 			break;
 		default:
 			break;
