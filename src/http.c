@@ -261,6 +261,21 @@ static uint32_t connection_tokens(const char *v, size_t len)
 	return t;
 }
 
+/* Notes the first pin (in config order) a header line matches. */
+static void match_pins(struct http_msg *m, const char *name, size_t name_len, const char *v,
+                       size_t len)
+{
+	struct http_head *h = &m->head;
+	for (size_t i = 0; i < m->npins; i++) {
+		if ((int)i >= h->pin && h->pin >= 0)
+			break;
+		const struct cfg_pin *pin = &m->pins[i];
+		if (http_name_eq(name, name_len, pin->header) && strlen(pin->value) == len &&
+		    memcmp(v, pin->value, len) == 0)
+			h->pin = (int)i;
+	}
+}
+
 /* A header line is complete: its value is trimmed of trailing whitespace
  * and what the proxy acts on is recorded. */
 static void header_done(struct http_msg *m, struct http_hdr *hd)
@@ -284,14 +299,7 @@ static void header_done(struct http_msg *m, struct http_hdr *hd)
 	default:
 		break;
 	}
-	for (size_t i = 0; i < m->npins; i++) {
-		if ((int)i >= h->pin && h->pin >= 0)
-			break;
-		const struct cfg_pin *pin = &m->pins[i];
-		if (http_name_eq(m->base + hd->name, hd->name_len, pin->header) &&
-		    strlen(pin->value) == hd->value_len && memcmp(v, pin->value, hd->value_len) == 0)
-			h->pin = (int)i;
-	}
+	match_pins(m, m->base + hd->name, hd->name_len, v, hd->value_len);
 }
 
 static int on_header_value_complete(llhttp_t *p)
@@ -1304,8 +1312,19 @@ static int target_check(struct http_msg *m, const char **reason)
 		return 400;
 	}
 	h->url_skip = (uint32_t)k;
+	h->empty_path = k == n || t[k] == '?';
 	h->authority = h->url + (uint32_t)a;
 	h->authority_len = (uint32_t)(k - a);
+	/* RFC 9112 §3.2.2: the target's authority is the Host; the pins see
+	 * it in place of the Host lines, which are not forwarded. */
+	h->pin = -1;
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		const struct http_hdr *hd = &h->hdrs[i];
+		if (hd->kind != HK_HOST)
+			match_pins(m, m->base + hd->name, hd->name_len, m->base + hd->value,
+			           hd->value_len);
+	}
+	match_pins(m, "host", 4, m->base + h->authority, h->authority_len);
 	return 0;
 }
 
@@ -1391,6 +1410,7 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 				*reason = "invalid Host";
 				return 400;
 			}
+			hd->drop = h->url_skip != 0; /* replaced by the authority */
 			break;
 		default:
 			break;
@@ -1454,6 +1474,20 @@ size_t http_head_runs(const struct http_head *h, struct http_run *runs)
 	size_t n = 0;
 	uint32_t body_start = h->end - 2; /* the final CRLF is not part of a run */
 	uint32_t run_start = h->start;
+
+	if (h->url_skip) {
+		/* Absolute-form goes out in origin-form: the method and its
+		 * space, then the target from its path on. An empty path is
+		 * "/" (RFC 9112 §3.2.1), taken from the "//" before the
+		 * authority. */
+		runs[n].off = h->start;
+		runs[n++].len = h->url - h->start;
+		run_start = h->url + h->url_skip;
+		if (h->empty_path) {
+			runs[n].off = h->authority - 1;
+			runs[n++].len = 1;
+		}
+	}
 
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		if (!h->hdrs[i].drop)

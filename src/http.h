@@ -27,6 +27,9 @@
 #include <llhttp.h>
 
 #define HTTP_MAX_HEADERS 100
+/* Runs of a forwarded head: one more than the headers, and two for a
+ * request line sent in origin-form (see http_head_runs). */
+#define HTTP_MAX_RUNS (HTTP_MAX_HEADERS + 3)
 
 /* Headers whose meaning the proxy acts on. */
 enum http_hdr_kind {
@@ -68,6 +71,7 @@ struct http_head {
 	uint32_t url, url_len; /* request target */
 	uint32_t url_skip;   /* absolute-form: its scheme and authority, else 0 */
 	uint32_t authority, authority_len; /* absolute-form: its authority */
+	bool empty_path;     /* absolute-form: "/" goes in front of what follows */
 	int pin;             /* lowest index of a matching pin, -1 if none */
 	int nhost;
 	struct http_hdr hdrs[HTTP_MAX_HEADERS];
@@ -183,9 +187,11 @@ struct http_run {
 	uint32_t off, len;
 };
 
-/* The runs of the head to forward, in order: the start line and every header
- * not marked drop, adjacent lines merged, without the final blank line.
- * Returns the number of runs (at most HTTP_MAX_HEADERS + 1). */
+/* The runs of the head to forward, in order: the start line (in origin-form
+ * when it came in absolute-form: without the scheme and authority, which
+ * the caller sends as the Host line instead of the dropped ones) and every
+ * header not marked drop, adjacent lines merged, without the final blank
+ * line. Returns the number of runs (at most HTTP_MAX_RUNS). */
 size_t http_head_runs(const struct http_head *h, struct http_run *runs);
 
 /* Case-insensitive comparison of a header name with a NUL-terminated name. */

@@ -424,7 +424,7 @@ static int reject(struct session *s, int status, const char *reason)
 static void forward_head(struct session *s, struct conn *to)
 {
 	struct exchange *x = s->x;
-	struct http_run runs[HTTP_MAX_HEADERS + 1];
+	struct http_run runs[HTTP_MAX_RUNS];
 	const struct http_head *h = &x->req.head;
 	struct buf *b = x->head_buf ? x->head_buf : s->c.rx;
 	const char *base = b->data;
@@ -448,6 +448,10 @@ static void forward_head(struct session *s, struct conn *to)
 	size_t proto_len = strlen(proto), conn_len = strlen(conn), te_len = strlen(te);
 	size_t len = sizeof(xff) - 1 + 2 * (size_t)s->ip_len + sizeof(xri) - 1 + proto_len +
 	             conn_len + te_len + 2;
+	/* An absolute-form target's authority is the Host (RFC 9112 §3.2.2),
+	 * sent in place of the client's Host lines. */
+	if (h->url_skip)
+		len += 6 + h->authority_len + 2;
 	for (uint32_t i = 0; i < h->nhdrs; i++)
 		if (h->hdrs[i].kind == HK_X_FORWARDED_FOR && h->hdrs[i].value_len)
 			len += h->hdrs[i].value_len + 2;
@@ -468,6 +472,11 @@ static void forward_head(struct session *s, struct conn *to)
 	PUT(proto, proto_len);
 	PUT(conn, conn_len);
 	PUT(te, te_len);
+	if (h->url_skip) {
+		PUT("Host: ", 6);
+		PUT(base + h->authority, h->authority_len);
+		PUT("\r\n", 2);
+	}
 	PUT("\r\n", 2);
 #undef PUT
 	conn_commit(to, len);
@@ -1074,7 +1083,7 @@ int session_on_response_head(struct session *s, struct upconn *u)
 			s->close_after = true;
 	}
 
-	struct http_run runs[HTTP_MAX_HEADERS + 1];
+	struct http_run runs[HTTP_MAX_RUNS];
 	size_t n = http_head_runs(&m->head, runs);
 	size_t before = conn_out_len(&s->c);
 	for (size_t i = 0; i < n; i++)

@@ -89,7 +89,7 @@ static int req_status(const char *text, uint64_t max_body)
 /* The forwarded head as http_head_runs describes it, NUL-terminated. */
 static size_t forwarded(const struct parsed *p, char *out, size_t outlen)
 {
-	struct http_run runs[HTTP_MAX_HEADERS + 1];
+	struct http_run runs[HTTP_MAX_RUNS];
 	size_t n = http_head_runs(&p->m.head, runs), k = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -778,6 +778,83 @@ static void test_pins(void)
 	config_free(cfg);
 }
 
+/* Absolute-form (RFC 9112 §3.2.2): forwarded in origin-form, the Host
+ * lines left out (the session sends the authority as Host), and pins see
+ * the authority as the Host. */
+static void test_absolute_form(void)
+{
+	static const char yaml[] = "listen: [\"127.0.0.1:8080\"]\n"
+	                           "pools:\n"
+	                           "  old: {servers: [\"127.0.0.1:9001\"]}\n"
+	                           "  new: {servers: [\"127.0.0.1:9101\"]}\n"
+	                           "pins:\n"
+	                           "  - {header: host, value: \"a.example\", pool: new}\n";
+	static const struct {
+		const char *req, *runs, *authority;
+		int pin;
+	} cases[] = {
+	        {"GET http://a.example/x?y HTTP/1.1\r\nHost: b.example\r\nX-A: 1\r\n\r\n",
+	         "GET /x?y HTTP/1.1\r\nX-A: 1\r\n", "a.example", 0},
+	        {"GET HTTP://a.example:81?q HTTP/1.1\r\nX-A: 1\r\nHost: a.example:81\r\n\r\n",
+	         "GET /?q HTTP/1.1\r\nX-A: 1\r\n", "a.example:81", -1},
+	        {"GET https://a.example HTTP/1.0\r\n\r\n", "GET / HTTP/1.0\r\n", "a.example", 0},
+	        {"GET http://b.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n", "GET / HTTP/1.1\r\n",
+	         "b.example", -1},
+	        {"GET /x HTTP/1.1\r\nHost: a.example\r\n\r\n", "GET /x HTTP/1.1\r\nHost: a.example\r\n",
+	         NULL, 0},
+	};
+	struct config_errors errs;
+	static struct parsed p;
+	char out[256];
+
+	memset(&errs, 0, sizeof(errs));
+	struct config *cfg = config_parse("pins.yaml", yaml, sizeof(yaml) - 1, &errs);
+	config_errors_free(&errs);
+	if (!CHECK(cfg && cfg->npins == 1, "absolute-form: config loads")) {
+		config_free(cfg);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (size_t step = 0; step < 2; step++) {
+			const char *reason = NULL;
+			char what[128];
+			size_t len = strlen(cases[i].req);
+			memcpy(p.buf, cases[i].req, len);
+			p.len = len;
+			p.used = 0;
+			http_msg_init(&p.m, HTTP_REQUEST, NULL);
+			p.m.pins = cfg->pins;
+			p.m.npins = cfg->npins;
+			http_msg_begin(&p.m, p.buf, 0);
+			while (p.used < p.len) {
+				size_t c = 0, n = step && p.len - p.used > 1 ? 1 : p.len - p.used;
+				p.st = http_msg_feed(&p.m, p.buf + p.used, n, &c);
+				p.used += c;
+				if (p.st != HTTP_NEED_MORE)
+					break;
+			}
+			int ok = p.st == HTTP_HEAD_DONE && http_req_check(&p.m, 0, &reason) == 0;
+			if (ok)
+				forwarded(&p, out, sizeof(out));
+			ok = ok && strcmp(out, cases[i].runs) == 0 && p.m.head.pin == cases[i].pin;
+			if (cases[i].authority)
+				ok = ok && p.m.head.url_skip &&
+				     p.m.head.authority_len == strlen(cases[i].authority) &&
+				     memcmp(p.buf + p.m.head.authority, cases[i].authority,
+				            p.m.head.authority_len) == 0;
+			else
+				ok = ok && !p.m.head.url_skip;
+			snprintf(what, sizeof(what), "absolute-form %zu (%s): origin-form, Host, pin", i,
+			         step ? "a byte at a time" : "whole");
+			if (!CHECK(ok, what)) {
+				print_escaped("forwarded", out);
+				printf("#   pin %d, reason %s\n", p.m.head.pin, reason ? reason : "-");
+			}
+		}
+	}
+	config_free(cfg);
+}
+
 /* Whether two parses of the same bytes produced the same head. */
 static int same_head(const struct parsed *a, const struct parsed *b)
 {
@@ -1447,5 +1524,6 @@ int main(void)
 	test_plain_pipeline();
 	test_keep_alive();
 	test_strict();
+	test_absolute_form();
 	return tap_done();
 }
