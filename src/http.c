@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -386,6 +387,7 @@ void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
 	m->head.end = start;
 	head_clear(m);
 	m->in_field = m->in_value = m->value_done = 0;
+	m->lead_cr = false;
 	m->in_body = false;
 	m->plain = false;
 	m->llhttp_msg = false;
@@ -954,11 +956,53 @@ static enum http_step plain_body(struct http_msg *m, const char *data, size_t le
 	return HTTP_MSG_DONE;
 }
 
+/* Empty lines before a request line are ignored (RFC 9112 §2.2): the head
+ * starts after them. They count toward max_header_bytes (the caller counts
+ * from where it began the head). A CR at the end of data may be the start of
+ * one more, noted in lead_cr. Returns the bytes skipped, or -1 at a CR not
+ * followed by an LF. */
+static ssize_t skip_empty_lines(struct http_msg *m, const char *data, size_t len)
+{
+	size_t i = 0;
+	if (m->lead_cr) {
+		if (data[0] != '\n')
+			return -1;
+		m->lead_cr = false;
+		i = 1;
+	}
+	while (len - i >= 2 && data[i] == '\r' && data[i + 1] == '\n')
+		i += 2;
+	if (len - i == 1 && data[i] == '\r') {
+		m->lead_cr = true;
+		i++;
+	}
+	m->head.start += (uint32_t)i;
+	return (ssize_t)i;
+}
+
 enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, size_t *consumed)
 {
 	if (m->plain && m->in_body)
 		return plain_body(m, data, len, consumed);
 	if (!m->in_body && !m->llhttp_msg && data == m->base + m->head.start) {
+		if (len && (data[0] == '\r' || m->lead_cr) && m->parser.type == HTTP_REQUEST) {
+			ssize_t skip = skip_empty_lines(m, data, len);
+			if (skip < 0) {
+				*consumed = 0;
+				m->error_status = 400;
+				m->error_reason = "bare CR before the request line";
+				return HTTP_ERROR;
+			}
+			if (skip) {
+				enum http_step st = (size_t)skip == len ? HTTP_NEED_MORE
+				                    : http_msg_feed(m, data + skip, len - (size_t)skip,
+				                                    consumed);
+				if ((size_t)skip == len)
+					*consumed = 0;
+				*consumed += (size_t)skip;
+				return st;
+			}
+		}
 		size_t n = plain_head(m, data, len);
 		if (n) {
 			*consumed = n;
