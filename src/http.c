@@ -956,6 +956,18 @@ static enum http_step plain_body(struct http_msg *m, const char *data, size_t le
 	return HTTP_MSG_DONE;
 }
 
+/* Whether the chunked body bytes that arrived with the head, up to the end
+ * of the body, are well framed: a message that arrives whole with broken
+ * framing is then refused before its head goes anywhere (what follows the
+ * body is not looked at). A message without a body has none. */
+static bool chunks_ahead_ok(const struct http_msg *m, const char *p, size_t n)
+{
+	if (!(m->parser.flags & F_CHUNKED) || (m->parser.flags & F_SKIPBODY) || !n)
+		return true;
+	struct http_chunk_scan cs = m->chunks;
+	return http_chunk_scan(&cs, p, n) == 0 || cs.state == CS_DONE;
+}
+
 /* Empty lines before a request line are ignored (RFC 9112 §2.2): the head
  * starts after them. They count toward max_header_bytes (the caller counts
  * from where it began the head). A CR at the end of data may be the start of
@@ -1052,6 +1064,11 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 			}
 			m->in_body = true;
 			memset(&m->chunks, 0, sizeof(m->chunks));
+			if (!chunks_ahead_ok(m, data + k, len - k)) {
+				m->error_status = 400;
+				m->error_reason = "malformed chunked framing";
+				return HTTP_ERROR;
+			}
 			return HTTP_HEAD_DONE;
 		}
 		m->in_body = false;
@@ -1489,11 +1506,20 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 int http_resp_check(struct http_msg *m, const char **reason)
 {
 	struct http_head *h = &m->head;
-	bool upgrade = m->parser.status_code == 101;
+	int status = http_msg_status(m);
+	bool upgrade = status == 101, te = false;
 
+	if (status < 100 || status > 599) {
+		*reason = "status code outside 100-599";
+		return 502;
+	}
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		struct http_hdr *hd = &h->hdrs[i];
 		switch (hd->kind) {
+		case HK_TRANSFER_ENCODING:
+			te = true;
+			hd->drop = 1;
+			break;
 		case HK_CONNECTION:
 		case HK_KEEP_ALIVE:
 		case HK_PROXY_CONNECTION:
@@ -1507,9 +1533,16 @@ int http_resp_check(struct http_msg *m, const char **reason)
 			break;
 		}
 	}
+	/* As for requests (RFC 9112 §6.1): Transfer-Encoding in HTTP/1.0 is
+	 * faulty framing; a coding other than chunked was not asked for (the
+	 * proxy sends no TE), and one not ending in chunked would leave the
+	 * body to the close. */
+	if (te && (http_msg_version(m) == 10 || te_verdict(m) || !http_msg_chunked(m))) {
+		*reason = "Transfer-Encoding other than chunked alone";
+		return 502;
+	}
 	if (h->conn_tokens & HTTP_CONN_OTHER)
 		drop_connection_listed(m);
-	(void)reason;
 	return 0;
 }
 

@@ -30,6 +30,9 @@
 /* Runs of a forwarded head: one more than the headers, and two for a
  * request line sent in origin-form (see http_head_runs). */
 #define HTTP_MAX_RUNS (HTTP_MAX_HEADERS + 3)
+/* Interim (1xx) responses relayed before the final one; one more makes the
+ * response invalid (502). */
+#define HTTP_MAX_INTERIM 10
 
 /* Headers whose meaning the proxy acts on. */
 enum http_hdr_kind {
@@ -180,7 +183,11 @@ uint64_t http_msg_content_length(const struct http_msg *m);
  * (400, 413, 431) with *reason set. Marks hop-by-hop headers to drop. */
 int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason);
 
-/* Response head: marks hop-by-hop headers to drop. Returns 0 or 502. */
+/* Response head checks once it is complete: returns 0, or 502 with *reason
+ * set (a status outside 100-599, Transfer-Encoding in HTTP/1.0 or other than
+ * chunked alone). Marks hop-by-hop headers to drop, and the Transfer-Encoding
+ * lines, which the caller replaces by one chunked line when it relays the
+ * body chunked. */
 int http_resp_check(struct http_msg *m, const char **reason);
 
 /* A run of original head bytes that is forwarded unchanged. */

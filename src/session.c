@@ -1045,7 +1045,11 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	int status = http_msg_status(m);
 	const char *reason = NULL;
 
-	http_resp_check(m, &reason);
+	if (http_resp_check(m, &reason)) {
+		log_warn("client %s: upstream %s (%s): response not relayed: %s", s->ip, u->srv->name,
+		         u->srv->addr.text, reason);
+		return session_on_upstream_error(s, u, UP_ERR_INVALID);
+	}
 	bool interim = status < 200 && status != 101;
 	if (interim && x->version == 10)
 		return 0; /* no interim responses to HTTP/1.0 clients */
@@ -1071,10 +1075,8 @@ int session_on_response_head(struct session *s, struct upconn *u)
 			keep = false; /* the body ends when the upstream closes */
 		if (x->version == 10 && http_msg_chunked(m)) {
 			/* HTTP/1.0 has no chunked coding: send the bare body and
-			 * end it by closing. */
-			for (uint32_t i = 0; i < m->head.nhdrs; i++)
-				if (m->head.hdrs[i].kind == HK_TRANSFER_ENCODING)
-					m->head.hdrs[i].drop = 1;
+			 * end it by closing (without the Transfer-Encoding
+			 * lines, which http_resp_check marked). */
 			u->dechunk = true;
 			u->resp.on_body = dechunk_body;
 			keep = false;
@@ -1096,6 +1098,10 @@ int session_on_response_head(struct session *s, struct upconn *u)
 			conn_put(&s->c, name, strlen(name));
 			conn_put(&s->c, "\r\n", 2);
 		}
+		/* The one Transfer-Encoding line for those of the upstream,
+		 * which said chunked (http_resp_check). */
+		if (http_msg_chunked(m) && !u->dechunk && status != 101)
+			conn_put(&s->c, "Transfer-Encoding: chunked\r\n", 28);
 		if (status == 101)
 			conn_put(&s->c, "Connection: upgrade\r\n", 21);
 		else if (!keep)

@@ -348,13 +348,23 @@ static void test_framing(void)
 	CHECK(feed_rest(&p) == HTTP_ERROR && p.m.error_status == 413,
 	      "chunked body over max_body -> 413 while streaming");
 
-	/* A malformed chunk is caught before it is forwarded. */
+	/* A malformed chunk is caught before it is forwarded: with the head
+	 * when it arrives with it, else as it streams. */
 	static const char badchunk[] =
 	        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 	        "5\r\nhelloXX0\r\n\r\n";
-	CHECK_EQ_INT(req_status_n(&p, badchunk, sizeof(badchunk) - 1, 0), 0, "bad chunk: head ok");
+	CHECK_EQ_INT(req_status_n(&p, badchunk, sizeof(badchunk) - 1, 0), 400,
+	             "bad chunk with the head: 400 before the head is reported");
+	CHECK_EQ_INT(req_status_n(&p, badchunk, sizeof(badchunk) - 1 - 15, 0), 0,
+	             "bad chunk: the head alone is ok");
+	p.len += 15;
 	CHECK(feed_rest(&p) == HTTP_ERROR && p.m.error_status == 400,
-	      "missing CRLF after chunk data -> 400");
+	      "missing CRLF after chunk data, after the head -> 400");
+	static const char goodchunk_next[] =
+	        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	        "5\r\nhello\r\n0\r\n\r\nnot a request";
+	CHECK_EQ_INT(req_status_n(&p, goodchunk_next, sizeof(goodchunk_next) - 1, 0), 0,
+	             "what follows a whole chunked body is not looked at with the head");
 
 	/* 100 headers are allowed, 101 are 431 from the parser. */
 	k = (size_t)snprintf(many, sizeof(many), "GET / HTTP/1.1\r\nHost: a\r\n");
@@ -530,6 +540,42 @@ static void test_strict(void)
 	        RQ(400, "\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
 	        RQ(400, "\r\n\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
 	        RQ(400, "\r\n GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+	        /* responses: obs-fold, also after an empty value */
+	        RS(502, "HTTP/1.1 200 OK\r\nX-A:\r\n b\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, RESP_TE "\r\n chunked\r\n\r\n0\r\n\r\n"),
+	        /* responses: Transfer-Encoding in HTTP/1.0 */
+	        RS(502, "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+	        /* responses: field names */
+	        RS(502, "HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 200 OK\r\nX\"A: b\r\nContent-Length: 0\r\n\r\n"),
+	        /* responses: transfer codings */
+	        RS(502, RESP_TE "gzip, chunked\r\n\r\n0\r\n\r\n"),
+	        RS(502, RESP_TE "gzip\r\n\r\nabc"),
+	        RS(502, RESP_TE "chunked, chunked\r\n\r\n0\r\n\r\n"),
+	        RS(0, RESP_TE "chunked\r\n\r\n0\r\n\r\n"),
+	        /* responses: trailers */
+	        RS(502, RESP_TE "chunked\r\n\r\n0\r\nContent-Length: 1\r\n\r\n"),
+	        /* responses: chunk lines */
+	        RS(502, RESP_TE "chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
+	        RS(502, RESP_TE "chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"),
+	        /* responses: an empty line before the status line */
+	        RS(502, "\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        /* status codes */
+	        RS(502, "HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 000 X\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 999 X\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 1000 X\r\nContent-Length: 0\r\n\r\n"),
+	        RS(0, "HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n"),
+	        RS(0, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"),
+	        /* response framing */
+	        RS(502, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                "0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"),
+	        RS(502, "HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nabc"),
+	        RS(502, "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"),
+	
 };
 #undef RQ
 #undef RS
@@ -1279,7 +1325,8 @@ static size_t random_message(char *out, size_t cap, bool request)
 	        "HTTP/1.1 200 OK", "HTTP/1.0 200 OK", "HTTP/1.1 204 No Content", "HTTP/1.1 304 Not Modified",
 	        "HTTP/1.1 404 Not Found", "HTTP/1.1 502 ", "HTTP/1.1 200", "HTTP/1.1 100 Continue",
 	        "HTTP/1.1 101 Switching Protocols", "HTTP/1.1 999 X", "HTTP/1.1 600 X", "HTTP/2 200 OK",
-	        "HTTP/1.1 200 \tOK", "HTTP/1.1 20 OK", "HTTP/1.1 2000 OK",
+	        "HTTP/1.1 200 \tOK", "HTTP/1.1 20 OK", "HTTP/1.1 2000 OK", "HTTP/1.1 099 X",
+	        "\r\nHTTP/1.1 200 OK", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked",
 	};
 	static const char *const lines[] = {
 	        "Host: example.com", "Host: a", "host:b", "Content-Length: 5", "Content-Length: 0",
