@@ -9,12 +9,16 @@
  * llhttp is strict about most of it: bare CR or LF after header values,
  * control bytes in names and values, duplicate or conflicting
  * Content-Length, both Content-Length and Transfer-Encoding, bad chunk sizes.
- * What it lets through and the proxy must not forward — obs-fold
- * continuation lines, a bare LF ending the start line or the head, bytes
- * between chunk data and its CRLF, whitespace before a header colon, a
- * request Transfer-Encoding whose last coding is not chunked — is checked
- * here. The parser is paused at the end of every head and every message so
- * that the caller sees exactly where one ends and the next begins.
+ * What it lets through and the proxy must not forward — obs-fold lines (also
+ * after an empty value), a bare LF ending the start line or the head, empty
+ * or non-token field names, bytes between chunk data and its CRLF, chunk
+ * extensions and trailer lines off their grammar, framing and hop-by-hop
+ * fields in trailers, a Transfer-Encoding other than chunked once and last
+ * or in HTTP/1.0, request targets with bytes RFC 3986 leaves out, invalid
+ * Host values, status codes outside 100-599 — is checked here, as strictly
+ * as RFC 9110 and 9112 allow. The parser is paused at the end of every head
+ * and every message so that the caller sees exactly where one ends and the
+ * next begins.
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +33,8 @@
 #include "http.h"
 
 enum { PAUSE_NONE, PAUSE_HEAD, PAUSE_MSG };
+
+#define TRAILER_FIELD "a framing, hop-by-hop or proxy field in the trailer section"
 
 /* Byte classes: TCHAR, a header name character (RFC 9110 §5.6.2); TARGET, a
  * request-target character taken as it is (RFC 3986 unreserved, sub-delims,
@@ -621,11 +627,6 @@ int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 	return 0;
 }
 
-bool http_chunk_scan_done(const struct http_chunk_scan *cs)
-{
-	return cs->state == CS_DONE;
-}
-
 /* What is wrong with the lines of a head read by llhttp, or NULL. Every
  * line ends with CRLF: llhttp lets a bare LF end the start line or the
  * head. No line starts with whitespace: llhttp unfolds an obs-fold line
@@ -956,16 +957,17 @@ static enum http_step plain_body(struct http_msg *m, const char *data, size_t le
 	return HTTP_MSG_DONE;
 }
 
-/* Whether the chunked body bytes that arrived with the head, up to the end
- * of the body, are well framed: a message that arrives whole with broken
- * framing is then refused before its head goes anywhere (what follows the
- * body is not looked at). A message without a body has none. */
-static bool chunks_ahead_ok(const struct http_msg *m, const char *p, size_t n)
+/* Checks the chunked body bytes that arrived with the head, up to the end of
+ * the body, as http_chunk_scan does: a message that arrives whole with
+ * broken framing is then refused before its head goes anywhere (what
+ * follows the body is not looked at). A message without a body has none. */
+static int chunks_ahead(const struct http_msg *m, const char *p, size_t n)
 {
 	if (!(m->parser.flags & F_CHUNKED) || (m->parser.flags & F_SKIPBODY) || !n)
-		return true;
+		return 0;
 	struct http_chunk_scan cs = m->chunks;
-	return http_chunk_scan(&cs, p, n) == 0 || cs.state == CS_DONE;
+	int r = http_chunk_scan(&cs, p, n);
+	return cs.state == CS_DONE ? 0 : r;
 }
 
 /* Empty lines before a request line are ignored (RFC 9112 §2.2): the head
@@ -1043,8 +1045,7 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 	    (e == HPE_OK || e == HPE_PAUSED) && (r = http_chunk_scan(&m->chunks, data, k)) < 0) {
 		*consumed = k;
 		m->error_status = 400;
-		m->error_reason = r == -2 ? "a framing or hop-by-hop field in the trailer section"
-		                          : "malformed chunked framing";
+		m->error_reason = r == -2 ? TRAILER_FIELD : "malformed chunked framing";
 		return HTTP_ERROR;
 	}
 	switch (e) {
@@ -1064,9 +1065,10 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 			}
 			m->in_body = true;
 			memset(&m->chunks, 0, sizeof(m->chunks));
-			if (!chunks_ahead_ok(m, data + k, len - k)) {
+			int ahead = chunks_ahead(m, data + k, len - k);
+			if (ahead < 0) {
 				m->error_status = 400;
-				m->error_reason = "malformed chunked framing";
+				m->error_reason = ahead == -2 ? TRAILER_FIELD : "malformed chunked framing";
 				return HTTP_ERROR;
 			}
 			return HTTP_HEAD_DONE;

@@ -106,8 +106,6 @@ struct http_chunk_scan {
  * trailer field that must not be there (framing, hop-by-hop, Host, or one
  * the proxy writes itself). */
 int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n);
-/* Whether the scan has seen the end of the body. */
-bool http_chunk_scan_done(const struct http_chunk_scan *cs);
 
 /* The framing of a message whose head had the plain form. */
 struct http_plain {
