@@ -306,7 +306,8 @@ static void header_done(struct http_msg *m, struct http_hdr *hd)
 	default:
 		break;
 	}
-	match_pins(m, m->base + hd->name, hd->name_len, v, hd->value_len);
+	if (m->npins)
+		match_pins(m, m->base + hd->name, hd->name_len, v, hd->value_len);
 }
 
 static int on_header_value_complete(llhttp_t *p)
@@ -745,14 +746,14 @@ static const char *plain_request_line(struct http_msg *m, const char *p, const c
 	const char *t = p + plain_methods[i].len, *q = t;
 	if (q == end || *q != '/')
 		return NULL;
-	for (;;) {
+	while (q < end && in_class((unsigned char)*q, TARGET))
+		q++;
+	/* percent-encodings, looked at where the scan stops */
+	while (end - q >= 3 && *q == '%' && hexval((unsigned char)q[1]) >= 0 &&
+	       hexval((unsigned char)q[2]) >= 0) {
+		q += 3;
 		while (q < end && in_class((unsigned char)*q, TARGET))
 			q++;
-		/* a percent-encoding, looked at where the scan stops */
-		if (end - q < 3 || *q != '%' || hexval((unsigned char)q[1]) < 0 ||
-		    hexval((unsigned char)q[2]) < 0)
-			break;
-		q += 3;
 	}
 	/* SP HTTP/1.x CRLF */
 	if (end - q < 11 || q[0] != ' ' || q[9] != '\r' || q[10] != '\n')
@@ -848,6 +849,75 @@ static const char *token_end(const char *q, const char *end)
 	return q;
 }
 
+/* Whether v[0, n) is a valid Host value, uri-host [ ":" port ] (RFC 9110
+ * §7.2, RFC 3986 §3.2.2): a reg-name (without ',') or an IPv4 address, or
+ * an IPv6 address in brackets; no userinfo, path or whitespace. Empty is
+ * valid: the caller knows when it may be. */
+static bool host_ok(const char *v, size_t n)
+{
+	size_t i = 0;
+	if (!n)
+		return true;
+	if (v[0] == '[') {
+		for (i = 1; i < n && v[i] != ']'; i++)
+			if (hexval((unsigned char)v[i]) < 0 && v[i] != ':' && v[i] != '.')
+				return false;
+		if (i == n || i == 1)
+			return false;
+		i++;
+	} else {
+		for (; i < n && v[i] != ':'; i++) {
+			unsigned char c = (unsigned char)v[i];
+			if (in_class(c, HOST))
+				continue;
+			if (c != '%' || i + 2 >= n || hexval((unsigned char)v[i + 1]) < 0 ||
+			    hexval((unsigned char)v[i + 2]) < 0)
+				return false;
+			i += 2;
+		}
+		if (i == 0)
+			return false; /* a port without a host */
+	}
+	if (i < n && v[i++] != ':')
+		return false;
+	for (; i < n; i++)
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+	return true;
+}
+
+/* Whether the Host value v[0, n) of a plain head, which lies before end, is
+ * valid, as host_ok() says. Sixteen bytes at a time: the letters, digits,
+ * '-' and '.' of a name or an IPv4 address, then digits after a ':', are the
+ * common form; any other value is left to host_ok(). */
+static bool plain_host_ok(const char *v, size_t n, const char *end)
+{
+#ifdef __SSE2__
+	if (n && n <= 16 && end - v >= 16) {
+		const __m128i case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'),
+		              z = _mm_set1_epi8('z' - 'a'), zero = _mm_set1_epi8('0'),
+		              nine = _mm_set1_epi8(9), dash = _mm_set1_epi8('-'),
+		              dot = _mm_set1_epi8('.');
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)v);
+		__m128i l = _mm_sub_epi8(_mm_or_si128(x, case_bit), a);
+		__m128i d = _mm_sub_epi8(x, zero);
+		__m128i digit = _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d);
+		__m128i name = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l), digit),
+		                            _mm_or_si128(_mm_cmpeq_epi8(x, dash), _mm_cmpeq_epi8(x, dot)));
+		unsigned in = (1u << n) - 1;
+		unsigned other = ~(unsigned)_mm_movemask_epi8(name) & in;
+		unsigned digits = (unsigned)_mm_movemask_epi8(digit) & in;
+		if (!other)
+			return true;
+		unsigned k = (unsigned)__builtin_ctz(other);
+		/* a name, ':', and digits to the end */
+		if (k && v[k] == ':' && (digits | 1u << k) >> k == in >> k)
+			return true;
+	}
+#endif
+	return host_ok(v, n);
+}
+
 /* Parses a head of the plain form that lies whole in p[0, n), which is at
  * m->base + m->head.start. Returns its length with the head recorded and
  * m->pl set, or 0 (the head record is then to be cleared). */
@@ -912,6 +982,11 @@ static size_t plain_head(struct http_msg *m, const char *p, size_t n)
 			 * reads otherwise: llhttp's way */
 			if (!plain_tokens(m->base + hd->value, hd->value_len) ||
 			    memchr(v, '\t', (size_t)(q - 2 - v)))
+				return 0;
+			break;
+		case HK_HOST:
+			/* (an invalid one is refused from llhttp's record) */
+			if (request && !plain_host_ok(m->base + hd->value, hd->value_len, end))
 				return 0;
 			break;
 		case HK_TRANSFER_ENCODING:
@@ -1300,43 +1375,6 @@ static bool target_chars_ok(const char *t, size_t n)
 	return true;
 }
 
-/* Whether v[0, n) is a valid Host value, uri-host [ ":" port ] (RFC 9110
- * §7.2, RFC 3986 §3.2.2): a reg-name (without ',') or an IPv4 address, or
- * an IPv6 address in brackets; no userinfo, path or whitespace. Empty is
- * valid: the caller knows when it may be. */
-static bool host_ok(const char *v, size_t n)
-{
-	size_t i = 0;
-	if (!n)
-		return true;
-	if (v[0] == '[') {
-		for (i = 1; i < n && v[i] != ']'; i++)
-			if (hexval((unsigned char)v[i]) < 0 && v[i] != ':' && v[i] != '.')
-				return false;
-		if (i == n || i == 1)
-			return false;
-		i++;
-	} else {
-		for (; i < n && v[i] != ':'; i++) {
-			unsigned char c = (unsigned char)v[i];
-			if (in_class(c, HOST))
-				continue;
-			if (c != '%' || i + 2 >= n || hexval((unsigned char)v[i + 1]) < 0 ||
-			    hexval((unsigned char)v[i + 2]) < 0)
-				return false;
-			i += 2;
-		}
-		if (i == 0)
-			return false; /* a port without a host */
-	}
-	if (i < n && v[i++] != ':')
-		return false;
-	for (; i < n; i++)
-		if (v[i] < '0' || v[i] > '9')
-			return false;
-	return true;
-}
-
 /* Checks the target of a request llhttp read (the plain form takes only
  * origin-form targets of valid bytes): origin-form, "*" for OPTIONS, or
  * absolute-form with an http or https scheme and a host, whose scheme and
@@ -1467,8 +1505,9 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 			break;
 		case HK_HOST:
 			/* RFC 9112 §3.2: an invalid Host is a 400; empty only
-			 * when the target has no authority of its own. */
-			if (!host_ok(m->base + hd->value, hd->value_len) ||
+			 * when the target has no authority of its own. (The
+			 * plain form has only valid ones, and origin-form.) */
+			if ((!m->plain && !host_ok(m->base + hd->value, hd->value_len)) ||
 			    (!hd->value_len && h->url_skip)) {
 				*reason = "invalid Host";
 				return 400;

@@ -444,8 +444,9 @@ static void forward_head(struct session *s, struct conn *to)
 	const char *conn = h->conn_tokens & HTTP_CONN_UPGRADE ? "Connection: upgrade\r\n"
 	                   : x->version == 10                 ? "Connection: keep-alive\r\n"
 	                                                      : "";
-	const char *te = http_msg_chunked(&x->req) ? "Transfer-Encoding: chunked\r\n" : "";
-	size_t proto_len = strlen(proto), conn_len = strlen(conn), te_len = strlen(te);
+	static const char te[] = "Transfer-Encoding: chunked\r\n";
+	size_t te_len = http_msg_chunked(&x->req) ? sizeof(te) - 1 : 0;
+	size_t proto_len = strlen(proto), conn_len = strlen(conn);
 	size_t len = sizeof(xff) - 1 + 2 * (size_t)s->ip_len + sizeof(xri) - 1 + proto_len +
 	             conn_len + te_len + 2;
 	/* An absolute-form target's authority is the Host (RFC 9112 §3.2.2),
