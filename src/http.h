@@ -2,9 +2,11 @@
  * http.h — HTTP/1.x message heads: parsing, framing decisions and header
  * rewriting.
  *
- * A head of the plain form — a common method or a 2xx–5xx status, HTTP/1.0
- * or 1.1, CRLF line ends, no obs-fold, a body delimited by Content-Length
- * or absent, no Transfer-Encoding or Upgrade — that arrives whole is parsed
+ * A head of the plain form — a common method with an origin-form target of
+ * valid bytes, or a 2xx–5xx status, HTTP/1.0 or 1.1, CRLF line ends, no
+ * obs-fold, token field names, a valid Host, a body delimited by
+ * Content-Length or absent, no Transfer-Encoding or Upgrade — that arrives
+ * whole is parsed
  * in one pass by the proxy itself, and its body counted down. Every other
  * message (a head split across reads, chunked, interim, close-delimited,
  * an upgrade, anything malformed) goes to llhttp, whose verdicts and error
