@@ -424,21 +424,21 @@ void http_msg_rebase(struct http_msg *m, const char *base)
 }
 
 enum chunk_state {
-	CS_SIZE,        /* hex digits of a chunk size */
-	CS_EXT_BWS,     /* whitespace after a size or an extension, before ';' */
-	CS_EXT_NAME0,   /* after ';', before an extension name */
+	CS_SIZE,      /* hex digits of a chunk size */
+	CS_EXT_BWS,   /* whitespace after a size or an extension, before ';' */
+	CS_EXT_NAME0, /* after ';', before an extension name */
 	CS_EXT_NAME,
 	CS_EXT_NAME_BWS, /* whitespace after a name, before '=' or ';' */
-	CS_EXT_VAL0,    /* after '=', before a value */
-	CS_EXT_TOKEN,   /* a token value */
-	CS_EXT_QUOTED,  /* a quoted-string value */
-	CS_EXT_QPAIR,   /* after a backslash in it */
-	CS_EXT_QEND,    /* after its closing quote */
+	CS_EXT_VAL0,     /* after '=', before a value */
+	CS_EXT_TOKEN,    /* a token value */
+	CS_EXT_QUOTED,   /* a quoted-string value */
+	CS_EXT_QPAIR,    /* after a backslash in it */
+	CS_EXT_QEND,     /* after its closing quote */
 	CS_SIZE_LF,
 	CS_DATA,
 	CS_DATA_CR,
 	CS_DATA_LF,
-	CS_TRAILER,     /* at the start of a trailer line or the final CRLF */
+	CS_TRAILER, /* at the start of a trailer line or the final CRLF */
 	CS_TRAILER_NAME,
 	CS_TRAILER_LINE, /* a trailer field's value */
 	CS_TRAILER_LF,
@@ -902,8 +902,9 @@ static bool plain_host_ok(const char *v, size_t n, const char *end)
 		__m128i l = _mm_sub_epi8(_mm_or_si128(x, case_bit), a);
 		__m128i d = _mm_sub_epi8(x, zero);
 		__m128i digit = _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d);
-		__m128i name = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l), digit),
-		                            _mm_or_si128(_mm_cmpeq_epi8(x, dash), _mm_cmpeq_epi8(x, dot)));
+		__m128i name =
+		        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l), digit),
+		                     _mm_or_si128(_mm_cmpeq_epi8(x, dash), _mm_cmpeq_epi8(x, dot)));
 		unsigned in = (1u << n) - 1;
 		unsigned other = ~(unsigned)_mm_movemask_epi8(name) & in;
 		unsigned digits = (unsigned)_mm_movemask_epi8(digit) & in;
@@ -1083,9 +1084,11 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 				return HTTP_ERROR;
 			}
 			if (skip) {
-				enum http_step st = (size_t)skip == len ? HTTP_NEED_MORE
-				                    : http_msg_feed(m, data + skip, len - (size_t)skip,
-				                                    consumed);
+				enum http_step st =
+				        (size_t)skip == len
+				                ? HTTP_NEED_MORE
+				                : http_msg_feed(m, data + skip, len - (size_t)skip,
+				                                consumed);
 				if ((size_t)skip == len)
 					*consumed = 0;
 				*consumed += (size_t)skip;
@@ -1116,8 +1119,8 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 	/* llhttp is lenient about the CRLF after chunk data; the bytes it
 	 * took are checked again here before anyone forwards them. */
 	int r;
-	if (m->in_body && (m->parser.flags & F_CHUNKED) && k &&
-	    (e == HPE_OK || e == HPE_PAUSED) && (r = http_chunk_scan(&m->chunks, data, k)) < 0) {
+	if (m->in_body && (m->parser.flags & F_CHUNKED) && k && (e == HPE_OK || e == HPE_PAUSED) &&
+	    (r = http_chunk_scan(&m->chunks, data, k)) < 0) {
 		*consumed = k;
 		m->error_status = 400;
 		m->error_reason = r == -2 ? TRAILER_FIELD : "malformed chunked framing";
@@ -1131,8 +1134,8 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 		*consumed = k;
 		if (m->pause == PAUSE_HEAD) {
 			m->head.end = (uint32_t)(data + *consumed - m->base);
-			const char *bad =
-			        head_lines_bad(m->base + m->head.start, m->head.end - m->head.start);
+			const char *bad = head_lines_bad(m->base + m->head.start,
+			                                 m->head.end - m->head.start);
 			if (bad) {
 				m->error_status = 400;
 				m->error_reason = bad;
@@ -1143,7 +1146,8 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 			int ahead = chunks_ahead(m, data + k, len - k);
 			if (ahead < 0) {
 				m->error_status = 400;
-				m->error_reason = ahead == -2 ? TRAILER_FIELD : "malformed chunked framing";
+				m->error_reason =
+				        ahead == -2 ? TRAILER_FIELD : "malformed chunked framing";
 				return HTTP_ERROR;
 			}
 			return HTTP_HEAD_DONE;

@@ -74,9 +74,10 @@ struct http_head {
 	uint32_t nhdrs;
 	uint32_t conn_tokens;
 	uint32_t url, url_len; /* request target */
-	uint32_t url_skip;   /* absolute-form: its scheme and authority, else 0 */
-	uint32_t authority, authority_len; /* absolute-form: its authority */
-	bool empty_path;     /* absolute-form: "/" goes in front of what follows */
+	/* absolute-form: the length of its scheme and authority (else 0), the
+	 * authority, and whether "/" goes in front of what follows it */
+	uint32_t url_skip, authority, authority_len;
+	bool empty_path;
 	int pin;             /* lowest index of a matching pin, -1 if none */
 	int nhost;
 	struct http_hdr hdrs[HTTP_MAX_HEADERS];

@@ -575,8 +575,7 @@ static void test_strict(void)
 	        RS(502, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"),
 	        RS(502, "HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nabc"),
 	        RS(502, "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"),
-	
-};
+	};
 #undef RQ
 #undef RS
 	int agree = 0, right = 0, n = (int)(sizeof(cases) / sizeof(cases[0]));
