@@ -9,16 +9,21 @@
  * llhttp is strict about most of it: bare CR or LF after header values,
  * control bytes in names and values, duplicate or conflicting
  * Content-Length, both Content-Length and Transfer-Encoding, bad chunk sizes.
- * What it lets through and the proxy must not forward — obs-fold
- * continuation lines, a bare LF ending the start line or the head, bytes
- * between chunk data and its CRLF, whitespace before a header colon, a
- * request Transfer-Encoding whose last coding is not chunked — is checked
- * here. The parser is paused at the end of every head and every message so
- * that the caller sees exactly where one ends and the next begins.
+ * What it lets through and the proxy must not forward — obs-fold lines (also
+ * after an empty value), a bare LF ending the start line or the head, empty
+ * or non-token field names, bytes between chunk data and its CRLF, chunk
+ * extensions and trailer lines off their grammar, framing and hop-by-hop
+ * fields in trailers, a Transfer-Encoding other than chunked once and last
+ * or in HTTP/1.0, request targets with bytes RFC 3986 leaves out, invalid
+ * Host values, status codes outside 100-599 — is checked here, as strictly
+ * as RFC 9110 and 9112 allow. The parser is paused at the end of every head
+ * and every message so that the caller sees exactly where one ends and the
+ * next begins.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -29,20 +34,24 @@
 
 enum { PAUSE_NONE, PAUSE_HEAD, PAUSE_MSG };
 
-/* Byte classes: TCHAR, a header name character (RFC 9110 §5.6.2), and
- * TARGET, a request-target character taken here (RFC 3986 unreserved,
- * sub-delims, ":@/?%"). */
-enum { TCHAR = 1, TARGET = 2 };
+#define TRAILER_FIELD "a framing, hop-by-hop or proxy field in the trailer section"
+
+/* Byte classes: TCHAR, a header name character (RFC 9110 §5.6.2); TARGET, a
+ * request-target character taken as it is (RFC 3986 unreserved, sub-delims,
+ * ":@/?"; '%' only as the start of a percent-encoding, checked apart); and
+ * HOST, a character of a host name (RFC 3986 reg-name: unreserved and
+ * sub-delims, but not ',', which would make Host a list). */
+enum { TCHAR = 1, TARGET = 2, HOST = 4 };
 static const uint8_t byte_class[256] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 3, 0, 1, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 0, 2, 0, 2,
-	2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 1, 3,
-	1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 1, 0, 3, 0,
-	/* 0x80-0xff: neither */
+	0, 7, 0, 1, 7, 1, 7, 7, 6, 6, 7, 7, 2, 7, 7, 2,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 2, 6, 0, 6, 0, 2,
+	2, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 1, 7,
+	1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 0, 1, 0, 7, 0,
+	/* 0x80-0xff: none */
 };
 
 static inline bool in_class(unsigned char c, unsigned cls)
@@ -163,6 +172,8 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_msg *m = msg_of(p);
+	if (m->in_body)
+		return 0; /* a trailer field (see on_header_field_complete) */
 	struct http_head *h = &m->head;
 	uint32_t off = (uint32_t)(at - m->base);
 
@@ -188,9 +199,21 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
 	struct http_msg *m = msg_of(p);
+	/* Trailer fields are not recorded (the head is forwarded by then);
+	 * http_chunk_scan checks their lines. */
+	if (m->in_body)
+		return 0;
+	if (!m->in_field || !m->head.hdrs[m->head.nhdrs - 1].name_len)
+		return fail(m, 400, "empty header name");
 	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
+	const char *name = m->base + hd->name;
 	m->in_field = 0;
-	hd->kind = (uint8_t)classify(m->base + hd->name, hd->name_len);
+	/* llhttp takes whitespace before the colon into the name; a name is
+	 * a token (the plain form reads only those). */
+	for (uint32_t j = 0; j < hd->name_len; j++)
+		if (!is_tchar((unsigned char)name[j]))
+			return fail(m, 400, "invalid header name (whitespace before the colon?)");
+	hd->kind = (uint8_t)classify(name, hd->name_len);
 	hd->value = hd->name + hd->name_len; /* an empty value has no callback */
 	return 0;
 }
@@ -198,6 +221,8 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_msg *m = msg_of(p);
+	if (m->in_body)
+		return 0; /* a trailer field (see on_header_field_complete) */
 	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
 	uint32_t off = (uint32_t)(at - m->base);
 
@@ -243,6 +268,21 @@ static uint32_t connection_tokens(const char *v, size_t len)
 	return t;
 }
 
+/* Notes the first pin (in config order) a header line matches. */
+static void match_pins(struct http_msg *m, const char *name, size_t name_len, const char *v,
+                       size_t len)
+{
+	struct http_head *h = &m->head;
+	for (size_t i = 0; i < m->npins; i++) {
+		if ((int)i >= h->pin && h->pin >= 0)
+			break;
+		const struct cfg_pin *pin = &m->pins[i];
+		if (http_name_eq(name, name_len, pin->header) && strlen(pin->value) == len &&
+		    memcmp(v, pin->value, len) == 0)
+			h->pin = (int)i;
+	}
+}
+
 /* A header line is complete: its value is trimmed of trailing whitespace
  * and what the proxy acts on is recorded. */
 static void header_done(struct http_msg *m, struct http_hdr *hd)
@@ -266,19 +306,15 @@ static void header_done(struct http_msg *m, struct http_hdr *hd)
 	default:
 		break;
 	}
-	for (size_t i = 0; i < m->npins; i++) {
-		if ((int)i >= h->pin && h->pin >= 0)
-			break;
-		const struct cfg_pin *pin = &m->pins[i];
-		if (http_name_eq(m->base + hd->name, hd->name_len, pin->header) &&
-		    strlen(pin->value) == hd->value_len && memcmp(v, pin->value, hd->value_len) == 0)
-			h->pin = (int)i;
-	}
+	if (m->npins)
+		match_pins(m, m->base + hd->name, hd->name_len, v, hd->value_len);
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
 	struct http_msg *m = msg_of(p);
+	if (m->in_body)
+		return 0; /* a trailer field (see on_header_field_complete) */
 
 	m->in_value = 0;
 	m->value_done = 1;
@@ -346,6 +382,7 @@ static void head_clear(struct http_msg *m)
 	m->head.nhdrs = 0;
 	m->head.conn_tokens = 0;
 	m->head.url = m->head.url_len = 0;
+	m->head.url_skip = 0;
 	m->head.pin = -1;
 	m->head.nhost = 0;
 }
@@ -357,6 +394,7 @@ void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
 	m->head.end = start;
 	head_clear(m);
 	m->in_field = m->in_value = m->value_done = 0;
+	m->lead_cr = false;
 	m->in_body = false;
 	m->plain = false;
 	m->llhttp_msg = false;
@@ -386,14 +424,23 @@ void http_msg_rebase(struct http_msg *m, const char *base)
 }
 
 enum chunk_state {
-	CS_SIZE,        /* hex digits of a chunk size */
-	CS_EXT,         /* chunk extensions, up to CR */
+	CS_SIZE,      /* hex digits of a chunk size */
+	CS_EXT_BWS,   /* whitespace after a size or an extension, before ';' */
+	CS_EXT_NAME0, /* after ';', before an extension name */
+	CS_EXT_NAME,
+	CS_EXT_NAME_BWS, /* whitespace after a name, before '=' or ';' */
+	CS_EXT_VAL0,     /* after '=', before a value */
+	CS_EXT_TOKEN,    /* a token value */
+	CS_EXT_QUOTED,   /* a quoted-string value */
+	CS_EXT_QPAIR,    /* after a backslash in it */
+	CS_EXT_QEND,     /* after its closing quote */
 	CS_SIZE_LF,
 	CS_DATA,
 	CS_DATA_CR,
 	CS_DATA_LF,
-	CS_TRAILER,     /* at the start of a trailer line or the final CRLF */
-	CS_TRAILER_LINE,
+	CS_TRAILER, /* at the start of a trailer line or the final CRLF */
+	CS_TRAILER_NAME,
+	CS_TRAILER_LINE, /* a trailer field's value */
 	CS_TRAILER_LF,
 	CS_END_LF,
 	CS_DONE,
@@ -409,6 +456,15 @@ static int hexval(unsigned char c)
 	return -1;
 }
 
+/* Whether a field named so may not stand in a trailer section: the framing
+ * fields, the hop-by-hop ones, Host, Expect and Trailer, and the fields the
+ * proxy writes itself (RFC 9110 §6.5.1): a recipient that merged it into
+ * the header section would read another message than the proxy did. */
+static bool trailer_forbidden(const char *name, size_t len)
+{
+	return classify(name, len) != HK_OTHER || (len == 7 && token_eq(name, "trailer", 7));
+}
+
 int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)p;
@@ -416,25 +472,83 @@ int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 
 	while (i < n) {
 		unsigned char c = u[i];
+		bool ws = c == ' ' || c == '\t';
 		switch (cs->state) {
 		case CS_SIZE:
 			if (hexval(c) >= 0) {
 				if (++cs->digits > 15)
 					return -1; /* sizes past 2^60 are not credible */
 				cs->left = cs->left * 16 + (uint64_t)hexval(c);
-			} else if (cs->digits && (c == ';' || c == ' ' || c == '\t')) {
-				cs->state = CS_EXT;
-			} else if (cs->digits && c == '\r') {
+			} else if (!cs->digits) {
+				return -1;
+			} else if (c == ';') {
+				cs->state = CS_EXT_NAME0;
+			} else if (ws) {
+				cs->state = CS_EXT_BWS;
+			} else if (c == '\r') {
 				cs->state = CS_SIZE_LF;
 			} else {
 				return -1;
 			}
 			break;
-		case CS_EXT:
-			if (c == '\r')
+		/* chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ),
+		 * ext-val = token / quoted-string (RFC 9112 §7.1.1) */
+		case CS_EXT_BWS:
+			if (c == ';')
+				cs->state = CS_EXT_NAME0;
+			else if (!ws)
+				return -1;
+			break;
+		case CS_EXT_NAME0:
+			if (is_tchar(c))
+				cs->state = CS_EXT_NAME;
+			else if (!ws)
+				return -1;
+			break;
+		case CS_EXT_NAME:
+		case CS_EXT_NAME_BWS:
+			if (c == '=')
+				cs->state = CS_EXT_VAL0;
+			else if (c == ';')
+				cs->state = CS_EXT_NAME0;
+			else if (ws)
+				cs->state = CS_EXT_NAME_BWS;
+			else if (c == '\r' && cs->state == CS_EXT_NAME)
 				cs->state = CS_SIZE_LF;
+			else if (!is_tchar(c) || cs->state != CS_EXT_NAME)
+				return -1;
+			break;
+		case CS_EXT_VAL0:
+			if (c == '"')
+				cs->state = CS_EXT_QUOTED;
+			else if (is_tchar(c))
+				cs->state = CS_EXT_TOKEN;
+			else if (!ws)
+				return -1;
+			break;
+		case CS_EXT_TOKEN:
+		case CS_EXT_QEND:
+			if (c == ';')
+				cs->state = CS_EXT_NAME0;
+			else if (ws)
+				cs->state = CS_EXT_BWS;
+			else if (c == '\r')
+				cs->state = CS_SIZE_LF;
+			else if (!is_tchar(c) || cs->state != CS_EXT_TOKEN)
+				return -1;
+			break;
+		case CS_EXT_QUOTED:
+			if (c == '"')
+				cs->state = CS_EXT_QEND;
+			else if (c == '\\')
+				cs->state = CS_EXT_QPAIR;
 			else if ((c < 0x20 && c != '\t') || c == 0x7f)
 				return -1;
+			break;
+		case CS_EXT_QPAIR:
+			if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return -1;
+			cs->state = CS_EXT_QUOTED;
 			break;
 		case CS_SIZE_LF:
 			if (c != '\n')
@@ -461,10 +575,34 @@ int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 			cs->digits = 0;
 			cs->left = 0;
 			break;
+		/* trailer-section = *( field-line CRLF ), a field line being
+		 * field-name ":" OWS field-value OWS: no obs-fold, no empty
+		 * name, no whitespace before the colon */
 		case CS_TRAILER:
-			cs->state = c == '\r' ? CS_END_LF : CS_TRAILER_LINE;
-			if (c == '\n' || (c < 0x20 && c != '\r') || c == 0x7f)
+			if (c == '\r') {
+				cs->state = CS_END_LF;
+				break;
+			}
+			if (!is_tchar(c))
 				return -1;
+			cs->state = CS_TRAILER_NAME;
+			cs->name_len = 0;
+			/* fall through */
+		case CS_TRAILER_NAME:
+			if (c == ':') {
+				if (cs->name_len <= sizeof(cs->name) &&
+				    trailer_forbidden(cs->name, cs->name_len))
+					return -2;
+				cs->state = CS_TRAILER_LINE;
+			} else if (!is_tchar(c)) {
+				return -1;
+			} else if (cs->name_len <= sizeof(cs->name)) {
+				/* one past the buffer: longer than any name
+				 * looked for */
+				if (cs->name_len < sizeof(cs->name))
+					cs->name[cs->name_len] = (char)c;
+				cs->name_len++;
+			}
 			break;
 		case CS_TRAILER_LINE:
 			if (c == '\r')
@@ -490,32 +628,49 @@ int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n)
 	return 0;
 }
 
-/* Every line of a head ends with CRLF: llhttp lets a bare LF end the
- * start line or the head, which must not be forwarded. */
-static bool line_ends_ok(const char *p, size_t n)
+/* What is wrong with the lines of a head read by llhttp, or NULL. Every
+ * line ends with CRLF: llhttp lets a bare LF end the start line or the
+ * head. No line starts with whitespace: llhttp unfolds an obs-fold line
+ * that follows an empty value into that value, and takes a space before
+ * the first field line. Neither must be forwarded (RFC 9112 §2.2, §5.2). */
+static const char *head_lines_bad(const char *p, size_t n)
 {
 	/* Every LF follows a CR and every CR precedes an LF: the LF positions
-	 * are exactly the CR positions plus one. Compared 16 bytes at a time
-	 * as bit masks, the last CR bit of a block carried into the next. */
-	uint32_t carry = 0; /* the byte before is a CR */
+	 * are exactly the CR positions plus one; and no SP or HTAB is at an
+	 * LF position plus one. Compared 16 bytes at a time as bit masks, the
+	 * last CR and LF bits of a block carried into the next. */
+	uint32_t carry = 0, lf_carry = 0; /* the byte before is a CR, an LF */
 	size_t i = 0;
+	if (n && (p[0] == '\r' || p[0] == '\n'))
+		return "empty line or bare CR or LF before the start line";
 #ifdef __SSE2__
-	const __m128i cr16 = _mm_set1_epi8('\r'), lf16 = _mm_set1_epi8('\n');
+	const __m128i cr16 = _mm_set1_epi8('\r'), lf16 = _mm_set1_epi8('\n'),
+	              sp16 = _mm_set1_epi8(' '), ht16 = _mm_set1_epi8('\t');
 	for (; i + 16 <= n; i += 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
 		uint32_t cr = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, cr16));
 		uint32_t lf = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf16));
+		uint32_t ws = (uint32_t)_mm_movemask_epi8(
+		        _mm_or_si128(_mm_cmpeq_epi8(v, sp16), _mm_cmpeq_epi8(v, ht16)));
 		if (lf != (((cr << 1) | carry) & 0xffff))
-			return false;
+			return "bare CR or LF in the header section";
+		if (ws & ((lf << 1) | lf_carry))
+			return "obsolete line folding";
 		carry = cr >> 15;
+		lf_carry = lf >> 15;
 	}
 #endif
 	for (; i < n; i++) {
 		if ((p[i] == '\n') != carry)
-			return false;
+			return "bare CR or LF in the header section";
+		if (lf_carry && (p[i] == ' ' || p[i] == '\t'))
+			return "obsolete line folding";
 		carry = p[i] == '\r';
+		lf_carry = p[i] == '\n';
 	}
-	return !carry && n >= 4 && p[n - 1] == '\n' && p[n - 3] == '\n';
+	if (carry || n < 4 || p[n - 1] != '\n' || p[n - 3] != '\n')
+		return "bare CR or LF in the header section";
+	return NULL;
 }
 
 /*
@@ -593,6 +748,13 @@ static const char *plain_request_line(struct http_msg *m, const char *p, const c
 		return NULL;
 	while (q < end && in_class((unsigned char)*q, TARGET))
 		q++;
+	/* percent-encodings, looked at where the scan stops */
+	while (end - q >= 3 && *q == '%' && hexval((unsigned char)q[1]) >= 0 &&
+	       hexval((unsigned char)q[2]) >= 0) {
+		q += 3;
+		while (q < end && in_class((unsigned char)*q, TARGET))
+			q++;
+	}
 	/* SP HTTP/1.x CRLF */
 	if (end - q < 11 || q[0] != ' ' || q[9] != '\r' || q[10] != '\n')
 		return NULL;
@@ -687,6 +849,76 @@ static const char *token_end(const char *q, const char *end)
 	return q;
 }
 
+/* Whether v[0, n) is a valid Host value, uri-host [ ":" port ] (RFC 9110
+ * §7.2, RFC 3986 §3.2.2): a reg-name (without ',') or an IPv4 address, or
+ * an IPv6 address in brackets; no userinfo, path or whitespace. Empty is
+ * valid: the caller knows when it may be. */
+static bool host_ok(const char *v, size_t n)
+{
+	size_t i = 0;
+	if (!n)
+		return true;
+	if (v[0] == '[') {
+		for (i = 1; i < n && v[i] != ']'; i++)
+			if (hexval((unsigned char)v[i]) < 0 && v[i] != ':' && v[i] != '.')
+				return false;
+		if (i == n || i == 1)
+			return false;
+		i++;
+	} else {
+		for (; i < n && v[i] != ':'; i++) {
+			unsigned char c = (unsigned char)v[i];
+			if (in_class(c, HOST))
+				continue;
+			if (c != '%' || i + 2 >= n || hexval((unsigned char)v[i + 1]) < 0 ||
+			    hexval((unsigned char)v[i + 2]) < 0)
+				return false;
+			i += 2;
+		}
+		if (i == 0)
+			return false; /* a port without a host */
+	}
+	if (i < n && v[i++] != ':')
+		return false;
+	for (; i < n; i++)
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+	return true;
+}
+
+/* Whether the Host value v[0, n) of a plain head, which lies before end, is
+ * valid, as host_ok() says. Sixteen bytes at a time: the letters, digits,
+ * '-' and '.' of a name or an IPv4 address, then digits after a ':', are the
+ * common form; any other value is left to host_ok(). */
+static bool plain_host_ok(const char *v, size_t n, const char *end)
+{
+#ifdef __SSE2__
+	if (n && n <= 16 && end - v >= 16) {
+		const __m128i case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'),
+		              z = _mm_set1_epi8('z' - 'a'), zero = _mm_set1_epi8('0'),
+		              nine = _mm_set1_epi8(9), dash = _mm_set1_epi8('-'),
+		              dot = _mm_set1_epi8('.');
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)v);
+		__m128i l = _mm_sub_epi8(_mm_or_si128(x, case_bit), a);
+		__m128i d = _mm_sub_epi8(x, zero);
+		__m128i digit = _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d);
+		__m128i name =
+		        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l), digit),
+		                     _mm_or_si128(_mm_cmpeq_epi8(x, dash), _mm_cmpeq_epi8(x, dot)));
+		unsigned in = (1u << n) - 1;
+		unsigned other = ~(unsigned)_mm_movemask_epi8(name) & in;
+		unsigned digits = (unsigned)_mm_movemask_epi8(digit) & in;
+		if (!other)
+			return true;
+		unsigned k = (unsigned)__builtin_ctz(other);
+		/* a name, ':', and digits to the end */
+		if (k && v[k] == ':' && (digits | 1u << k) >> k == in >> k)
+			return true;
+	}
+#endif
+	return host_ok(v, n);
+}
+
 /* Parses a head of the plain form that lies whole in p[0, n), which is at
  * m->base + m->head.start. Returns its length with the head recorded and
  * m->pl set, or 0 (the head record is then to be cleared). */
@@ -753,6 +985,11 @@ static size_t plain_head(struct http_msg *m, const char *p, size_t n)
 			    memchr(v, '\t', (size_t)(q - 2 - v)))
 				return 0;
 			break;
+		case HK_HOST:
+			/* (an invalid one is refused from llhttp's record) */
+			if (request && !plain_host_ok(m->base + hd->value, hd->value_len, end))
+				return 0;
+			break;
 		case HK_TRANSFER_ENCODING:
 		case HK_UPGRADE:
 			return 0;
@@ -796,11 +1033,68 @@ static enum http_step plain_body(struct http_msg *m, const char *data, size_t le
 	return HTTP_MSG_DONE;
 }
 
+/* Checks the chunked body bytes that arrived with the head, up to the end of
+ * the body, as http_chunk_scan does: a message that arrives whole with
+ * broken framing is then refused before its head goes anywhere (what
+ * follows the body is not looked at). A message without a body has none. */
+static int chunks_ahead(const struct http_msg *m, const char *p, size_t n)
+{
+	if (!(m->parser.flags & F_CHUNKED) || (m->parser.flags & F_SKIPBODY) || !n)
+		return 0;
+	struct http_chunk_scan cs = m->chunks;
+	int r = http_chunk_scan(&cs, p, n);
+	return cs.state == CS_DONE ? 0 : r;
+}
+
+/* Empty lines before a request line are ignored (RFC 9112 §2.2): the head
+ * starts after them. They count toward max_header_bytes (the caller counts
+ * from where it began the head). A CR at the end of data may be the start of
+ * one more, noted in lead_cr. Returns the bytes skipped, or -1 at a CR not
+ * followed by an LF. */
+static ssize_t skip_empty_lines(struct http_msg *m, const char *data, size_t len)
+{
+	size_t i = 0;
+	if (m->lead_cr) {
+		if (data[0] != '\n')
+			return -1;
+		m->lead_cr = false;
+		i = 1;
+	}
+	while (len - i >= 2 && data[i] == '\r' && data[i + 1] == '\n')
+		i += 2;
+	if (len - i == 1 && data[i] == '\r') {
+		m->lead_cr = true;
+		i++;
+	}
+	m->head.start += (uint32_t)i;
+	return (ssize_t)i;
+}
+
 enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, size_t *consumed)
 {
 	if (m->plain && m->in_body)
 		return plain_body(m, data, len, consumed);
 	if (!m->in_body && !m->llhttp_msg && data == m->base + m->head.start) {
+		if (len && (data[0] == '\r' || m->lead_cr) && m->parser.type == HTTP_REQUEST) {
+			ssize_t skip = skip_empty_lines(m, data, len);
+			if (skip < 0) {
+				*consumed = 0;
+				m->error_status = 400;
+				m->error_reason = "bare CR before the request line";
+				return HTTP_ERROR;
+			}
+			if (skip) {
+				enum http_step st =
+				        (size_t)skip == len
+				                ? HTTP_NEED_MORE
+				                : http_msg_feed(m, data + skip, len - (size_t)skip,
+				                                consumed);
+				if ((size_t)skip == len)
+					*consumed = 0;
+				*consumed += (size_t)skip;
+				return st;
+			}
+		}
 		size_t n = plain_head(m, data, len);
 		if (n) {
 			*consumed = n;
@@ -824,11 +1118,12 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 
 	/* llhttp is lenient about the CRLF after chunk data; the bytes it
 	 * took are checked again here before anyone forwards them. */
-	if (m->in_body && (m->parser.flags & F_CHUNKED) && k &&
-	    (e == HPE_OK || e == HPE_PAUSED) && http_chunk_scan(&m->chunks, data, k) < 0) {
+	int r;
+	if (m->in_body && (m->parser.flags & F_CHUNKED) && k && (e == HPE_OK || e == HPE_PAUSED) &&
+	    (r = http_chunk_scan(&m->chunks, data, k)) < 0) {
 		*consumed = k;
 		m->error_status = 400;
-		m->error_reason = "malformed chunked framing";
+		m->error_reason = r == -2 ? TRAILER_FIELD : "malformed chunked framing";
 		return HTTP_ERROR;
 	}
 	switch (e) {
@@ -839,13 +1134,22 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 		*consumed = k;
 		if (m->pause == PAUSE_HEAD) {
 			m->head.end = (uint32_t)(data + *consumed - m->base);
-			if (!line_ends_ok(m->base + m->head.start, m->head.end - m->head.start)) {
+			const char *bad = head_lines_bad(m->base + m->head.start,
+			                                 m->head.end - m->head.start);
+			if (bad) {
 				m->error_status = 400;
-				m->error_reason = "bare CR or LF in the header section";
+				m->error_reason = bad;
 				return HTTP_ERROR;
 			}
 			m->in_body = true;
 			memset(&m->chunks, 0, sizeof(m->chunks));
+			int ahead = chunks_ahead(m, data + k, len - k);
+			if (ahead < 0) {
+				m->error_status = 400;
+				m->error_reason =
+				        ahead == -2 ? TRAILER_FIELD : "malformed chunked framing";
+				return HTTP_ERROR;
+			}
 			return HTTP_HEAD_DONE;
 		}
 		m->in_body = false;
@@ -967,15 +1271,166 @@ static void drop_connection_listed(struct http_msg *m)
 	}
 }
 
-/* Whether the last transfer coding of a Transfer-Encoding value is chunked. */
-static bool te_ends_chunked(const char *v, size_t len)
+static size_t skip_ows(const char *v, size_t k, size_t n)
 {
-	while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-		len--;
-	size_t s = len;
-	while (s && v[s - 1] != ',' && v[s - 1] != ' ' && v[s - 1] != '\t')
-		s--;
-	return http_name_eq(v + s, len - s, "chunked");
+	while (k < n && (v[k] == ' ' || v[k] == '\t'))
+		k++;
+	return k;
+}
+
+/* The end of the quoted-string at v[k] (its opening DQUOTE), or 0. */
+static size_t quoted_end(const char *v, size_t k, size_t n)
+{
+	for (k++; k < n; k++) {
+		unsigned char c = (unsigned char)v[k];
+		if (c == '"')
+			return k + 1;
+		if (c == '\\' && ++k == n)
+			return 0;
+		c = (unsigned char)v[k];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 0;
+	}
+	return 0;
+}
+
+/* The end of the transfer-parameters at v[k] (a ';'), or 0:
+ * *( OWS ";" OWS token BWS "=" BWS ( token / quoted-string ) ). */
+static size_t params_end(const char *v, size_t k, size_t n)
+{
+	while (k < n && v[k] == ';') {
+		size_t s = k = skip_ows(v, k + 1, n);
+		while (k < n && is_tchar((unsigned char)v[k]))
+			k++;
+		if (k == s)
+			return 0;
+		k = skip_ows(v, k, n);
+		if (k == n || v[k] != '=')
+			return 0;
+		s = k = skip_ows(v, k + 1, n);
+		if (k < n && v[k] == '"') {
+			if (!(k = quoted_end(v, k, n)))
+				return 0;
+		} else {
+			while (k < n && is_tchar((unsigned char)v[k]))
+				k++;
+			if (k == s)
+				return 0;
+		}
+		k = skip_ows(v, k, n);
+	}
+	return k;
+}
+
+/* The answer to a message's Transfer-Encoding fields, read as one list in
+ * their order: 0 when it is chunked alone (in any case, empty list elements
+ * aside, RFC 9110 §5.6.1); 501 when chunked comes last after other codings,
+ * which the proxy does not implement (RFC 9112 §6.1, §7); else 400: chunked
+ * not last or more than once (RFC 9112 §6.1, §6.3), chunked with
+ * parameters, no coding at all, or a value that is not a list of codings. */
+static int te_verdict(const struct http_msg *m)
+{
+	const struct http_head *h = &m->head;
+	bool chunked = false, other = false;
+
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		const struct http_hdr *hd = &h->hdrs[i];
+		if (hd->kind != HK_TRANSFER_ENCODING)
+			continue;
+		const char *v = m->base + hd->value;
+		size_t n = hd->value_len, k = 0;
+		for (;;) {
+			while (k < n && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+				k++;
+			if (k == n)
+				break;
+			size_t s = k;
+			while (k < n && is_tchar((unsigned char)v[k]))
+				k++;
+			if (k == s || chunked)
+				return 400; /* not a coding, or one after chunked */
+			bool is_chunked = http_name_eq(v + s, k - s, "chunked");
+			k = skip_ows(v, k, n);
+			if (k < n && v[k] == ';' && (is_chunked || !(k = params_end(v, k, n))))
+				return 400;
+			if (k < n && v[k] != ',')
+				return 400;
+			chunked = is_chunked;
+			other |= !is_chunked;
+		}
+	}
+	return !chunked ? 400 : other ? 501 : 0;
+}
+
+/* Whether t[0, n) holds only what a path and a query may (RFC 3986 pchar,
+ * "/" and "?"), with whole percent-encodings: no fragment, no space,
+ * control, non-ASCII or other byte that RFC 3986 leaves out. */
+static bool target_chars_ok(const char *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)t[i];
+		if (in_class(c, TARGET))
+			continue;
+		if (c != '%' || i + 2 >= n || hexval((unsigned char)t[i + 1]) < 0 ||
+		    hexval((unsigned char)t[i + 2]) < 0)
+			return false;
+		i += 2;
+	}
+	return true;
+}
+
+/* Checks the target of a request llhttp read (the plain form takes only
+ * origin-form targets of valid bytes): origin-form, "*" for OPTIONS, or
+ * absolute-form with an http or https scheme and a host, whose scheme and
+ * authority are recorded to be left out when forwarding. Returns 0 or 400. */
+static int target_check(struct http_msg *m, const char **reason)
+{
+	struct http_head *h = &m->head;
+	const char *t = m->base + h->url;
+	size_t n = h->url_len, k;
+
+	if (n && t[0] == '/') {
+		if (target_chars_ok(t, n))
+			return 0;
+		*reason = "invalid byte in the request target";
+		return 400;
+	}
+	if (n == 1 && t[0] == '*') {
+		if (http_msg_method(m) == HTTP_OPTIONS)
+			return 0;
+		*reason = "asterisk-form target with a method other than OPTIONS";
+		return 400;
+	}
+	if (n > 7 && strncasecmp(t, "http://", 7) == 0)
+		k = 7;
+	else if (n > 8 && strncasecmp(t, "https://", 8) == 0)
+		k = 8;
+	else
+		k = 0;
+	size_t a = k;
+	while (k && k < n && t[k] != '/' && t[k] != '?')
+		k++;
+	/* The authority is a Host value: no userinfo (RFC 9110 §4.2.4), not
+	 * empty (§4.2.1). */
+	if (!k || k == a || !host_ok(t + a, k - a) || !target_chars_ok(t + k, n - k)) {
+		*reason = "malformed request target";
+		return 400;
+	}
+	h->url_skip = (uint32_t)k;
+	h->empty_path = k == n || t[k] == '?';
+	h->authority = h->url + (uint32_t)a;
+	h->authority_len = (uint32_t)(k - a);
+	/* RFC 9112 §3.2.2: the target's authority is the Host; the pins see
+	 * it in place of the Host lines, which are not forwarded. */
+	h->pin = -1;
+	for (uint32_t i = 0; i < h->nhdrs; i++) {
+		const struct http_hdr *hd = &h->hdrs[i];
+		if (hd->kind != HK_HOST)
+			match_pins(m, m->base + hd->name, hd->name_len, m->base + hd->value,
+			           hd->value_len);
+	}
+	match_pins(m, "host", 4, m->base + h->authority, h->authority_len);
+	return 0;
 }
 
 /* The request line is exactly METHOD SP TARGET SP VERSION: llhttp lets
@@ -1000,9 +1455,10 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 {
 	struct http_head *h = &m->head;
 	const llhttp_t *p = &m->parser;
-	int te_last_chunked = -1, version = http_msg_version(m);
+	int version = http_msg_version(m);
 	uint64_t length = http_msg_content_length(m);
-	/* A plain head has neither Transfer-Encoding nor CONNECT. */
+	/* (a plain head has neither Transfer-Encoding nor CONNECT; llhttp
+	 * does not flag an empty Transfer-Encoding, the records here do) */
 	bool te = !m->plain && (p->flags & F_TRANSFER_ENCODING);
 
 	if (http_msg_method(m) == HTTP_CONNECT) {
@@ -1013,10 +1469,16 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 		*reason = "only HTTP/1.0 and HTTP/1.1 are served";
 		return 400;
 	}
-	/* (the plain form's request line is of that form) */
-	if (!m->plain && !request_line_ok(m->base + h->start, h->end - h->start)) {
-		*reason = "malformed request line";
-		return 400;
+	/* (the plain form's request line is of that form, with a valid
+	 * origin-form target) */
+	if (!m->plain) {
+		if (!request_line_ok(m->base + h->start, h->end - h->start)) {
+			*reason = "malformed request line";
+			return 400;
+		}
+		int st = target_check(m, reason);
+		if (st)
+			return st;
 	}
 	if (h->nhost > 1) {
 		*reason = "several Host headers";
@@ -1028,16 +1490,10 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 	}
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		struct http_hdr *hd = &h->hdrs[i];
-		/* (the plain form has only tchar names) */
-		for (uint32_t j = 0; !m->plain && j < hd->name_len; j++) {
-			if (!is_tchar((unsigned char)m->base[hd->name + j])) {
-				*reason = "invalid header name (whitespace before the colon?)";
-				return 400;
-			}
-		}
 		switch (hd->kind) {
-		case HK_TRANSFER_ENCODING:
-			te_last_chunked = te_ends_chunked(m->base + hd->value, hd->value_len);
+		case HK_TRANSFER_ENCODING: /* forwarded as one chunked line */
+			te = true;
+			hd->drop = 1;
 			break;
 		case HK_CONNECTION:
 		case HK_KEEP_ALIVE:
@@ -1051,16 +1507,36 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 		case HK_UPGRADE:
 			hd->drop = !(h->conn_tokens & HTTP_CONN_UPGRADE);
 			break;
+		case HK_HOST:
+			/* RFC 9112 §3.2: an invalid Host is a 400; empty only
+			 * when the target has no authority of its own. (The
+			 * plain form has only valid ones, and origin-form.) */
+			if ((!m->plain && !host_ok(m->base + hd->value, hd->value_len)) ||
+			    (!hd->value_len && h->url_skip)) {
+				*reason = "invalid Host";
+				return 400;
+			}
+			hd->drop = h->url_skip != 0; /* replaced by the authority */
+			break;
 		default:
 			break;
 		}
 	}
-	/* RFC 9112 §6.3: a request whose final coding is not chunked has no
-	 * reliable length. llhttp would fail it after the head; refuse it now,
-	 * before anything is forwarded. */
-	if (te_last_chunked == 0 || (te && !http_msg_chunked(m))) {
-		*reason = "Transfer-Encoding must end with chunked";
+	/* RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has
+	 * faulty framing; §6.3: a request whose final coding is not chunked
+	 * has no reliable length (llhttp would fail it after the head: it is
+	 * refused now, before anything is forwarded). */
+	if (te && version == 10) {
+		*reason = "Transfer-Encoding in an HTTP/1.0 request";
 		return 400;
+	}
+	int tev = te ? te_verdict(m) : 0;
+	if (tev == 0 && te && !http_msg_chunked(m))
+		tev = 400;
+	if (tev) {
+		*reason = tev == 501 ? "transfer coding not implemented"
+		                     : "Transfer-Encoding must be chunked, once and last";
+		return tev;
 	}
 	if (max_body && length > max_body) {
 		*reason = "request body too large";
@@ -1075,11 +1551,20 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 int http_resp_check(struct http_msg *m, const char **reason)
 {
 	struct http_head *h = &m->head;
-	bool upgrade = m->parser.status_code == 101;
+	int status = http_msg_status(m);
+	bool upgrade = status == 101, te = false;
 
+	if (status < 100 || status > 599) {
+		*reason = "status code outside 100-599";
+		return 502;
+	}
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		struct http_hdr *hd = &h->hdrs[i];
 		switch (hd->kind) {
+		case HK_TRANSFER_ENCODING:
+			te = true;
+			hd->drop = 1;
+			break;
 		case HK_CONNECTION:
 		case HK_KEEP_ALIVE:
 		case HK_PROXY_CONNECTION:
@@ -1093,9 +1578,16 @@ int http_resp_check(struct http_msg *m, const char **reason)
 			break;
 		}
 	}
+	/* As for requests (RFC 9112 §6.1): Transfer-Encoding in HTTP/1.0 is
+	 * faulty framing; a coding other than chunked was not asked for (the
+	 * proxy sends no TE), and one not ending in chunked would leave the
+	 * body to the close. */
+	if (te && (http_msg_version(m) == 10 || te_verdict(m) || !http_msg_chunked(m))) {
+		*reason = "Transfer-Encoding other than chunked alone";
+		return 502;
+	}
 	if (h->conn_tokens & HTTP_CONN_OTHER)
 		drop_connection_listed(m);
-	(void)reason;
 	return 0;
 }
 
@@ -1104,6 +1596,20 @@ size_t http_head_runs(const struct http_head *h, struct http_run *runs)
 	size_t n = 0;
 	uint32_t body_start = h->end - 2; /* the final CRLF is not part of a run */
 	uint32_t run_start = h->start;
+
+	if (h->url_skip) {
+		/* Absolute-form goes out in origin-form: the method and its
+		 * space, then the target from its path on. An empty path is
+		 * "/" (RFC 9112 §3.2.1), taken from the "//" before the
+		 * authority. */
+		runs[n].off = h->start;
+		runs[n++].len = h->url - h->start;
+		run_start = h->url + h->url_skip;
+		if (h->empty_path) {
+			runs[n].off = h->authority - 1;
+			runs[n++].len = 1;
+		}
+	}
 
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		if (!h->hdrs[i].drop)
@@ -1134,6 +1640,7 @@ static const struct {
 	{408, "Request Timeout", "request timeout\n"},
 	{413, "Content Too Large", "request body too large\n"},
 	{431, "Request Header Fields Too Large", "request header fields too large\n"},
+	{501, "Not Implemented", "not implemented: unknown transfer coding\n"},
 	{502, "Bad Gateway", "bad gateway: the upstream failed\n"},
 	{503, "Service Unavailable", "service unavailable: no upstream server available\n"},
 	{504, "Gateway Timeout", "gateway timeout: the upstream did not answer in time\n"},
@@ -1168,11 +1675,12 @@ void http_init(void)
 
 const char *http_error_response(int status, bool close, size_t *len)
 {
-	size_t i = 0;
-	while (i < NERRORS - 1 && errors[i].status != status)
-		i++;
-	if (errors[i].status != status)
-		i = 4; /* 502 for anything unexpected */
+	size_t i = 0, bad_gateway = 0;
+	for (; i < NERRORS && errors[i].status != status; i++)
+		if (errors[i].status == 502)
+			bad_gateway = i;
+	if (i == NERRORS)
+		i = bad_gateway; /* 502 for anything unexpected */
 	*len = close ? canned_close_len[i] : canned_keep_len[i];
 	return close ? canned_close[i] : canned_keep[i];
 }

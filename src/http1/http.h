@@ -2,9 +2,11 @@
  * http.h — HTTP/1.x message heads: parsing, framing decisions and header
  * rewriting.
  *
- * A head of the plain form — a common method or a 2xx–5xx status, HTTP/1.0
- * or 1.1, CRLF line ends, no obs-fold, a body delimited by Content-Length
- * or absent, no Transfer-Encoding or Upgrade — that arrives whole is parsed
+ * A head of the plain form — a common method with an origin-form target of
+ * valid bytes, or a 2xx–5xx status, HTTP/1.0 or 1.1, CRLF line ends, no
+ * obs-fold, token field names, a valid Host, a body delimited by
+ * Content-Length or absent, no Transfer-Encoding or Upgrade — that arrives
+ * whole is parsed
  * in one pass by the proxy itself, and its body counted down. Every other
  * message (a head split across reads, chunked, interim, close-delimited,
  * an upgrade, anything malformed) goes to llhttp, whose verdicts and error
@@ -32,6 +34,12 @@
 #include <llhttp.h>
 
 #define HTTP_MAX_HEADERS 100
+/* Runs of a forwarded head: one more than the headers, and two for a
+ * request line sent in origin-form (see http_head_runs). */
+#define HTTP_MAX_RUNS (HTTP_MAX_HEADERS + 3)
+/* Interim (1xx) responses relayed before the final one; one more makes the
+ * response invalid (502). */
+#define HTTP_MAX_INTERIM 10
 
 /* Headers whose meaning the proxy acts on. */
 enum http_hdr_kind {
@@ -71,6 +79,10 @@ struct http_head {
 	uint32_t nhdrs;
 	uint32_t conn_tokens;
 	uint32_t url, url_len; /* request target */
+	/* absolute-form: the length of its scheme and authority (else 0), the
+	 * authority, and whether "/" goes in front of what follows it */
+	uint32_t url_skip, authority, authority_len;
+	bool empty_path;
 	int pin;             /* lowest index of a matching pin, -1 if none */
 	int nhost;
 	struct http_hdr hdrs[HTTP_MAX_HEADERS];
@@ -90,12 +102,17 @@ enum http_step {
 struct http_chunk_scan {
 	uint8_t state;
 	uint8_t digits;
+	uint8_t name_len;           /* of a trailer field name so far */
+	char name[17];              /* its first bytes: the longest name looked for */
 	uint64_t left;              /* chunk size, then data bytes still to come */
 };
 
-/* Checks the framing of chunked body bytes as they stream: hex sizes,
- * CRLF after sizes and after data, trailers, the final blank line. Returns
- * 0 while well-formed, -1 at the first malformed byte. */
+/* Checks the framing of chunked body bytes as they stream (RFC 9112 §7.1):
+ * hex sizes, the grammar of chunk extensions, CRLF after sizes and after
+ * data, trailer field lines, the final blank line. Returns 0 while
+ * well-formed, -1 at the first malformed byte, -2 at the colon of a
+ * trailer field that must not be there (framing, hop-by-hop, Host, or one
+ * the proxy writes itself). */
 int http_chunk_scan(struct http_chunk_scan *cs, const char *p, size_t n);
 
 /* The framing of a message whose head had the plain form. */
@@ -126,6 +143,7 @@ struct http_msg {
 	bool skip_body;             /* response side: the request was HEAD */
 	uint8_t pause;              /* why the last execution paused */
 	bool in_body;               /* past the head of the current message */
+	bool lead_cr;               /* a CR before a request line, its LF to come */
 	struct http_chunk_scan chunks;
 	uint8_t in_field, in_value, value_done;
 	struct http_head head;
@@ -171,7 +189,11 @@ uint64_t http_msg_content_length(const struct http_msg *m);
  * (400, 413, 431) with *reason set. Marks hop-by-hop headers to drop. */
 int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason);
 
-/* Response head: marks hop-by-hop headers to drop. Returns 0 or 502. */
+/* Response head checks once it is complete: returns 0, or 502 with *reason
+ * set (a status outside 100-599, Transfer-Encoding in HTTP/1.0 or other than
+ * chunked alone). Marks hop-by-hop headers to drop, and the Transfer-Encoding
+ * lines, which the caller replaces by one chunked line when it relays the
+ * body chunked. */
 int http_resp_check(struct http_msg *m, const char **reason);
 
 /* A run of original head bytes that is forwarded unchanged. */
@@ -179,9 +201,11 @@ struct http_run {
 	uint32_t off, len;
 };
 
-/* The runs of the head to forward, in order: the start line and every header
- * not marked drop, adjacent lines merged, without the final blank line.
- * Returns the number of runs (at most HTTP_MAX_HEADERS + 1). */
+/* The runs of the head to forward, in order: the start line (in origin-form
+ * when it came in absolute-form: without the scheme and authority, which
+ * the caller sends as the Host line instead of the dropped ones) and every
+ * header not marked drop, adjacent lines merged, without the final blank
+ * line. Returns the number of runs (at most HTTP_MAX_RUNS). */
 size_t http_head_runs(const struct http_head *h, struct http_run *runs);
 
 /* Case-insensitive comparison of a header name with a NUL-terminated name. */

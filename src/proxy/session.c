@@ -425,7 +425,7 @@ static int reject(struct session *s, int status, const char *reason)
 static void forward_head(struct session *s, struct conn *to)
 {
 	struct exchange *x = s->x;
-	struct http_run runs[HTTP_MAX_HEADERS + 1];
+	struct http_run runs[HTTP_MAX_RUNS];
 	const struct http_head *h = &x->req.head;
 	struct buf *b = x->head_buf ? x->head_buf : s->c.rx;
 	const char *base = b->data;
@@ -436,16 +436,24 @@ static void forward_head(struct session *s, struct conn *to)
 
 	/* The lines added, written in one piece: X-Forwarded-For (what the
 	 * client sent, then the client), X-Real-IP, X-Forwarded-Proto, the
-	 * Connection header a hop needs, and the blank line. */
+	 * Connection header a hop needs, the one Transfer-Encoding line that
+	 * stands for the client's (which said chunked, in whatever way
+	 * http_req_check accepts), and the blank line. */
 	static const char xff[] = "X-Forwarded-For: ", xri[] = "\r\nX-Real-IP: ";
 	const char *proto = s->tls ? "\r\nX-Forwarded-Proto: https\r\n"
 	                           : "\r\nX-Forwarded-Proto: http\r\n";
 	const char *conn = h->conn_tokens & HTTP_CONN_UPGRADE ? "Connection: upgrade\r\n"
 	                   : x->version == 10                 ? "Connection: keep-alive\r\n"
 	                                                      : "";
+	static const char te[] = "Transfer-Encoding: chunked\r\n";
+	size_t te_len = http_msg_chunked(&x->req) ? sizeof(te) - 1 : 0;
 	size_t proto_len = strlen(proto), conn_len = strlen(conn);
 	size_t len = sizeof(xff) - 1 + 2 * (size_t)s->ip_len + sizeof(xri) - 1 + proto_len +
-	             conn_len + 2;
+	             conn_len + te_len + 2;
+	/* An absolute-form target's authority is the Host (RFC 9112 §3.2.2),
+	 * sent in place of the client's Host lines. */
+	if (h->url_skip)
+		len += 6 + h->authority_len + 2;
 	for (uint32_t i = 0; i < h->nhdrs; i++)
 		if (h->hdrs[i].kind == HK_X_FORWARDED_FOR && h->hdrs[i].value_len)
 			len += h->hdrs[i].value_len + 2;
@@ -465,6 +473,12 @@ static void forward_head(struct session *s, struct conn *to)
 	PUT(s->ip, s->ip_len);
 	PUT(proto, proto_len);
 	PUT(conn, conn_len);
+	PUT(te, te_len);
+	if (h->url_skip) {
+		PUT("Host: ", 6);
+		PUT(base + h->authority, h->authority_len);
+		PUT("\r\n", 2);
+	}
 	PUT("\r\n", 2);
 #undef PUT
 	conn_commit(to, len);
@@ -1044,7 +1058,11 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	int status = http_msg_status(m);
 	const char *reason = NULL;
 
-	http_resp_check(m, &reason);
+	if (http_resp_check(m, &reason)) {
+		log_warn("client %s: upstream %s (%s): response not relayed: %s", s->ip,
+		         u->srv->name, u->srv->addr.text, reason);
+		return session_on_upstream_error(s, u, UP_ERR_INVALID);
+	}
 	bool interim = status < 200 && status != 101;
 	if (interim && x->version == 10)
 		return 0; /* no interim responses to HTTP/1.0 clients */
@@ -1071,10 +1089,8 @@ int session_on_response_head(struct session *s, struct upconn *u)
 			keep = false; /* the body ends when the upstream closes */
 		if (x->version == 10 && http_msg_chunked(m)) {
 			/* HTTP/1.0 has no chunked coding: send the bare body and
-			 * end it by closing. */
-			for (uint32_t i = 0; i < m->head.nhdrs; i++)
-				if (m->head.hdrs[i].kind == HK_TRANSFER_ENCODING)
-					m->head.hdrs[i].drop = 1;
+			 * end it by closing (without the Transfer-Encoding
+			 * lines, which http_resp_check marked). */
 			u->dechunk = true;
 			u->resp.on_body = dechunk_body;
 			keep = false;
@@ -1083,7 +1099,7 @@ int session_on_response_head(struct session *s, struct upconn *u)
 			s->close_after = true;
 	}
 
-	struct http_run runs[HTTP_MAX_HEADERS + 1];
+	struct http_run runs[HTTP_MAX_RUNS];
 	size_t n = http_head_runs(&m->head, runs);
 	size_t before = conn_out_len(&s->c);
 	for (size_t i = 0; i < n; i++)
@@ -1096,6 +1112,10 @@ int session_on_response_head(struct session *s, struct upconn *u)
 			conn_put(&s->c, name, strlen(name));
 			conn_put(&s->c, "\r\n", 2);
 		}
+		/* The one Transfer-Encoding line for those of the upstream,
+		 * which said chunked (http_resp_check). */
+		if (http_msg_chunked(m) && !u->dechunk && status != 101)
+			conn_put(&s->c, "Transfer-Encoding: chunked\r\n", 28);
 		if (status == 101)
 			conn_put(&s->c, "Connection: upgrade\r\n", 21);
 		else if (!keep)

@@ -100,6 +100,7 @@ static void reset_exchange(struct upconn *u, struct session *s)
 	u->dechunk = false;
 	u->tunnel = false;
 	u->req_sent = false;
+	u->interim = 0;
 	u->errnum = 0;
 	u->resp.on_body = NULL;
 }
@@ -387,6 +388,14 @@ static int parse_response(struct upconn *u)
 				return 0; /* head incomplete: it stays in the block */
 			if (step != HTTP_HEAD_DONE)
 				return fail(u, UP_ERR_INVALID);
+			int status = http_msg_status(&u->resp);
+			if (status < 200 && status != 101 && ++u->interim > HTTP_MAX_INTERIM) {
+				/* Interim responses without end would hold the
+				 * client: one past the bound is not relayed. */
+				log_warn("upstream %s (%s): more than %d interim responses",
+				         u->srv->name, u->srv->addr.text, HTTP_MAX_INTERIM);
+				return fail(u, UP_ERR_INVALID);
+			}
 			u->in_body = true;
 			c->rx_start = u->parse_pos;
 			if (session_on_response_head(u->s, u) < 0)

@@ -75,6 +75,7 @@ struct upconn {
 	bool req_sent;                /* the whole request is queued */
 	bool splicing;                /* the body moves in the kernel (upstream.c) */
 	bool parser_stale;            /* a spliced body ended the last response */
+	uint8_t interim;              /* 1xx responses to the current request */
 	uint32_t in_pipe;             /* body bytes in the pipe, not yet sent */
 	uint64_t splice_left;         /* body bytes still to take from the socket */
 	struct splice_pipe *pipe;     /* while splicing */

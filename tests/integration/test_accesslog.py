@@ -54,8 +54,10 @@ REQUESTS = [
     ("GET", "/slow/120", None, None),
     ("GET", "/chunked/3000", None, None),
     ("DELETE", "/thing/1", None, None),
-    ("GET", '/odd"quote?q=%22x%22', None, None),
+    ("GET", "/odd%22quote?q=%22x%22", None, None),
 ]
+# (a raw '"' or backslash in a target is refused with 400, and the line of
+# that 400 still escapes them: "bytes beyond ASCII in the target" below)
 
 
 def send_all(z):
