@@ -1059,8 +1059,8 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	const char *reason = NULL;
 
 	if (http_resp_check(m, &reason)) {
-		log_warn("client %s: upstream %s (%s): response not relayed: %s", s->ip,
-		         u->srv->name, u->srv->addr.text, reason);
+		log_ratelimited(LOG_WARN, "client %s: upstream %s (%s): response not relayed: %s",
+		                s->ip, u->srv->name, u->srv->addr.text, reason);
 		return session_on_upstream_error(s, u, UP_ERR_INVALID);
 	}
 	bool interim = status < 200 && status != 101;

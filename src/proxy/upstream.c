@@ -377,9 +377,9 @@ static int parse_response(struct upconn *u)
 		        http_msg_feed(&u->resp, c->rx->data + at, c->rx_end - at, &k);
 
 		if (step == HTTP_ERROR) {
-			log_ratelimited(LOG_WARN, "upstream response invalid: %s",
-			                u->resp.error_reason ? u->resp.error_reason
-			                                     : "parse error");
+			log_ratelimited(LOG_WARN, "upstream %s (%s): response invalid: %s",
+			                u->srv->name, u->srv->addr.text,
+			                u->resp.error_reason ? u->resp.error_reason : "parse error");
 			return fail(u, UP_ERR_INVALID);
 		}
 		u->parse_pos = at + (uint32_t)k;
@@ -392,8 +392,9 @@ static int parse_response(struct upconn *u)
 			if (status < 200 && status != 101 && ++u->interim > HTTP_MAX_INTERIM) {
 				/* Interim responses without end would hold the
 				 * client: one past the bound is not relayed. */
-				log_warn("upstream %s (%s): more than %d interim responses",
-				         u->srv->name, u->srv->addr.text, HTTP_MAX_INTERIM);
+				log_ratelimited(LOG_WARN, "upstream %s (%s): more than %d interim "
+				                "responses", u->srv->name, u->srv->addr.text,
+				                HTTP_MAX_INTERIM);
 				return fail(u, UP_ERR_INVALID);
 			}
 			u->in_body = true;
