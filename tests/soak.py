@@ -57,11 +57,13 @@ connections closed after upstream_idle), the checks:
     well under 10 MiB. A leak grows with the number of requests: over hours
     even a few bytes a request pass the bound;
   * no client error that a fault does not explain: a 502, a response cut
-    short or a tunnel closed is explained only while an upstream was down
-    (from its kill until 2 s after its restart) and, when the client knows
-    the server (X-Upstream), only by that server's kill; anything else
-    (a 503, a timeout, a wrong body, a connection closed between requests)
-    fails;
+    short, a tunnel closed, or a request whose sending failed with no answer
+    left to read (zdmd answers 502 and closes at once when the upstream
+    fails while the body is still coming) is explained only while an
+    upstream was down (from its kill until 2 s after its restart) and, when
+    the client knows the server (X-Upstream), only by that server's kill;
+    anything else (a 503, a timeout, a wrong body, a connection closed
+    between requests) fails;
   * every line of zdmd's log classified: start, stop and reload lines
     (exactly one per reload made), and lines naming a killed server (its
     connect and reset errors, health and circuit transitions) within its
@@ -70,7 +72,12 @@ connections closed after upstream_idle), the checks:
   * the counters equal what clients saw: per status class, the sum of
     zdm_requests_total on /metrics equals the responses whose head the
     clients received (a 101 is 1xx; a response cut short is counted by its
-    head), once idle.
+    head), once idle; 5xx may exceed it by the answers lost as above. zdmd
+    does not count a request in flight across a reload (its counters are
+    copied to the new configuration's when the reload happens; what ends
+    later is lost): while that is so, a shortfall no larger than the
+    responses of the operations a reload fell within is reported as a TODO
+    (known bug), anything else fails.
 
 Output is TAP (ok N - ..., a plan line at the end), figures as "# soak:"
 comments.
@@ -200,13 +207,27 @@ def read(c, rec, kind, method="GET"):
     return r
 
 
-def send(c, data):
+def send(c, data, rec=None, kind=None, method="GET"):
+    """Sends DATA; when that fails and REC is given, reads the answer that
+    may have come meanwhile (zdmd answers 502 and closes when the upstream
+    fails while the body is coming), so that it is counted and judged."""
     try:
         c.send(data)
+        return
     except (socket.timeout, TimeoutError):
         raise ClientError("timeout while sending")
     except OSError as e:
-        raise ClientError("send failed: %s" % e)
+        failure = e
+    if rec is not None:
+        try:
+            c.sock.settimeout(2.0)
+            r = read(c, rec, kind, method)
+        except ClientError:
+            r = None
+        if r is not None:
+            raise ClientError("answered %d while the request was being sent (then: %s)" % (r.status, failure),
+                              r.get("x-upstream"), r.status)
+    raise ClientError("send failed: %s; no answer could be read" % failure)
 
 
 def expect(r, status, body=None, what=""):
@@ -334,7 +355,7 @@ class Load:
             req = build_request("POST", path, [("Transfer-Encoding", "chunked")]) + \
                 chunked(body, sizes=(rng.choice([1, 7, 1000, 16384, 65536]), 4096, 100000))
             how = "chunked"
-        send(c, req)
+        send(c, req, self.rec, "upload", "POST")
         r = read(c, self.rec, "upload", "POST")
         expect(r, 200, body if path == "/echo" else None, " for POST %s (%s, %d bytes)" % (path, how, n))
         if r.get("x-body-sha256") != digest:
@@ -419,7 +440,7 @@ class Load:
         pos = 0
         while pos < len(req):
             step = 10 if pos < end else 1000
-            send(c, req[pos:pos + step])
+            send(c, req[pos:pos + step], self.rec, "slowsend", "POST")
             pos += step
             time.sleep(0.03 if pos < end else 0.01)
         r = read(c, self.rec, "slowsend", "POST")
@@ -442,7 +463,8 @@ class Load:
             else:
                 b = rng.randbytes(n)
                 reqs.append(("POST", "/echo", b, b))
-        send(c, b"".join(build_request(m, p, body=b) for m, p, b, _ in reqs))
+        send(c, b"".join(build_request(m, p, body=b) for m, p, b, _ in reqs), self.rec, "pipeline",
+             reqs[0][0])
         got = 0
         first = None
         for m, p, _, want in reqs:
@@ -616,11 +638,15 @@ class Faults:
 
 def explain_client_error(span, kind, e, fl):
     """Why a fault explains error E of the operation that ran over SPAN
-    (start, end), or None: a 502, a response cut short or a tunnel closed,
-    while the server that answered (when known) was down or just back."""
+    (start, end), or None: while a server was down or just back, a 502, a
+    response cut short or a tunnel closed (by the server that answered, when
+    the client knows it), or a request whose sending failed with no answer
+    to read (zdmd answered 502 and closed while the body was coming, and the
+    client's next write met the reset)."""
     t0, t1 = span
     cut = e.what.startswith(("response cut short", "tunnel closed", "slow read timed out"))
-    if not (cut or e.status == 502):
+    lost = e.what.startswith("send failed")
+    if not (cut or lost or e.status == 502):
         return None
     for k in fl.kills:
         if e.upstream and k[0] != e.upstream:
@@ -754,7 +780,10 @@ def main(argv=None):
     ups = {name: Upstream(name) for _, name in SERVERS}
     spec = {"pools": {"old": [ups["o1"], ups["o2"]], "new": [ups["n1"], ups["n2"]]},
             "split": {"old": 70, "new": 30},
-            "health_check": {"path": "/health", "interval": Raw("300ms"), "timeout": Raw("300ms"),
+            # Not tighter: under this load the Python servers stall for a
+            # few hundred ms at times, and a check answered late would mark
+            # a server down that no fault touched.
+            "health_check": {"path": "/health", "interval": Raw("1s"), "timeout": Raw("800ms"),
                              "rise": 2, "fall": 2},
             "circuit_breaker": {"failures": 3, "open_for": Raw("1s")},
             "timeouts": {"connect": Raw("1s"), "upstream_idle": Raw("2s"),
@@ -851,6 +880,7 @@ def main(argv=None):
             explained["%s: %s" % (kind, e.what.split(" (")[0].split(" at ")[0])] += 1
         else:
             unexplained.append((t, kind, e))
+    lost_answers = sum(1 for _, _, e in rec.errors if e.what.startswith("send failed"))
     lost = sum(rec.nerrors.values()) - len(rec.errors)
     for what, n in sorted(explained.items()):
         tap.diag("soak: explained client error: %dx %s" % (n, what))
@@ -875,9 +905,17 @@ def main(argv=None):
     counted = {c: got[c] for c in classes}
     seen = {c: want[c] for c in classes}
     short = {c: want[c] - got[c] for c in classes}
+    # Answers zdmd sent that the clients could not read (their request was
+    # still being sent and met the reset after zdmd's 502): at most one per
+    # such error, all 5xx.
+    lost = {c: 0 for c in classes}
+    lost["5xx"] = lost_answers
     if counted == seen:
         tap.ok(True, desc)
-    elif all(0 <= short[c] <= rec.spanned[c] for c in classes):
+    elif all(-lost[c] <= short[c] <= 0 for c in classes):
+        tap.ok(True, desc + ", but for %d 5xx answers reset before the client read them"
+               % -sum(short.values()))
+    elif all(-lost[c] <= short[c] <= rec.spanned[c] for c in classes):
         # zdmd counts a request into the counters of the configuration it
         # began under; a reload copies them into the new one when it
         # happens, and what ends later is never read again. Every response
@@ -889,7 +927,8 @@ def main(argv=None):
                  "within: %r (%d reloads)" % (counted, seen, short, {c: rec.spanned[c] for c in classes},
                                                len(fl.reloads)))
     else:
-        tap.eq(counted, seen, desc, "in flight across a reload: %r" % {c: rec.spanned[c] for c in classes})
+        tap.eq(counted, seen, desc, "in flight across a reload: %r; answers lost to a reset: at most %d"
+               % ({c: rec.spanned[c] for c in classes}, lost_answers))
 
     deadline = time.monotonic() + 15
     end_fds = idle_fds(z)
