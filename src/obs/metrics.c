@@ -54,14 +54,14 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	for (size_t i = 0; i < s->npools; i++) {
 		const struct snap_pool *p = &s->pools[i];
 		for (size_t j = 0; j < p->nservers; j++)
-			for (int c = 1; c < STATS_CLASSES; c++) {
+			for (int c = 0; c < STATS_CLASSES; c++) {
 				evbuffer_add_printf(out, "zdm_requests_total{");
 				label(out, "pool", p->cfg->name, true);
 				label(out, "server", p->servers[j].cfg->name, false);
 				label(out, "code", stats_class_names[c], false);
 				sample_u64(out, t->srv[p->servers[j].id].codes[c]);
 			}
-		for (int c = 1; c < STATS_CLASSES; c++) {
+		for (int c = 0; c < STATS_CLASSES; c++) {
 			if (!t->pool[i].codes[c])
 				continue;
 			evbuffer_add_printf(out, "zdm_requests_total{");
@@ -71,7 +71,7 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 			sample_u64(out, t->pool[i].codes[c]);
 		}
 	}
-	for (int c = 1; c < STATS_CLASSES; c++) {
+	for (int c = 0; c < STATS_CLASSES; c++) {
 		if (!t->unrouted[c])
 			continue;
 		evbuffer_add_printf(out, "zdm_requests_total{");

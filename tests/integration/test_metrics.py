@@ -26,7 +26,7 @@ tap = TAP(deadline=58)
 a, b, a2 = Upstream("a"), Upstream("b"), Upstream("a2")
 CANARY = [("canary", "true")]
 PINS = [{"header": "canary", "value": "true", "pool": "new"}]
-CLASSES = ("2xx", "3xx", "4xx", "5xx")
+CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")   # 1xx: the 101 of an upgrade (SPEC §7)
 
 
 def req(port, path="/", headers=None):
@@ -103,7 +103,7 @@ with section(tap, "the exposition format and SPEC §7's names"):
     tap.eq(lab("zdm_requests_total"), {("code", "pool", "server")},
            "zdm_requests_total labels: pool, server, code")
     tap.ok({s.labels["code"] for s in m.find("zdm_requests_total")} <= set(CLASSES),
-           "zdm_requests_total code is one of 2xx|3xx|4xx|5xx",
+           "zdm_requests_total code is one of 1xx|2xx|3xx|4xx|5xx",
            sorted({s.labels["code"] for s in m.find("zdm_requests_total")}))
     tap.eq({(s.labels["pool"], s.labels["server"], s.labels["code"])
             for s in m.find("zdm_requests_total") if s.labels["server"]},
@@ -227,6 +227,23 @@ with section(tap, "counters under concurrency"):
            "zdm_pinned_requests_total{new} grew by the %d pinned" % sent.pinned["new"])
     tap.eq({p: delta(m1, m0, "zdm_request_duration_seconds_count", pool=p) for p in ("old", "new")},
            {p: sent.pool[p] for p in ("old", "new")}, "histogram counts per pool")
+
+with section(tap, "a 101 is counted as 1xx once its tunnel ends"):
+    m0 = obs.scrape(z)
+    with z.client() as c:
+        c.send(b"GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               b"canary: true\r\n\r\n")
+        r = c.read_response()
+        need(tap, r.status == 101, "a pinned upgrade answered 101", r)
+        c.send(b"ping")
+        while len(c.buf) < 4:
+            c._fill()
+    tap.ok(wait_for(lambda: obs.scrape(z).value("zdm_client_connections") == 0, timeout=5),
+           "the tunnel is closed")
+    m1 = obs.scrape(z)
+    tap.eq({c: delta(m1, m0, "zdm_requests_total", pool="new", server="b", code=c) for c in CLASSES},
+           {c: int(c == "1xx") for c in CLASSES},
+           "zdm_requests_total{new,b}: code=1xx grew by 1, the others by 0")
 
 with section(tap, "histogram buckets place slow requests"):
     m0 = obs.scrape(z)
