@@ -29,7 +29,8 @@
 #   PROBES=70       normal requests over the attack
 #   PROBE_TIMEOUT=5 seconds for one normal request (also slowhttptest -p)
 #   SETTLE=5        seconds after the attack before the "after" sample
-#   CLIENT_WRITE=10s  zdmd timeouts.client_write, set only when this zdmd
+#   CLIENT_WRITE=60s  zdmd timeouts.client_write (60s, as HAProxy's timeout client
+#                   and NGINX's send_timeout here), set only when this zdmd
 #                   accepts the key (zdmd -t); empty: never set
 #   BASE_PORT=18180 upstreams on +1 (old) and +2 (new), zdmd +10, HAProxy
 #                   +11, NGINX +12
@@ -81,7 +82,7 @@ SIZE=${SIZE:-128k}
 PROBES=${PROBES:-70}
 PROBE_TIMEOUT=${PROBE_TIMEOUT:-5}
 SETTLE=${SETTLE:-5}
-CLIENT_WRITE=${CLIENT_WRITE-10s}
+CLIENT_WRITE=${CLIENT_WRITE-60s}
 BASE_PORT=${BASE_PORT:-18180}
 LOG_CAP=$((16 * 1048576)) # bytes of each proxy's log kept and read
 CLIENT_CPU=${CLIENT_CPU:-0}
