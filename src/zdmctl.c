@@ -878,10 +878,16 @@ static bool print_status(const struct jval *a)
 	for (size_t i = 0; i < pins->nitems; i++) {
 		const struct jval *p = &pins->items[i];
 		const char *header = jval_str(p, "header"), *value = jval_str(p, "value");
+		const char *cookie = jval_str(p, "cookie");
 		const char *pool = jval_str(p, "pool");
 
 		fputs(i ? "      " : "pins: ", stdout);
-		put_clean(stdout, header ? header : "?");
+		if (cookie) {
+			fputs("cookie ", stdout);
+			put_clean(stdout, cookie);
+		} else {
+			put_clean(stdout, header ? header : "?");
+		}
 		fputs(": ", stdout);
 		if (value && *value)
 			put_clean(stdout, value);

@@ -110,8 +110,9 @@ void status_write(struct evbuffer *out, const struct runtime *rt)
 	json_raw(out, "],\"pins\":[");
 	for (size_t i = 0; i < s->cfg->npins; i++) {
 		const struct cfg_pin *pin = &s->cfg->pins[i];
-		json_raw(out, i ? ",{\"header\":" : "{\"header\":");
-		json_str(out, pin->header);
+		json_raw(out, i ? ",{" : "{");
+		json_raw(out, pin->cookie ? "\"cookie\":" : "\"header\":");
+		json_str(out, pin->cookie ? pin->cookie : pin->header);
 		json_raw(out, ",\"value\":");
 		json_str(out, pin->value);
 		json_raw(out, ",\"pool\":");

@@ -572,6 +572,23 @@ static bool valid_token(const char *s)
 	return true;
 }
 
+/* A cookie-value (RFC 6265 §4.1.1): cookie-octets, optionally between
+ * double quotes; empty is allowed. */
+static bool valid_cookie_value(const char *s)
+{
+	size_t n = strlen(s);
+	if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+		s++;
+		n -= 2;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x21 || c > 0x7e || c == '"' || c == ',' || c == ';' || c == '\\')
+			return false;
+	}
+	return true;
+}
+
 static bool has_ctl(const char *s, bool allow_tab)
 {
 	for (; *s; s++)
@@ -1764,6 +1781,24 @@ static void pin_value(struct loader *ld, const struct cfg_kw *kw, void *obj, con
 	pin->value = xstrdup(s);
 }
 
+/* A cookie name is a token (RFC 6265 §4.1.1). */
+static void pin_cookie(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                       yaml_node_t *key, yaml_node_t *val)
+{
+	struct cfg_pin *pin = obj;
+	char buf[SHOW_BUF];
+	const char *s = want_text(ld, path, val, "a cookie name");
+
+	if (!s)
+		return;
+	if (!valid_token(s)) {
+		report(ld, val, path, "expected a cookie name (a token), got %s",
+		       describe(val, buf, sizeof(buf)));
+		return;
+	}
+	pin->cookie = xstrdup(s);
+}
+
 static void pin_pool(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
                      yaml_node_t *key, yaml_node_t *val)
 {
@@ -1775,7 +1810,8 @@ static void pin_pool(struct loader *ld, const struct cfg_kw *kw, void *obj, cons
 }
 
 static const struct cfg_kw pin_kws[] = {
-        {"header", pin_header, 0, 0, 0, true, "request header to match, any case"},
+        {"header", pin_header, 0, 0, 0, false, "request header to match, any case"},
+        {"cookie", pin_cookie, 0, 0, 0, false, "cookie to match, among the request's cookies"},
         {"value", pin_value, 0, 0, 0, true, "value to match exactly"},
         {"pool", pin_pool, 0, 0, 0, true, "pool the matching requests go to"},
 };
@@ -1788,7 +1824,7 @@ static void top_pins(struct loader *ld, const struct cfg_kw *kw, void *obj, cons
 	size_t n;
 
 	if (val->type != YAML_SEQUENCE_NODE) {
-		report(ld, val, path, "expected a list of {header, value, pool}, got %s",
+		report(ld, val, path, "expected a list of {header or cookie, value, pool}, got %s",
 		       describe(val, buf, sizeof(buf)));
 		return;
 	}
@@ -1798,7 +1834,17 @@ static void top_pins(struct loader *ld, const struct cfg_kw *kw, void *obj, cons
 	for (size_t i = 0; i < n; i++) {
 		char *sub = xasprintf("%s[%zu]", path, i);
 
-		WALK(ld, seq_item(ld, val, i), sub, pin_kws, &cfg->pins[i]);
+		yaml_node_t *item = seq_item(ld, val, i);
+		struct cfg_pin *pin = &cfg->pins[i];
+		if (WALK(ld, item, sub, pin_kws, pin)) {
+			if (!map_get(ld, item, "header") == !map_get(ld, item, "cookie"))
+				report(ld, item, sub, "a pin matches a header or a cookie: give "
+				       "exactly one of 'header' and 'cookie'");
+			else if (pin->cookie && pin->value && !valid_cookie_value(pin->value))
+				report(ld, map_get(ld, item, "value"), sub,
+				       "not a cookie value: no blanks, '\"' (but around it), ',', ';' "
+				       "or '\\' (RFC 6265)");
+		}
 		free(sub);
 	}
 }
@@ -1825,7 +1871,7 @@ static const struct cfg_kw top_kws[] = {
         {"circuit_breaker", top_breaker, 0, 0, 0, false, "per-server circuit breaker settings"},
         {"pools", top_pools, 0, 0, 0, true, "the upstream pools, the first one is the baseline"},
         {"split", top_split, 0, 0, 0, false, "percent of traffic per pool"},
-        {"pins", top_pins, 0, 0, 0, false, "header matches that send requests to a pool"},
+        {"pins", top_pins, 0, 0, 0, false, "header or cookie matches that send requests to a pool"},
 };
 
 static void config_defaults(struct config *cfg)
@@ -2062,6 +2108,7 @@ void config_free(struct config *cfg)
 	free(cfg->split);
 	for (size_t i = 0; i < cfg->npins; i++) {
 		free(cfg->pins[i].header);
+		free(cfg->pins[i].cookie);
 		free(cfg->pins[i].value);
 	}
 	free(cfg->pins);

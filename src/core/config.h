@@ -85,8 +85,10 @@ struct cfg_pool {
 	struct cfg_upstream_tls tls;
 };
 
+/* A pin matches a header's whole value, or one cookie's value. */
 struct cfg_pin {
-	char *header;                 /* matched case-insensitively */
+	char *header;                 /* matched case-insensitively; NULL for a cookie pin */
+	char *cookie;                 /* a cookie's name, matched exactly; NULL for a header pin */
 	char *value;                  /* matched exactly */
 	size_t pool;                  /* index into config.pools */
 };

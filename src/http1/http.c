@@ -268,7 +268,44 @@ static uint32_t connection_tokens(const char *v, size_t len)
 	return t;
 }
 
-/* Notes the first pin (in config order) a header line matches. */
+static const char *trim_ows(const char *p, const char *end, const char **last)
+{
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*last = end;
+	return p;
+}
+
+bool http_cookie_match(const char *v, size_t len, const char *name, const char *value)
+{
+	size_t name_len = strlen(name), value_len = strlen(value);
+	const char *end = v + len;
+	while (v < end) {
+		const char *semi = memchr(v, ';', (size_t)(end - v));
+		const char *pair_end = semi ? semi : end;
+		const char *eq = memchr(v, '=', (size_t)(pair_end - v));
+		if (eq) {
+			const char *n_end, *val_end;
+			const char *n = trim_ows(v, eq, &n_end);
+			const char *val = trim_ows(eq + 1, pair_end, &val_end);
+			if (val_end - val >= 2 && *val == '"' && val_end[-1] == '"') {
+				val++;
+				val_end--;
+			}
+			if ((size_t)(n_end - n) == name_len && !memcmp(n, name, name_len) &&
+			    (size_t)(val_end - val) == value_len && !memcmp(val, value, value_len))
+				return true;
+		}
+		v = semi ? semi + 1 : end;
+	}
+	return false;
+}
+
+/* Notes the first pin (in config order) a header line matches: a header
+ * pin by the line's whole value, a cookie pin by one cookie of a Cookie
+ * line (there may be several such lines). */
 static void match_pins(struct http_msg *m, const char *name, size_t name_len, const char *v,
                        size_t len)
 {
@@ -277,9 +314,14 @@ static void match_pins(struct http_msg *m, const char *name, size_t name_len, co
 		if ((int)i >= h->pin && h->pin >= 0)
 			break;
 		const struct cfg_pin *pin = &m->pins[i];
-		if (http_name_eq(name, name_len, pin->header) && strlen(pin->value) == len &&
-		    memcmp(v, pin->value, len) == 0)
+		if (pin->cookie) {
+			if (http_name_eq(name, name_len, "cookie") &&
+			    http_cookie_match(v, len, pin->cookie, pin->value))
+				h->pin = (int)i;
+		} else if (http_name_eq(name, name_len, pin->header) && strlen(pin->value) == len &&
+		           memcmp(v, pin->value, len) == 0) {
 			h->pin = (int)i;
+		}
 	}
 }
 

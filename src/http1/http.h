@@ -208,6 +208,12 @@ struct http_run {
  * line. Returns the number of runs (at most HTTP_MAX_RUNS). */
 size_t http_head_runs(const struct http_head *h, struct http_run *runs);
 
+/* True if the Cookie field value v[0, len) holds a cookie NAME (compared
+ * exactly) whose value is VALUE (compared exactly, its double quotes
+ * aside): RFC 6265 §4.2.1 pairs separated by ';', blanks around them
+ * ignored. No allocation. */
+bool http_cookie_match(const char *v, size_t len, const char *name, const char *value);
+
 /* Case-insensitive comparison of a header name with a NUL-terminated name. */
 bool http_name_eq(const char *name, size_t len, const char *want);
 

@@ -53,6 +53,25 @@ with tap.section("pins at 0% new"):
     tap.eq(r.get("x-zdm-pool"), "new", "a pinned response carries X-Zdm-Pool: new")
     z.stop()
 
+with tap.section("cookie pins: one cookie among many"):
+    z = Zdmd(tap, {"pools": {"old": [a], "new": [b]},
+                   "split": {"old": 100, "new": 0},
+                   "pins": [{"cookie": "beta", "value": "1", "pool": "new"}]})
+    tap.eq(who(z, [("Cookie", "beta=1")]), {"b"}, "Cookie: beta=1 goes to new")
+    tap.eq(who(z, [("Cookie", "session=abc; beta=1; theme=dark")]), {"b"},
+           "beta=1 among other cookies goes to new")
+    tap.eq(who(z, [("Cookie", "session=abc"), ("Cookie", "beta=1")]), {"b"},
+           "beta=1 in a second Cookie line goes to new")
+    tap.eq(who(z, [("Cookie", "beta=\"1\"")]), {"b"}, "a quoted value counts as its value")
+    tap.eq(who(z, [("Cookie", "beta=10; xbeta=1; Beta=1")]), {"a"},
+           "beta=10, xbeta=1, Beta=1 go to old (name and value exact)")
+    tap.eq(who(z, [("X-Cookie", "beta=1")]), {"a"}, "only Cookie lines count")
+    tap.eq(who(z, []), {"a"}, "no cookie goes to old")
+    st = z.status()
+    tap.eq(st.get("pins"), [{"cookie": "beta", "value": "1", "pool": "new"}],
+           "status lists the pin with its cookie")
+    z.stop()
+
 with tap.section("pinned pool unavailable"):
     z = Zdmd(tap, {"pools": {"old": [a], "new": [Upstream("b0", weight=0)]},
                    "split": {"old": 100, "new": 0},

@@ -123,7 +123,8 @@ static const char full_yaml[] =
         "split: {old: 66.67, new: 33.33}\n"
         "pins:\n"
         "  - {header: X-Canary, value: \"true\", pool: new}\n"
-        "  - {header: cookie, value: beta=1, pool: old}\n";
+        "  - {header: cookie, value: beta=1, pool: old}\n"
+        "  - {cookie: beta, value: \"2\", pool: new}\n";
 
 static void test_full(void)
 {
@@ -220,7 +221,11 @@ static void test_full(void)
 	CHECK_EQ_STR(cfg->pools[1].tls.sni, "new.internal", "new: tls.sni");
 
 	CHECK(cfg->split[0] == 6667 && cfg->split[1] == 3333, "split in hundredths");
-	CHECK_EQ_INT(cfg->npins, 2, "two pins");
+	CHECK_EQ_INT(cfg->npins, 3, "three pins");
+	CHECK(!cfg->pins[2].header && cfg->pins[2].cookie && !strcmp(cfg->pins[2].cookie, "beta") &&
+	              !strcmp(cfg->pins[2].value, "2") && cfg->pins[2].pool == 1,
+	      "a cookie pin: its cookie's name, value and pool");
+	CHECK(!cfg->pins[0].cookie, "a header pin has no cookie");
 	CHECK_EQ_STR(cfg->pins[0].header, "X-Canary", "pin header");
 	CHECK_EQ_STR(cfg->pins[0].value, "true", "pin value: a YAML bool stays text");
 	CHECK_EQ_INT(cfg->pins[0].pool, 1, "pin pool index");
@@ -424,6 +429,38 @@ static void test_errors(void)
 	            "split: {old: 90, nwe: 10}\n",
 	            "t.yaml:5:18: key 'split.nwe': unknown pool 'nwe'; the pools are: old, new",
 	            "unknown pool in split");
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools:\n"
+	            "  old: {servers: [\"127.0.0.1:9001\"]}\n"
+	            "pins:\n"
+	            "  - {header: canary, cookie: beta, value: \"1\", pool: old}\n",
+	            "t.yaml:5:5: key 'pins[0]': a pin matches a header or a cookie: give exactly one "
+	            "of 'header' and 'cookie'",
+	            "a pin with both header and cookie");
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools:\n"
+	            "  old: {servers: [\"127.0.0.1:9001\"]}\n"
+	            "pins:\n"
+	            "  - {value: \"1\", pool: old}\n",
+	            "t.yaml:5:5: key 'pins[0]': a pin matches a header or a cookie: give exactly one "
+	            "of 'header' and 'cookie'",
+	            "a pin with neither");
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools:\n"
+	            "  old: {servers: [\"127.0.0.1:9001\"]}\n"
+	            "pins:\n"
+	            "  - {cookie: beta, value: \"a;b\", pool: old}\n",
+	            "t.yaml:5:27: key 'pins[0]': not a cookie value: no blanks, '\"' (but around "
+	            "it), ',', ';' or '\\' (RFC 6265)",
+	            "a cookie pin's value that no cookie can have");
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools:\n"
+	            "  old: {servers: [\"127.0.0.1:9001\"]}\n"
+	            "pins:\n"
+	            "  - {cookie: \"be ta\", value: \"1\", pool: old}\n",
+	            "t.yaml:5:14: key 'pins[0].cookie': expected a cookie name (a token), got "
+	            "'be ta'",
+	            "a cookie name that is no token");
 	check_error("listen: [\"127.0.0.1:8080\"]\n"
 	            "pools:\n"
 	            "  old: {servers: [\"127.0.0.1:9001\"]}\n"

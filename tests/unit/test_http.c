@@ -1562,8 +1562,44 @@ static void test_plain_pipeline(void)
 }
 
 
+/* Cookie pins: one cookie among many, in any of a request's Cookie lines. */
+static void test_cookie_match(void)
+{
+	static const struct {
+		const char *v, *name, *value;
+		bool want;
+	} cases[] = {
+	        {"beta=1", "beta", "1", true},
+	        {"a=x; beta=1; c=y", "beta", "1", true},
+	        {"a=x;beta=1;c=y", "beta", "1", true},
+	        {"a=x ;  beta = 1 ; c=y", "beta", "1", true},
+	        {"beta=\"1\"", "beta", "1", true},
+	        {"beta=10", "beta", "1", false},
+	        {"beta=", "beta", "1", false},
+	        {"beta=", "beta", "", true},
+	        {"xbeta=1", "beta", "1", false},
+	        {"betax=1", "beta", "1", false},
+	        {"Beta=1", "beta", "1", false},
+	        {"a=beta=1", "beta", "1", false},
+	        {"beta", "beta", "1", false},
+	        {"a=1; beta=2; beta=1", "beta", "1", true},
+	        {"", "beta", "1", false},
+	        {";;; beta=1 ;;", "beta", "1", true},
+	        {"a=\"x;beta=1\"", "beta", "1", false}, /* beta's value is 1" */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool got = http_cookie_match(cases[i].v, strlen(cases[i].v), cases[i].name,
+		                             cases[i].value);
+		char what[160];
+		snprintf(what, sizeof(what), "cookie %s=%s in \"%s\": %s", cases[i].name,
+		         cases[i].value, cases[i].v, cases[i].want ? "found" : "not found");
+		CHECK(got == cases[i].want, what);
+	}
+}
+
 int main(void)
 {
+	test_cookie_match();
 	test_simple_head();
 	test_rewrite();
 	test_framing();
