@@ -422,9 +422,9 @@ def cmd_report(meta_path, paths):
     row("slowhttptest at the end: closed / pending / connected / error", lambda r: sht(r, lambda s: "%s / %s / %s / %s" % tuple(
         "{:,}".format(s["reports"][-1][k]) if s["reports"][-1][k] is not None else "?"
         for k in ("closed", "pending", "connected", "error"))))
-    row("slowhttptest: service available", lambda r: sht(r, lambda s: "%s (YES in %d of %d reports)" % (
-        s["reports"][-1]["available"], sum(1 for x in s["reports"] if x["available"] == "YES"),
-        len(s["reports"]))))
+    row("slowhttptest: service available", lambda r: sht(r, lambda s: "YES in %d of %d reports (last: %s)" % (
+        sum(1 for x in s["reports"] if x["available"] == "YES"), len(s["reports"]),
+        s["reports"][-1]["available"])))
     row("slowhttptest: exit status", lambda r: sht(r, lambda s: "%s, at %s s" % (s["status"], s["ended"])))
     row("proxy still running after", lambda r: "yes" if r["alive"] else "**no**")
     w("")
