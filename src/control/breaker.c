@@ -26,10 +26,18 @@ static void trip(struct breaker *b, const struct cfg_breaker *c, uint64_t now_ms
 	b->probes = 0;
 }
 
-bool breaker_result(struct breaker *b, const struct cfg_breaker *c, bool ok, uint64_t now_ms)
+bool breaker_result(struct breaker *b, const struct cfg_breaker *c, int outcome, uint64_t now_ms)
 {
+	bool ok = outcome == BREAKER_SUCCESS;
 	if (c->failures == 0)
 		return false; /* disabled */
+	if (!ok && (outcome < 0 || outcome >= CFG_FAIL_KINDS ||
+	            !cfg_breaker_counts(c, (enum cfg_fail_kind)outcome))) {
+		/* Not a failure, nor a success: a streak goes on across it, and
+		 * a probe that ended so decides nothing. */
+		breaker_abandoned(b);
+		return false;
+	}
 	switch (b->state) {
 	case BREAKER_CLOSED:
 		if (ok) {

@@ -9,6 +9,11 @@
  *
  * While open the server takes no request; half-open, it takes at most
  * half_open_probes requests until one of them has an outcome.
+ *
+ * A failure is one of the kinds circuit_breaker.count lists (enum
+ * cfg_fail_kind); a failure of another kind is no outcome at all: it
+ * neither adds to nor ends a streak of failures, and a probe that ends so
+ * only gives its slot back.
  */
 #ifndef ZDM_BREAKER_H
 #define ZDM_BREAKER_H
@@ -35,9 +40,14 @@ struct breaker {
 
 void breaker_init(struct breaker *b);
 
-/* An outcome of a request to the server. Returns true when the state
- * changed. */
-bool breaker_result(struct breaker *b, const struct cfg_breaker *c, bool ok, uint64_t now_ms);
+/* What breaker_result() is told about a request that succeeded; anything
+ * else is the enum cfg_fail_kind it failed with. */
+#define BREAKER_SUCCESS (-1)
+
+/* The outcome of a request to the server: BREAKER_SUCCESS, or the kind of
+ * its failure. Returns true when the state changed (an uncounted kind
+ * never changes it, see above). */
+bool breaker_result(struct breaker *b, const struct cfg_breaker *c, int outcome, uint64_t now_ms);
 
 /* Time passes: an open breaker whose time is up turns half-open. Returns
  * true when the state changed. */
@@ -46,8 +56,8 @@ bool breaker_tick(struct breaker *b, const struct cfg_breaker *c, uint64_t now_m
 /* A request was admitted while half-open (a probe). */
 void breaker_admitted(struct breaker *b);
 
-/* A request ended without an outcome (its client went away): a probe slot
- * it held is free again. */
+/* A request ended without an outcome (its client went away, or it failed
+ * in a way that is not counted): a probe slot it held is free again. */
 void breaker_abandoned(struct breaker *b);
 
 /* Whether a new request may go to the server. */

@@ -293,25 +293,40 @@ static void on_breaker_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, int result,
-                     const char *what)
+                     int kind, const char *what)
 {
 	if (snap->cfg != rt->cfg)
 		return; /* routed before a reload: its server layout is gone */
 	struct srv_state *st = &rt->srv[id];
 	const struct cfg_breaker *c = breaker_cfg(rt, id);
 	enum breaker_state was = st->brk.state;
+	bool before = breaker_available(&st->brk, c);
+	uint32_t probes = st->brk.probes;
+	bool changed;
 	if (result < 0) {
-		bool before = breaker_available(&st->brk, c);
-		uint32_t probes = st->brk.probes;
 		breaker_abandoned(&st->brk);
-		if (st->brk.probes < probes) /* its slot is free again */
+		changed = false;
+	} else {
+		int outcome = result > 0 ? BREAKER_SUCCESS : kind;
+		changed = breaker_result(&st->brk, c, outcome, mono_ms());
+	}
+	if (!changed) {
+		/* No outcome, or one of a kind not counted: at most a probe's
+		 * slot is free again. */
+		if (st->brk.state == BREAKER_HALF_OPEN && st->brk.probes < probes) {
 			__atomic_add_fetch(&rt->snap->stats->probe_slots[id], 1, __ATOMIC_RELEASE);
+			if (result == 0) {
+				const char *pool, *server;
+				server_names(rt, id, &pool, &server);
+				log_debug("circuit: %s/%s: a probe ended with %s, not counted: its "
+				          "slot is free again",
+				          pool, server, what ? what : "a failure");
+			}
+		}
 		if (before != breaker_available(&st->brk, c))
 			republish(rt);
 		return;
 	}
-	if (!breaker_result(&st->brk, c, result > 0, mono_ms()))
-		return;
 	reset_probe_slots(rt, id);
 
 	const char *pool, *server;
@@ -359,7 +374,7 @@ static void publish_streak(struct runtime *rt, uint32_t id)
 /* A worker's report: on the worker's thread if the control plane is not
  * busy (wait false), else from the queue on the control loop. */
 static int on_report(void *arg, const struct snapshot *snap, uint32_t server,
-                     enum worker_event ev, const char *what, bool wait)
+                     enum worker_event ev, int kind, const char *what, bool wait)
 {
 	struct runtime *rt = arg;
 	if (wait)
@@ -372,7 +387,7 @@ static int on_report(void *arg, const struct snapshot *snap, uint32_t server,
 		else
 			runtime_outcome(rt, snap, server,
 			                ev == WORKER_SUCCESS ? 1 : ev == WORKER_FAILURE ? 0 : -1,
-			                what && *what ? what : NULL);
+			                kind, what && *what ? what : NULL);
 		publish_streak(rt, server);
 	} /* else routed before a reload: its server layout is gone */
 	runtime_unlock(rt);

@@ -96,10 +96,12 @@ void runtime_free(struct runtime *rt);
 int runtime_start(struct runtime *rt, struct event_base *base);
 
 /* The outcome of a request to server id of snap (from the hot path):
- * feeds the server's circuit breaker. result: 1 success, 0 failure (what
- * says which), -1 none (the request was abandoned by its client). */
+ * feeds the server's circuit breaker. result: 1 success, 0 failure of
+ * kind (enum cfg_fail_kind; what says it for the log), -1 none (the
+ * request was abandoned by its client). A failure of a kind the pool's
+ * circuit_breaker.count leaves out only frees a probe's slot. */
 void runtime_outcome(struct runtime *rt, const struct snapshot *snap, uint32_t id, int result,
-                     const char *what);
+                     int kind, const char *what);
 
 /* A request took one of the probe slots of server id, whose circuit is
  * half-open (see stats_take_probe): the breaker counts it, and the server

@@ -1438,9 +1438,68 @@ static void top_health(struct loader *ld, const struct cfg_kw *kw, void *obj, co
 	ld->health_present = true;
 }
 
+const char *const cfg_fail_kind_names[CFG_FAIL_KINDS] = {
+        [CFG_FAIL_CONNECT] = "connect", [CFG_FAIL_RESET] = "reset",
+        [CFG_FAIL_INVALID] = "invalid", [CFG_FAIL_5XX] = "5xx",
+        [CFG_FAIL_TIMEOUT] = "timeout",
+};
+
+/*
+ * A list of failure kinds, each named once, into the bit mask at OFF. The
+ * list replaces the inherited one as a whole (a pool's count is not added
+ * to the global one). An empty list is allowed: nothing is a failure and
+ * the circuit never opens.
+ */
+static void kw_fail_kinds(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                          yaml_node_t *key, yaml_node_t *val)
+{
+	yaml_node_t *first[CFG_FAIL_KINDS] = {0};
+	char buf[SHOW_BUF], list[64] = "";
+	uint32_t mask = 0;
+	size_t nerr = ld->nerr;
+
+	for (size_t k = 0; k < CFG_FAIL_KINDS; k++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", k ? ", " : "",
+		         cfg_fail_kind_names[k]);
+	if (val->type != YAML_SEQUENCE_NODE) {
+		report(ld, val, path, "expected a list of failure kinds (%s), got %s", list,
+		       describe(val, buf, sizeof(buf)));
+		return;
+	}
+	for (size_t i = 0; i < seq_len(val); i++) {
+		yaml_node_t *item = seq_item(ld, val, i);
+		const char *name = is_null(item) ? NULL : text_of(item);
+		char *sub = xasprintf("%s[%zu]", path, i);
+		size_t k = 0;
+
+		if (name && strlen(name) == item->data.scalar.length)
+			while (k < CFG_FAIL_KINDS && strcmp(name, cfg_fail_kind_names[k]))
+				k++;
+		else
+			k = CFG_FAIL_KINDS;
+		if (k == CFG_FAIL_KINDS) {
+			report(ld, item, sub, "expected one of %s, got %s", list,
+			       describe(item, buf, sizeof(buf)));
+		} else if (first[k]) {
+			report(ld, item, sub,
+			       "'%s' is listed twice (first at line %zu, column %zu)",
+			       cfg_fail_kind_names[k], first[k]->start_mark.line + 1,
+			       first[k]->start_mark.column + 1);
+		} else {
+			first[k] = item;
+			mask |= CFG_FAIL_BIT(k);
+		}
+		free(sub);
+	}
+	if (ld->nerr == nerr)
+		*(uint32_t *)slot(obj, kw) = mask;
+}
+
 static const struct cfg_kw breaker_kws[] = {
         {"failures", kw_uint, offsetof(struct cfg_breaker, failures), 0, 1000, false,
          "consecutive failures that open the circuit, 0 = never"},
+        {"count", kw_fail_kinds, offsetof(struct cfg_breaker, count), 0, 0, false,
+         "what is a failure: connect, reset, invalid, 5xx, timeout"},
         {"open_for", kw_duration, offsetof(struct cfg_breaker, open_for_ms), 0, 0, false,
          "time open before half-open"},
         {"half_open_probes", kw_uint, offsetof(struct cfg_breaker, half_open_probes), 1, 1000,
@@ -1927,8 +1986,12 @@ static struct config *load_root(struct loader *ld, const char *name, yaml_node_t
 	        .expect_lo = 200,
 	        .expect_hi = 399,
 	};
-	ld->breaker =
-	        (struct cfg_breaker){.failures = 5, .open_for_ms = 30000, .half_open_probes = 1};
+	ld->breaker = (struct cfg_breaker){
+	        .failures = 5,
+	        .count = CFG_FAIL_DEFAULT,
+	        .open_for_ms = 30000,
+	        .half_open_probes = 1,
+	};
 
 	if (is_null(root))
 		push_err(ld, (yaml_mark_t){0},

@@ -61,11 +61,40 @@ struct cfg_health {
 	int expect_lo, expect_hi;     /* default 200-399 */
 };
 
+/* The kinds of failure a request to an upstream server may end with, as
+ * circuit_breaker.count names them. */
+enum cfg_fail_kind {
+	CFG_FAIL_CONNECT,   /* refused, unreachable, connect or TLS handshake failed or timed out */
+	CFG_FAIL_RESET,     /* closed or reset before the response was complete */
+	CFG_FAIL_INVALID,   /* not a valid HTTP response (zdm's 502) */
+	CFG_FAIL_5XX,       /* a response with a 5xx status */
+	CFG_FAIL_TIMEOUT,   /* timeouts.upstream_response passed (zdm's 504) */
+	CFG_FAIL_KINDS
+};
+
+#define CFG_FAIL_BIT(kind) (1u << (kind))
+/* What counts when circuit_breaker.count is left out: not timeout. */
+#define CFG_FAIL_DEFAULT                                                                           \
+	(CFG_FAIL_BIT(CFG_FAIL_CONNECT) | CFG_FAIL_BIT(CFG_FAIL_RESET) |                           \
+	 CFG_FAIL_BIT(CFG_FAIL_INVALID) | CFG_FAIL_BIT(CFG_FAIL_5XX))
+
+/* The names of enum cfg_fail_kind in the config file ("connect", "5xx"...). */
+extern const char *const cfg_fail_kind_names[CFG_FAIL_KINDS];
+
 struct cfg_breaker {
 	unsigned failures;            /* default 5; 0 disables the breaker */
+	uint32_t count;               /* CFG_FAIL_BIT()s of the kinds that are failures,
+	                                 default CFG_FAIL_DEFAULT; 0: none (never opens) */
 	uint32_t open_for_ms;         /* default 30s */
 	unsigned half_open_probes;    /* default 1 */
 };
+
+/* Whether a failure of kind counts for the breaker c: one bit test, cheap
+ * enough for the hot path. */
+static inline bool cfg_breaker_counts(const struct cfg_breaker *c, enum cfg_fail_kind kind)
+{
+	return (c->count & CFG_FAIL_BIT(kind)) != 0;
+}
 
 /* TLS from zdmd to a pool's servers. */
 struct cfg_upstream_tls {

@@ -191,47 +191,56 @@ static void attach(struct session *s, struct upconn *u, const struct snap_server
 static bool admit(struct session *s, const struct snap_server *sv)
 {
 	struct exchange *x = s->x;
+	x->probe = false;
 	if (!sv->probing)
 		return true;
 	if (!stats_take_probe(x->snap->stats, sv->id))
 		return false;
-	worker_report(s->w, x->snap, sv->id, WORKER_ADMITTED, NULL);
+	x->probe = true; /* its end is told whatever it is: the slot is given back */
+	worker_report(s->w, x->snap, sv->id, WORKER_ADMITTED, 0, NULL);
 	return true;
 }
 
-/* Tells the server's circuit breaker how the exchange went. Only what can
- * change its state crosses to the control plane: failures, outcomes of
- * probes, and successes while it counts failures. */
-static bool worth_telling(const struct session *s, uint32_t server_id, int result)
+/* Tells the server's circuit breaker how the exchange went (result 1
+ * success, 0 a failure of kind, -1 none), x->route being the server's. Only
+ * what can change its state crosses to the control plane: the end of a
+ * probe, whatever it is (it decides, or gives its slot back); failures of a
+ * kind the pool's circuit_breaker.count lists; successes while it counts
+ * failures. A failure of another kind changes nothing and stays here. */
+static bool worth_telling(const struct session *s, uint32_t server_id, int result,
+                          enum cfg_fail_kind kind)
 {
 	const struct exchange *x = s->x;
 	if (x->snap->cfg != s->w->cfg)
 		return false; /* routed before a reload: its server layout is gone */
-	if (result < 0 && !x->probe)
+	if (x->probe)
+		return true;
+	if (result < 0)
 		return false;
-	if (result > 0 && !x->probe && !STAT_GET(x->snap->stats->streak[server_id]))
-		return false;
-	return true;
+	if (result == 0)
+		return cfg_breaker_counts(&x->snap->pools[x->route.pool].cfg->breaker, kind);
+	return STAT_GET(x->snap->stats->streak[server_id]) != 0;
 }
 
-static void tell_outcome(struct session *s, uint32_t server_id, int result, const char *what)
+static void tell_outcome(struct session *s, uint32_t server_id, int result,
+                         enum cfg_fail_kind kind, const char *what)
 {
 	struct exchange *x = s->x;
 	struct worker *w = s->w;
-	if (!worth_telling(s, server_id, result))
+	if (!worth_telling(s, server_id, result, kind))
 		return;
 	worker_report(w, x->snap, server_id,
 	              result > 0 ? WORKER_SUCCESS : result == 0 ? WORKER_FAILURE : WORKER_ABANDONED,
-	              what);
+	              result == 0 ? (int)kind : 0, what);
 }
 
-static void outcome(struct session *s, int result, const char *what)
+static void outcome(struct session *s, int result, enum cfg_fail_kind kind, const char *what)
 {
 	struct exchange *x = s->x;
 	if (!x->stat || x->outcome_told)
 		return;
 	x->outcome_told = true;
-	tell_outcome(s, x->server_id, result, what);
+	tell_outcome(s, x->server_id, result, kind, what);
 }
 
 /* The request is answered (status, 0 if nothing was sent): counts it for
@@ -280,7 +289,7 @@ static void detach(struct session *s, bool reusable, bool failed)
 	struct exchange *x = s->x;
 	struct upconn *u = x->up;
 	x->up = NULL;
-	outcome(s, -1, NULL); /* ended with no outcome told: nothing to learn */
+	outcome(s, -1, 0, NULL); /* ended with no outcome told: nothing to learn */
 	if (x->stat) {
 		STAT_ADD(x->stat->inflight, -1);
 		if (failed)
@@ -518,7 +527,7 @@ static int attach_upstream(struct session *s)
 		int local = resource_error_kind(err);
 		if (local >= 0) {
 			if (sv->probing) /* the probe slot admit() took is free again */
-				worker_report(w, x->snap, sv->id, WORKER_ABANDONED, NULL);
+				worker_report(w, x->snap, sv->id, WORKER_ABANDONED, 0, NULL);
 			STAT_ADD(w->local_errors[local], 1);
 			log_ratelimited(LOG_WARN,
 			                "client %s %s: no connection to upstream %s/%s (%s) could be "
@@ -528,7 +537,8 @@ static int attach_upstream(struct session *s)
 			return HTTP_503_LOCAL;
 		}
 		STAT_ADD(x->snap->stats->shard[w->id].srv[sv->id].failures, 1);
-		tell_outcome(s, sv->id, 0, err == ECONNREFUSED ? "connect refused" : "connect failed");
+		tell_outcome(s, sv->id, 0, CFG_FAIL_CONNECT,
+		             err == ECONNREFUSED ? "connect refused" : "connect failed");
 		struct route_choice next;
 		if (x->retried || route_retry(x->snap, &w->rr, &x->route, &next))
 			return 502;
@@ -1074,10 +1084,10 @@ int session_on_response_head(struct session *s, struct upconn *u)
 
 	if (!interim && x->stat && !x->outcome_told) {
 		int result = status < 500 ? 1 : 0;
-		if (worth_telling(s, x->server_id, result)) {
+		if (worth_telling(s, x->server_id, result, CFG_FAIL_5XX)) {
 			char what[32];
 			snprintf(what, sizeof(what), "%d response", status);
-			outcome(s, result, what);
+			outcome(s, result, CFG_FAIL_5XX, what);
 		}
 		x->outcome_told = true;
 	}
@@ -1201,6 +1211,14 @@ static const char *const error_names[] = {
 	[UP_ERR_INVALID] = "invalid response",
 };
 
+/* What each error is to a circuit breaker (circuit_breaker.count). */
+static const enum cfg_fail_kind error_kinds[] = {
+	[UP_ERR_CONNECT] = CFG_FAIL_CONNECT,
+	[UP_ERR_TIMEOUT] = CFG_FAIL_TIMEOUT,
+	[UP_ERR_RESET] = CFG_FAIL_RESET,
+	[UP_ERR_INVALID] = CFG_FAIL_INVALID,
+};
+
 /* Moves the exchange to another connection after a failure that happened
  * before any response byte. The request bytes not yet written move along
  * (references and chains transferred, staged bytes copied); a replayed
@@ -1240,7 +1258,7 @@ int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error
 	log_ratelimited(LOG_WARN, "client %s %s: upstream %s/%s (%s): %s%s", s->ip,
 	                llhttp_method_name(x->method), p->cfg->name, sc->name, sc->addr.text, what,
 	                x->resp_started ? " mid-response" : "");
-	outcome(s, 0, what);
+	outcome(s, 0, error_kinds[err], what);
 	if (x->stat)
 		STAT_ADD(x->stat->errors[err], 1);
 

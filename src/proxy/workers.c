@@ -30,6 +30,7 @@ struct report {
 	struct snapshot *snap;        /* held */
 	uint32_t server;
 	enum worker_event ev;
+	int kind;                     /* of a failure, enum cfg_fail_kind */
 	char what[48];
 };
 
@@ -233,7 +234,8 @@ static void on_reports(evutil_socket_t fd, short what, void *arg)
 	ws->nreports = ws->cap = 0;
 	pthread_mutex_unlock(&ws->lock);
 	for (size_t i = 0; i < n; i++) {
-		ws->report(ws->report_arg, r[i].snap, r[i].server, r[i].ev, r[i].what, true);
+		ws->report(ws->report_arg, r[i].snap, r[i].server, r[i].ev, r[i].kind, r[i].what,
+		           true);
 		snapshot_release(r[i].snap);
 		__atomic_sub_fetch(&ws->queued, 1, __ATOMIC_RELEASE);
 	}
@@ -241,17 +243,18 @@ static void on_reports(evutil_socket_t fd, short what, void *arg)
 }
 
 void worker_report(struct worker *w, const struct snapshot *snap, uint32_t server,
-                   enum worker_event ev, const char *what)
+                   enum worker_event ev, int kind, const char *what)
 {
 	struct workers *ws = w->set;
 	if (!ws)
 		return;
 	if (!__atomic_load_n(&ws->queued, __ATOMIC_ACQUIRE) &&
-	    ws->report(ws->report_arg, snap, server, ev, what, false) >= 0)
+	    ws->report(ws->report_arg, snap, server, ev, kind, what, false) >= 0)
 		return;
 	struct report r = {.snap = snapshot_hold((struct snapshot *)snap),
 	                   .server = server,
-	                   .ev = ev};
+	                   .ev = ev,
+	                   .kind = kind};
 	snprintf(r.what, sizeof(r.what), "%s", what ? what : "");
 	pthread_mutex_lock(&ws->lock);
 	if (ws->nreports == ws->cap) {

@@ -40,7 +40,7 @@ struct workers;
 
 enum worker_event {
 	WORKER_SUCCESS,    /* an exchange succeeded */
-	WORKER_FAILURE,    /* an exchange failed (what says how) */
+	WORKER_FAILURE,    /* an exchange failed (kind and what say how) */
 	WORKER_ABANDONED,  /* a probe ended without an outcome */
 	WORKER_ADMITTED,   /* a request took a probe slot of a half-open server */
 };
@@ -50,7 +50,7 @@ enum worker_event {
  * plane is busy (the report is then queued and handled again, with wait
  * true, on the control loop); else 0. */
 typedef int (*workers_report_fn)(void *arg, const struct snapshot *snap, uint32_t server,
-                                 enum worker_event ev, const char *what, bool wait);
+                                 enum worker_event ev, int kind, const char *what, bool wait);
 
 /* The number of workers the config asks for: workers, or one per core
  * this process may run on for "auto". */
@@ -95,8 +95,8 @@ uint64_t workers_buffered_bytes(const struct workers *ws);
 uint64_t workers_local_errors(const struct workers *ws, int kind);
 
 /* From a worker thread: a report for the control plane, handled at once
- * or queued. */
+ * or queued. kind: the enum cfg_fail_kind of a WORKER_FAILURE, else 0. */
 void worker_report(struct worker *w, const struct snapshot *snap, uint32_t server,
-                   enum worker_event ev, const char *what);
+                   enum worker_event ev, int kind, const char *what);
 
 #endif

@@ -2,8 +2,10 @@
 """Per-server circuit breakers (SPEC §3 circuit_breaker, §4.3, §6 status;
 issue 4).
 
-Fed by real traffic: a 5xx response, a reset before a response, a refused
-connect and a response timeout are failures, any other response a success.
+Fed by real traffic: with the default `count`, a 5xx response, a reset, an
+invalid response and a failed connect are failures, any other response a
+success; a response timeout (zdmd's 504) is neither unless `count` lists
+`timeout`, and it does not end a streak of failures either.
 `failures` consecutive failures open the circuit and an open server gets
 no request; after `open_for` it is half-open and admits exactly
 `half_open_probes` requests; a success closes it, a failure re-opens it.
@@ -58,7 +60,7 @@ def open_after_exactly(z, n, what, pool="old", name="a", upstream=None):
 
 
 z = None
-with section(tap, "5xx responses open the circuit"):
+with section(tap, "5xx responses open the circuit (default count)"):
     z = start({"failures": 5, "open_for": Raw("30s"), "half_open_probes": 1})
     s = server_state(z, "old", "a") or {}
     tap.eq(s.get("circuit"), "closed", "a's circuit starts closed")
@@ -140,18 +142,65 @@ with section(tap, "refused connects open the circuit"):
     tap.eq(count(a, "/") - n0, 0, "no request reached a")
     z.stop()
 
-with section(tap, "response timeouts open the circuit; a pool overrides failures"):
-    z = start({"failures": 5, "open_for": Raw("30s")},
-              extra={"timeouts": {"upstream_response": Raw("300ms")}},
+ALL_KINDS = ["connect", "reset", "invalid", "5xx", "timeout"]
+SHORT = {"timeouts": {"upstream_response": Raw("300ms")}}
+
+
+def timeouts(z, n, what):
+    """N requests to a hanging a, one by one: each must reach a and get
+    zdmd's 504 (which has no X-Upstream)."""
+    n0 = count(a, "/")
+    got = [one(z) for _ in range(n)]
+    tap.eq([x[0] for x in got], [504] * n, "%s: %d x 504" % (what, n))
+    tap.eq(count(a, "/") - n0, n, "%s: all %d reached a" % (what, n))
+    return got
+
+
+with section(tap, "by default a response timeout (504) is not a failure: the circuit stays closed"):
+    admin = free_port()
+    z = start({"failures": 3, "open_for": Raw("30s")},
+              extra=dict(SHORT, admin="127.0.0.1:%d" % admin))
+    need(tap, wait_port(admin), "the admin listener accepts")
+    set_mode(a, all="hang")
+    timeouts(z, 4, "failures + 1 hanging requests")
+    tap.eq(circuit(z), "closed", "failures: 3, yet after 4 timeouts the circuit is still closed")
+    s = server_state(z, "old", "a") or {}
+    tap.eq(s.get("failures"), 4, "status: failures counts the 4 timeouts all the same",
+           "entry: %r" % (s,))
+    tap.eq(metric(admin, "zdm_upstream_errors_total", pool="old", server="a", kind="timeout"),
+           4.0, "zdm_upstream_errors_total{kind=timeout} counts them too")
+    set_mode(a, all="ok")
+    more = [one(z) for _ in range(3)]
+    tap.eq([x[:2] for x in more], [(200, "a")] * 3, "a still takes the old pool's traffic")
+    tap.eq(log_lines(z, r"circuit: "), [], "no circuit line in the log")
+    # A timeout between counted failures neither counts nor hides them.
+    set_mode(a, all=500)
+    r1 = [one(z) for _ in range(2)]
+    set_mode(a, all="hang")
+    r2 = [one(z) for _ in range(2)]
+    need(tap, circuit(z) == "closed", "2 x 500 then 2 timeouts: closed")
+    set_mode(a, all=500)
+    r3 = [one(z)]
+    tap.eq([x[0] for x in r1 + r2 + r3], [500, 500, 504, 504, 500], "500, 500, 504, 504, 500")
+    tap.eq(circuit(z), "open",
+           "the third 500 opens the circuit: the timeouts between did not end the streak")
+    rx = r"\[warn\] circuit: old/a open: 3 consecutive failures \(last: 500 response\)"
+    tap.ok(wait_log(z, rx), "logged: 3 consecutive failures (last: 500 response)",
+           "no line matches %r" % rx)
+    normal(a)
+    z.stop()
+
+with section(tap, "count with timeout: response timeouts open the circuit; a pool overrides failures"):
+    z = start({"failures": 5, "count": ALL_KINDS, "open_for": Raw("30s")},
+              extra=SHORT,
               pools={"old": {"servers": [{"address": a.address, "name": "a"}],
                              "circuit_breaker": {"failures": 3}},
                      "new": [b]})
     n0 = count(a, "/")
     set_mode(a, all="hang")
     got = open_after_exactly(z, 3, "response timeouts (pool override failures: 3)")
+    tap.eq([x[0] for x in got], [504] * 3, "the client gets zdmd's 504 each time")
     tap.eq(count(a, "/") - n0, 3, "3 requests reached a")
-    tap.ok(all(x[0] in (200, 504) for x in got),
-           "the client gets 504, or 200 from a retry (got %s)" % [x[:2] for x in got])
     more = [one(z) for _ in range(5)]
     tap.eq([x[:2] for x in more], [(200, "b")] * 5, "then all go to b")
     tap.ok(max(x[2] for x in more) < 0.25, "at once, without waiting on a (slowest %.0f ms)"
@@ -160,6 +209,66 @@ with section(tap, "response timeouts open the circuit; a pool overrides failures
     rx = r"\[warn\] circuit: old/a open: 3 consecutive failures \(last: [^)]*(timeout|timed out)"
     tap.ok(wait_log(z, rx), "logged: 3 consecutive failures (last: ... timeout)", "no line matches %r" % rx)
     normal(a)
+    z.stop()
+
+with section(tap, "a pool's count overrides the global one, either way"):
+    # old counts timeouts (its own list), new does not (the global one).
+    z = start({"failures": 2, "open_for": Raw("30s")}, extra=SHORT,
+              pools={"old": {"servers": [{"address": a.address, "name": "a"}],
+                             "circuit_breaker": {"count": ALL_KINDS}},
+                     "new": [b]},)
+    set_mode(a, all="hang")
+    n0 = count(a, "/")
+    got = open_after_exactly(z, 2, "timeouts, pool old with timeout in its count")
+    tap.eq([x[0] for x in got], [504] * 2, "two 504s")
+    tap.eq(count(a, "/") - n0, 2, "both reached a")
+    z.stop()
+    # the global list counts timeouts, old's own list only 5xx
+    z = start({"failures": 2, "count": ALL_KINDS, "open_for": Raw("30s")}, extra=SHORT,
+              pools={"old": {"servers": [{"address": a.address, "name": "a"}],
+                             "circuit_breaker": {"count": ["5xx"]}},
+                     "new": [b]})
+    set_mode(a, all="hang")
+    timeouts(z, 3, "pool old counting only 5xx")
+    tap.eq(circuit(z), "closed", "old's count [5xx] leaves timeouts out: still closed")
+    set_mode(a, all="reset")
+    r = [one(z) for _ in range(3)]
+    tap.eq(circuit(z), "closed", "nor are resets counted (%s)" % [x[:2] for x in r])
+    set_mode(a, all=503)
+    got = open_after_exactly(z, 2, "503s, pool old counting only 5xx")
+    normal(a)
+    z.stop()
+
+with section(tap, "count: [] never opens"):
+    z = start({"failures": 1, "count": [], "open_for": Raw("30s")}, extra=SHORT)
+    set_mode(a, all=500)
+    r = [one(z) for _ in range(3)]
+    set_mode(a, all="hang")
+    r += [one(z) for _ in range(2)]
+    tap.eq([x[0] for x in r], [500] * 3 + [504] * 2, "3 x 500, 2 x 504")
+    tap.eq(circuit(z), "closed", "failures: 1 with an empty count: still closed")
+    normal(a)
+    z.stop()
+
+with section(tap, "a half-open probe that times out (not counted) frees its slot"):
+    z = start({"failures": 2, "open_for": Raw("1s"), "half_open_probes": 1}, extra=SHORT)
+    set_mode(a, all=500)
+    one(z)
+    one(z)
+    need(tap, circuit(z) == "open", "2 x 500 open the circuit")
+    need(tap, wait_state(z, "old", "a", "circuit", "half_open", 2.5) is not None, "half-open")
+    set_mode(a, all="hang")
+    n0 = count(a, "/")
+    r = one(z)
+    tap.eq((r[0], count(a, "/") - n0), (504, 1), "the probe reaches a and times out (504)")
+    tap.eq(circuit(z), "half_open", "an uncounted probe outcome neither closes nor re-opens it")
+    r = one(z)
+    tap.eq((r[0], count(a, "/") - n0), (504, 2),
+           "its slot is free again: the next request is a probe too, and reaches a")
+    set_mode(a, all="ok")
+    r = one(z)
+    tap.eq(r[:2], (200, "a"), "a third probe succeeds")
+    tap.eq(circuit(z), "closed", "and closes the circuit")
     z.stop()
 
 with section(tap, "an open server is skipped within its pool"):

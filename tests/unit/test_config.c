@@ -1,8 +1,9 @@
 /*
  * test_config.c — the configuration loader (src/core/config.c): every key of a
  * complete file, the defaults, how pools inherit the global health_check and
- * circuit_breaker, each kind of error with its FILE:LINE:COL, several errors
- * in one run, and the duration, size and percent syntaxes.
+ * circuit_breaker (its count list too), each kind of error with its
+ * FILE:LINE:COL, several errors in one run, and the duration, size and
+ * percent syntaxes.
  */
 #include <arpa/inet.h>
 #include <grp.h>
@@ -280,6 +281,12 @@ static void test_defaults(void)
 	CHECK(cfg->pools[1].breaker.failures == 5 && cfg->pools[1].breaker.open_for_ms == 30000 &&
 	              cfg->pools[1].breaker.half_open_probes == 1,
 	      "circuit_breaker on by default");
+	CHECK_EQ_INT(cfg->pools[1].breaker.count,
+	             CFG_FAIL_BIT(CFG_FAIL_CONNECT) | CFG_FAIL_BIT(CFG_FAIL_RESET) |
+	                     CFG_FAIL_BIT(CFG_FAIL_INVALID) | CFG_FAIL_BIT(CFG_FAIL_5XX),
+	             "circuit_breaker.count defaults to connect, reset, invalid, 5xx");
+	CHECK(!cfg_breaker_counts(&cfg->pools[1].breaker, CFG_FAIL_TIMEOUT),
+	      "a timeout is not counted by default");
 	CHECK(!cfg->pools[0].tls.enabled && cfg->pools[0].tls.verify,
 	      "no upstream TLS; verify defaults to true");
 	config_free(cfg);
@@ -573,6 +580,101 @@ static void test_errors(void)
 	            "a second document");
 }
 
+/* circuit_breaker.count: the list, its inheritance by the pools, and its
+ * errors. */
+static void test_breaker_count(void)
+{
+	struct config_errors errs;
+	struct config *cfg;
+
+	cfg = parse("listen: [\"127.0.0.1:8080\"]\n"
+	            "circuit_breaker: {count: [connect, reset, invalid, 5xx, timeout]}\n"
+	            "pools:\n"
+	            "  old: {servers: [\"127.0.0.1:9001\"]}\n"
+	            "  new:\n"
+	            "    servers: [\"127.0.0.1:9101\"]\n"
+	            "    circuit_breaker: {failures: 2, count: [\"5xx\"]}\n"
+	            "  third:\n"
+	            "    servers: [\"127.0.0.1:9201\"]\n"
+	            "    circuit_breaker:\n"
+	            "      count: []\n",
+	            &errs);
+	if (CHECK(cfg, "count: global list, pool overrides")) {
+		CHECK_EQ_INT(cfg->pools[0].breaker.count, (1u << CFG_FAIL_KINDS) - 1,
+		             "old: every kind, timeout included, from the global section");
+		CHECK(cfg_breaker_counts(&cfg->pools[0].breaker, CFG_FAIL_TIMEOUT),
+		      "old: a timeout counts");
+		CHECK_EQ_INT(cfg->pools[1].breaker.count, CFG_FAIL_BIT(CFG_FAIL_5XX),
+		             "new: its own list replaces the global one (only 5xx)");
+		CHECK(cfg->pools[1].breaker.failures == 2 &&
+		              cfg->pools[1].breaker.open_for_ms == 30000,
+		      "new: failures its own, open_for the default");
+		CHECK_EQ_INT(cfg->pools[2].breaker.count, 0, "third: an empty list counts nothing");
+	} else {
+		dump_errors(&errs);
+	}
+	config_free(cfg);
+	config_errors_free(&errs);
+
+	/* a pool without count inherits the global one, order is free */
+	cfg = parse("listen: [\"127.0.0.1:8080\"]\n"
+	            "circuit_breaker: {count: [timeout, connect]}\n"
+	            "pools:\n"
+	            "  old: {servers: [\"127.0.0.1:9001\"], circuit_breaker: {failures: 9}}\n",
+	            &errs);
+	if (CHECK(cfg, "count in any order"))
+		CHECK_EQ_INT(cfg->pools[0].breaker.count,
+		             CFG_FAIL_BIT(CFG_FAIL_TIMEOUT) | CFG_FAIL_BIT(CFG_FAIL_CONNECT),
+		             "a pool overriding failures only keeps the global count");
+	else
+		dump_errors(&errs);
+	config_free(cfg);
+	config_errors_free(&errs);
+
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools: {old: {servers: [\"127.0.0.1:9001\"]}}\n"
+	            "circuit_breaker: {count: [connect, timeouts]}\n",
+	            "t.yaml:3:36: key 'circuit_breaker.count[1]': expected one of connect, reset, "
+	            "invalid, 5xx, timeout, got 'timeouts'",
+	            "count: an unknown kind");
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools: {old: {servers: [\"127.0.0.1:9001\"]}}\n"
+	            "circuit_breaker:\n"
+	            "  count:\n"
+	            "    - 5xx\n"
+	            "    - reset\n"
+	            "    - 5xx\n",
+	            "t.yaml:7:7: key 'circuit_breaker.count[2]': '5xx' is listed twice (first at "
+	            "line 5, column 7)",
+	            "count: a duplicate");
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools: {old: {servers: [\"127.0.0.1:9001\"]}}\n"
+	            "circuit_breaker: {count: timeout}\n",
+	            "t.yaml:3:26: key 'circuit_breaker.count': expected a list of failure kinds "
+	            "(connect, reset, invalid, 5xx, timeout), got 'timeout'",
+	            "count: a scalar, not a list");
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools: {old: {servers: [\"127.0.0.1:9001\"]}}\n"
+	            "circuit_breaker: {count: }\n",
+	            "t.yaml:3:26: key 'circuit_breaker.count': expected a list of failure kinds "
+	            "(connect, reset, invalid, 5xx, timeout), got nothing",
+	            "count: nothing");
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools:\n"
+	            "  old:\n"
+	            "    servers: [\"127.0.0.1:9001\"]\n"
+	            "    circuit_breaker: {count: [connect, {kind: reset}]}\n",
+	            "t.yaml:5:40: key 'pools.old.circuit_breaker.count[1]': expected one of "
+	            "connect, reset, invalid, 5xx, timeout, got a mapping",
+	            "count: a mapping in the list, in a pool");
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools: {old: {servers: [\"127.0.0.1:9001\"]}}\n"
+	            "circuit_breaker: {count: [Timeout]}\n",
+	            "t.yaml:3:27: key 'circuit_breaker.count[0]': expected one of connect, reset, "
+	            "invalid, 5xx, timeout, got 'Timeout'",
+	            "count: kinds are lower case");
+}
+
 /* An unreadable file is named with the reason, at the value's position. */
 static void test_unreadable_cert(void)
 {
@@ -787,6 +889,7 @@ int main(void)
 	test_defaults();
 	test_merge();
 	test_errors();
+	test_breaker_count();
 	test_unreadable_cert();
 	test_many_errors();
 	test_load();
