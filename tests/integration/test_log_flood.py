@@ -4,51 +4,15 @@ issue 17): an upstream that answers every request with garbage, asked 400
 times in a burst, makes a handful of lines a second, not 400, and the next
 line written from the same place says how many were left out."""
 
-import socket
-import threading
 import time
 
-from zdmtest import TAP, Zdmd, Server, Client, HOST, wait_for
+from zdmtest import TAP, Zdmd, Server, HeadServer, wait_for
 from faults import log_lines
 
 tap = TAP(deadline=60)
 
 
-class Garbage:
-    """Answers each request with bytes that are no HTTP response."""
-
-    def __init__(self):
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((HOST, 0))
-        self.lsock.listen(128)
-        self.address = "%s:%d" % (HOST, self.lsock.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        try:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                chunk = c.recv(4096)
-                if not chunk:
-                    return
-                buf += chunk
-            c.sendall(b"SPAM SPAM SPAM\r\n\r\n")
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-
-g = Garbage()
+g = HeadServer(b"SPAM SPAM SPAM\r\n\r\n")  # no HTTP response at all
 z = Zdmd(tap, {"pools": {"old": [Server(g.address, name="g")]}, "split": {"old": 100},
                "circuit_breaker": {"failures": 0}})
 

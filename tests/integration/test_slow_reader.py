@@ -10,13 +10,13 @@ high-water mark."""
 
 import os
 import socket
-import threading
 import time
 
 import obs
 import zdmtest
 from faults import metric, log_lines
-from zdmtest import (TAP, Upstream, Zdmd, Raw, HOST, Client, Server, build_request, content,
+from zdmtest import (TAP, Upstream, Zdmd, Raw, HOST, Client, HeadServer, Server, build_request,
+                     content,
                      rss, tmpdir, wait_for)
 
 tap = TAP(deadline=120)
@@ -128,47 +128,6 @@ BIG = 8000000
 BODY = content(BIG)
 
 
-class BigServer:
-    """An upstream that answers every request at once with BIG bytes of
-    content() and Content-Length, a thread a connection, so that each of
-    many responses is under way as soon as it is asked for."""
-
-    def __init__(self, body):
-        self.body = body
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((HOST, 0))
-        self.lsock.listen(512)
-        self.address = "%s:%d" % (HOST, self.lsock.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
-        body = self.body
-        try:
-            buf = b""
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    chunk = c.recv(4096)
-                    if not chunk:
-                        return
-                    buf += chunk
-                buf = buf.split(b"\r\n\r\n", 1)[1]
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-
 with tap.section("splice pipes leave the descriptors to connections"):
     # Large Content-Length bodies are spliced through a pipe: two more
     # descriptors a connection, held while the reader is slower than the
@@ -184,7 +143,10 @@ with tap.section("splice pipes leave the descriptors to connections"):
     os.chmod(wrapper, 0o755)
     real, zdmtest.ZDMD = zdmtest.ZDMD, wrapper
     try:
-        big = BigServer(BODY)
+        # Answers at once, a thread a connection, so that each of many
+        # responses is under way as soon as it is asked for.
+        big = HeadServer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BIG + BODY,
+                         keep=True, sndbuf=1 << 16)
         z3 = obs.start(tap, {"pools": {"old": [Server(big.address, name="big")]},
                              "split": {"old": 100},
                              "circuit_breaker": {"failures": 0}})

@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -263,6 +264,52 @@ class Upstream:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=5)
+
+
+class HeadServer:
+    """A raw upstream, a thread a connection: it reads each request head
+    (requests without a body) and answers it with the bytes ANSWER, as they
+    are; with keep=False it closes after the first answer. For tests that
+    need answers no real server would give, or all at once."""
+
+    def __init__(self, answer, keep=False, sndbuf=None, backlog=512):
+        self.answer = answer
+        self.keep = keep
+        self.sndbuf = sndbuf
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((HOST, 0))
+        self.lsock.listen(backlog)
+        self.address = "%s:%d" % (HOST, self.lsock.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        if self.sndbuf:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
+        try:
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        return
+                    buf += chunk
+                buf = buf.split(b"\r\n\r\n", 1)[1]
+                c.sendall(self.answer)
+                if not self.keep:
+                    return
+        except OSError:
+            pass
+        finally:
+            c.close()
 
 
 class Server:
