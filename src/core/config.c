@@ -1800,21 +1800,27 @@ static void top_split(struct loader *ld, const struct cfg_kw *kw, void *obj, con
 		       fmt_percent(sum, buf, sizeof(buf)));
 }
 
+/* A copy of the text VAL when it is a token (an HTTP field or cookie name:
+ * WHAT, as the error says it), else NULL with the error reported. */
+static char *want_token(struct loader *ld, const char *path, yaml_node_t *val, const char *what)
+{
+	char buf[SHOW_BUF];
+	const char *s = want_text(ld, path, val, what);
+
+	if (!s)
+		return NULL;
+	if (!valid_token(s)) {
+		report(ld, val, path, "expected %s, got %s", what, describe(val, buf, sizeof(buf)));
+		return NULL;
+	}
+	return xstrdup(s);
+}
+
 static void pin_header(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
                        yaml_node_t *key, yaml_node_t *val)
 {
 	struct cfg_pin *pin = obj;
-	char buf[SHOW_BUF];
-	const char *s = want_text(ld, path, val, "a header name");
-
-	if (!s)
-		return;
-	if (!valid_token(s)) {
-		report(ld, val, path, "expected a header name, got %s",
-		       describe(val, buf, sizeof(buf)));
-		return;
-	}
-	pin->header = xstrdup(s);
+	pin->header = want_token(ld, path, val, "a header name");
 }
 
 /* Any header value, even empty, but one that can arrive: no control bytes,
@@ -1845,17 +1851,7 @@ static void pin_cookie(struct loader *ld, const struct cfg_kw *kw, void *obj, co
                        yaml_node_t *key, yaml_node_t *val)
 {
 	struct cfg_pin *pin = obj;
-	char buf[SHOW_BUF];
-	const char *s = want_text(ld, path, val, "a cookie name");
-
-	if (!s)
-		return;
-	if (!valid_token(s)) {
-		report(ld, val, path, "expected a cookie name (a token), got %s",
-		       describe(val, buf, sizeof(buf)));
-		return;
-	}
-	pin->cookie = xstrdup(s);
+	pin->cookie = want_token(ld, path, val, "a cookie name (a token)");
 }
 
 static void pin_pool(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
