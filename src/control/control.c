@@ -34,7 +34,6 @@
 #include "proxy/snapshot.h"
 
 #define CTL_MAX_LINE 4096
-#define CTL_MAX_ARGS 8
 
 struct ctl_client {
 	struct control *ctl;
@@ -349,39 +348,59 @@ static bool valid_utf8(const unsigned char *s, size_t n)
 	return true;
 }
 
-/* Runs one command line and appends its answer (one JSON line) to out. */
-static void run_line(struct control *ctl, char *line, size_t len, struct evbuffer *out)
+int control_parse(char *line, size_t len, struct control_cmd *cmd, char *err, size_t errlen)
 {
-	char *argv[CTL_MAX_ARGS];
-	int argc = 0;
+	char *save = NULL;
 
+	cmd->index = -1;
+	cmd->argc = 0;
 	if (len && line[len - 1] == '\r')
 		line[--len] = '\0';
 	if (!valid_utf8((unsigned char *)line, len) || memchr(line, '\0', len)) {
-		reply_error(out, "the command is not valid UTF-8 text");
-		goto done;
+		snprintf(err, errlen, "the command is not valid UTF-8 text");
+		return -1;
 	}
-	for (char *tok = strtok(line, " \t"); tok; tok = strtok(NULL, " \t")) {
-		if (argc == CTL_MAX_ARGS) {
-			reply_error(out, "too many arguments");
-			goto done;
+	for (char *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+		if (cmd->argc == CONTROL_MAX_ARGS) {
+			snprintf(err, errlen, "too many arguments");
+			return -1;
 		}
-		argv[argc++] = tok;
+		cmd->argv[cmd->argc++] = tok;
 	}
-	if (argc == 0) {
-		reply_error(out, "empty command; try 'help'");
-		goto done;
+	if (cmd->argc == 0) {
+		snprintf(err, errlen, "empty command; try 'help'");
+		return -1;
 	}
-	const struct ctl_command *c = find_command(argv[0]);
+	const struct ctl_command *c = find_command(cmd->argv[0]);
 	if (!c) {
-		reply_error(out, "unknown command '%s'; try 'help'", argv[0]);
-		goto done;
+		snprintf(err, errlen, "unknown command '%s'; try 'help'", cmd->argv[0]);
+		return -1;
 	}
-	runtime_lock(ctl->rt);
-	c->fn(ctl, out, argc, argv);
-	runtime_unlock(ctl->rt);
-done:
+	cmd->index = (int)(c - commands);
+	return 0;
+}
+
+/* Runs one command line and appends its answer (one JSON line) to out. */
+static void run_line(struct control *ctl, char *line, size_t len, struct evbuffer *out)
+{
+	struct control_cmd cmd;
+	char err[1024]; /* as long as reply_error's message */
+
+	if (control_parse(line, len, &cmd, err, sizeof(err)) < 0) {
+		reply_error(out, "%s", err);
+	} else {
+		runtime_lock(ctl->rt);
+		commands[cmd.index].fn(ctl, out, cmd.argc, cmd.argv);
+		runtime_unlock(ctl->rt);
+	}
 	evbuffer_add(out, "\n", 1);
+}
+
+void control_run_line(struct runtime *rt, char *line, size_t len, struct evbuffer *out)
+{
+	struct control ctl = {.rt = rt}; /* the handlers need only the runtime */
+
+	run_line(&ctl, line, len, out);
 }
 
 static void client_free(struct ctl_client *cl)
