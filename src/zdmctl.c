@@ -101,6 +101,9 @@ static const struct ctl_command ctl_commands[] = {
  * later).
  */
 static bool print_status(const struct jval *a);
+static void print_pins(const struct jval *pins);
+static void print_route(const struct jval *r);
+static void print_pools_line(const struct jval *pools);
 static bool print_weight(const struct jval *a);
 static bool print_admin(const struct jval *a);
 static bool print_reload(const struct jval *a);
@@ -212,12 +215,17 @@ static bool command_check(const struct ctl_command *cmd, char **args, size_t nar
 		}
 	}
 	while (next_alt(&p, alt, sizeof(alt))) {
-		size_t n = split_words(alt, words, ARRAY_SIZE(words)), i;
+		size_t n = split_words(alt, words, ARRAY_SIZE(words)), i, need = n;
 
-		lo = n < lo ? n : lo;
+		/* Trailing words in brackets ("[ROUTE]") may be left out. */
+		while (need && words[need - 1][0] == '[' &&
+		       words[need - 1][strlen(words[need - 1]) - 1] == ']')
+			need--;
+		lo = need < lo ? need : lo;
 		hi = n > hi ? n : hi;
-		if (n != nargs)
+		if (nargs < need || nargs > n)
 			continue;
+		n = nargs;
 		for (i = 0; i < n; i++)
 			if (!strchr(words[i], '/') != !strchr(args[i], '/'))
 				break;
@@ -868,11 +876,27 @@ static bool print_status(const struct jval *a)
 	}
 	table_print(&t, stdout);
 	table_free(&t);
+	const struct jval *routes = jval_array(a, "routes");
+	bool many = routes && (routes->nitems > 1 ||
+	                       (routes->nitems == 1 &&
+	                        strcmp(jval_str(&routes->items[0], "name") ?: "", "default") != 0));
+	if (many) {
+		print_troubles(pools);
+		for (size_t i = 0; i < routes->nitems; i++)
+			print_route(&routes->items[i]);
+		return true;
+	}
 	print_windows(pools);
 	print_troubles(pools);
+	print_pins(pins);
+	return true;
+}
 
+/* "pins: canary: true -> new", one line each ("pins: none"). */
+static void print_pins(const struct jval *pins)
+{
 	if (!pins)
-		return true;
+		return;
 	if (!pins->nitems)
 		puts("pins: none");
 	for (size_t i = 0; i < pins->nitems; i++) {
@@ -897,7 +921,51 @@ static bool print_status(const struct jval *a)
 		put_clean(stdout, pool ? pool : "?");
 		putchar('\n');
 	}
-	return true;
+}
+
+/* A string array member as "a, b". */
+static void put_list(const struct jval *v)
+{
+	for (size_t i = 0; v && i < v->nitems; i++) {
+		if (i)
+			fputs(", ", stdout);
+		put_clean(stdout, v->items[i].type == JV_STRING ? v->items[i].text : "?");
+	}
+}
+
+/* One route's block: what it matches, its split, its last minute, pins. */
+static void print_route(const struct jval *r)
+{
+	const char *name = jval_str(r, "name");
+	const struct jval *match = jval_get(r, "match"), *pools = jval_array(r, "pools");
+	const struct jval *hosts = match ? jval_array(match, "host") : NULL;
+	const struct jval *methods = match ? jval_array(match, "methods") : NULL;
+	const char *prefix = match ? jval_str(match, "path_prefix") : NULL;
+
+	fputs("\nroute ", stdout);
+	put_clean(stdout, name ? name : "?");
+	fputs(":", stdout);
+	if (hosts) {
+		fputs(" host ", stdout);
+		put_list(hosts);
+	}
+	if (prefix) {
+		fputs(" path ", stdout);
+		put_clean(stdout, prefix);
+	}
+	if (methods) {
+		fputs(" methods ", stdout);
+		put_list(methods);
+	}
+	if (!hosts && !prefix && !methods)
+		fputs(" every request", stdout);
+	putchar('\n');
+	if (pools) {
+		fputs("split: ", stdout);
+		print_pools_line(pools);
+		print_windows(pools);
+	}
+	print_pins(jval_array(r, "pins"));
 }
 
 /* "old 75%  new 25%" */
@@ -928,12 +996,39 @@ static void print_server_prefix(const struct jval *a)
 	fputs(": ", stdout);
 }
 
+/* "orders: monolith 75%  orders 25%" for each route of ROUTES. */
+static void print_routes_lines(const struct jval *routes)
+{
+	for (size_t i = 0; i < routes->nitems; i++) {
+		const struct jval *r = &routes->items[i];
+		const struct jval *pools = jval_array(r, "pools");
+		const char *name = jval_str(r, "name");
+
+		put_clean(stdout, name ? name : "?");
+		fputs(": ", stdout);
+		if (pools)
+			print_pools_line(pools);
+		else
+			putchar('\n');
+	}
+}
+
 static bool print_weight(const struct jval *a)
 {
 	const struct jval *pools = jval_array(a, "pools");
+	const struct jval *routes = jval_array(a, "routes");
 	const struct jval *w = jval_get(a, "weight");
+	const char *route = jval_str(a, "route");
 
+	if (routes && routes->nitems > 1) {
+		print_routes_lines(routes);
+		return true;
+	}
 	if (pools) {
+		if (route && strcmp(route, "default") != 0) {
+			put_clean(stdout, route);
+			fputs(": ", stdout);
+		}
 		print_pools_line(pools);
 		return true;
 	}

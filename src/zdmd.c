@@ -69,13 +69,16 @@ static void print_versions(void)
 	printf("libyaml %s\n", yaml_get_version_string());
 }
 
-/* Loads path, printing every error; NULL if there was any. */
+/* Loads path, printing every error and warning; NULL if there was any
+ * error. */
 static struct config *load_config(const char *path)
 {
 	struct config_errors errs = {0};
 	struct config *cfg = config_load(path, &errs);
 	for (size_t i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
+	for (size_t i = 0; cfg && i < cfg->nwarnings; i++)
+		fprintf(stderr, "%s\n", cfg->warnings[i]);
 	config_errors_free(&errs);
 	return cfg;
 }

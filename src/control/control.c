@@ -133,18 +133,94 @@ static int parse_target(struct control *ctl, struct evbuffer *out, const char *a
 	return 0;
 }
 
-static void write_pools(struct control *ctl, struct evbuffer *out)
+/* "pools":[{"name","weight"}] of route r's split, as status has them. */
+static void write_pools(struct control *ctl, struct evbuffer *out, int r)
 {
 	const struct snapshot *s = ctl->rt->snap;
+	const struct snap_route *sr = &s->routes[r];
 	json_raw(out, "\"pools\":[");
-	for (size_t i = 0; i < s->npools; i++) {
-		json_raw(out, i ? ",{\"name\":" : "{\"name\":");
-		json_str(out, s->pools[i].cfg->name);
+	for (size_t m = 0; m < sr->cfg->nsplit; m++) {
+		json_raw(out, m ? ",{\"name\":" : "{\"name\":");
+		json_str(out, s->pools[sr->cfg->pools[m]].cfg->name);
 		json_raw(out, ",\"weight\":");
-		json_percent(out, s->pools[i].split);
+		json_percent(out, sr->split[m]);
 		json_raw(out, "}");
 	}
 	json_raw(out, "]");
+}
+
+/* {"ok":true,"route":R,"pools":[...]} after a change of route r. */
+static void route_answer(struct control *ctl, struct evbuffer *out, int r)
+{
+	json_raw(out, "{\"ok\":true,\"route\":");
+	json_str(out, ctl->rt->snap->routes[r].cfg->name);
+	json_raw(out, ",");
+	write_pools(ctl, out, r);
+	json_raw(out, "}");
+}
+
+/* [ROUTE:]POOL, a pool of a route's split: *ri the route, *mi the pool's
+ * member index. Without ROUTE, the one route whose split has POOL. Returns
+ * 0, or -1 with the error written. */
+static int parse_route_pool(struct control *ctl, struct evbuffer *out, const char *arg, int *ri,
+                            int *mi)
+{
+	const struct snapshot *s = ctl->rt->snap;
+	const struct config *cfg = s->cfg;
+	const char *pool = arg;
+	int route = -1;
+
+	/* ROUTE:POOL where ROUTE names a route (names may hold ':'). */
+	for (const char *c = strchr(arg, ':'); c && route < 0; c = strchr(c + 1, ':')) {
+		int r = config_route_index(cfg, arg, (size_t)(c - arg));
+		if (r >= 0 && snapshot_pool_index(s, c + 1, strlen(c + 1)) >= 0) {
+			route = r;
+			pool = c + 1;
+		}
+	}
+	int pi = snapshot_pool_index(s, pool, strlen(pool));
+	if (pi < 0) {
+		const char *c = strchr(arg, ':');
+		if (c && config_route_index(cfg, arg, (size_t)(c - arg)) < 0 &&
+		    snapshot_pool_index(s, c + 1, strlen(c + 1)) >= 0)
+			reply_error(out, "unknown route '%.*s'", (int)(c - arg), arg);
+		else
+			reply_error(out, "unknown pool '%s'", pool);
+		return -1;
+	}
+	if (route >= 0) {
+		int m = config_route_member(&cfg->routes[route], (size_t)pi);
+		if (m < 0 || (size_t)m >= cfg->routes[route].nsplit) {
+			reply_error(out, "pool '%s' is not in the split of route '%s'", pool,
+			            cfg->routes[route].name);
+			return -1;
+		}
+		*ri = route;
+		*mi = m;
+		return 0;
+	}
+	char names[512] = "";
+	size_t n = 0, len = 0;
+	for (size_t r = 0; r < cfg->nroutes; r++) {
+		int m = config_route_member(&cfg->routes[r], (size_t)pi);
+		if (m < 0 || (size_t)m >= cfg->routes[r].nsplit)
+			continue;
+		if (n++ == 0) {
+			*ri = (int)r;
+			*mi = m;
+		}
+		if (len < sizeof(names))
+			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s'%s'",
+			                        n > 1 ? ", " : "", cfg->routes[r].name);
+	}
+	if (n == 1)
+		return 0;
+	if (n == 0)
+		reply_error(out, "pool '%s' is in no route's split", pool);
+	else
+		reply_error(out, "pool '%s' is in the split of routes %s: say which, as ROUTE:%s", pool,
+		            names, pool);
+	return -1;
 }
 
 static void ctl_status(struct control *ctl, struct evbuffer *out, int argc, char **argv)
@@ -176,24 +252,25 @@ static void ctl_set_weight(struct control *ctl, struct evbuffer *out, int argc, 
 	if (!usage_ok(out, find_command(argv[0]), argc, 3))
 		return;
 	bool server = strchr(argv[1], '/') != NULL;
-	if (parse_target(ctl, out, argv[1], server, &pi, &sj) < 0)
-		return;
 	if (!server) {
+		int ri, mi;
 		uint32_t h;
+		if (parse_route_pool(ctl, out, argv[1], &ri, &mi) < 0)
+			return;
 		if (config_parse_percent(argv[2], &h) < 0) {
 			reply_error(out, "bad percentage '%s': expected 0 to 100, with at most 2 decimals",
 			            argv[2]);
 			return;
 		}
-		if (runtime_set_split(ctl->rt, pi, h, err, sizeof(err)) < 0) {
+		if (runtime_set_split(ctl->rt, ri, mi, h, err, sizeof(err)) < 0) {
 			reply_error(out, "%s", err);
 			return;
 		}
-		json_raw(out, "{\"ok\":true,");
-		write_pools(ctl, out);
-		json_raw(out, "}");
+		route_answer(ctl, out, ri);
 		return;
 	}
+	if (parse_target(ctl, out, argv[1], server, &pi, &sj) < 0)
+		return;
 	char *end;
 	errno = 0;
 	unsigned long wv = strtoul(argv[2], &end, 10);
@@ -210,31 +287,55 @@ static void ctl_set_weight(struct control *ctl, struct evbuffer *out, int argc, 
 	json_raw(out, "}");
 }
 
-static void promote_to(struct control *ctl, struct evbuffer *out, int pi)
+static void ctl_promote(struct control *ctl, struct evbuffer *out, int argc, char **argv)
 {
 	char err[512];
-	if (runtime_promote(ctl->rt, pi, err, sizeof(err)) < 0) {
+	int ri, mi;
+	if (!usage_ok(out, find_command(argv[0]), argc, 2) ||
+	    parse_route_pool(ctl, out, argv[1], &ri, &mi) < 0)
+		return;
+	if (runtime_promote(ctl->rt, ri, mi, err, sizeof(err)) < 0) {
 		reply_error(out, "%s", err);
 		return;
 	}
-	json_raw(out, "{\"ok\":true,");
-	write_pools(ctl, out);
-	json_raw(out, "}");
+	route_answer(ctl, out, ri);
 }
 
-static void ctl_promote(struct control *ctl, struct evbuffer *out, int argc, char **argv)
-{
-	int pi, sj;
-	if (!usage_ok(out, find_command(argv[0]), argc, 2) ||
-	    parse_target(ctl, out, argv[1], false, &pi, &sj) < 0)
-		return;
-	promote_to(ctl, out, pi);
-}
-
+/* rollback [ROUTE]: without ROUTE every route, and the answer lists them
+ * ("routes"), with the pools of the first as "pools". */
 static void ctl_rollback(struct control *ctl, struct evbuffer *out, int argc, char **argv)
 {
-	if (usage_ok(out, find_command(argv[0]), argc, 1))
-		promote_to(ctl, out, 0);
+	char err[512];
+	int ri = -1;
+	if (argc != 1 && !usage_ok(out, find_command(argv[0]), argc, 2))
+		return;
+	if (argc == 2) {
+		ri = config_route_index(ctl->rt->snap->cfg, argv[1], strlen(argv[1]));
+		if (ri < 0) {
+			reply_error(out, "unknown route '%s'", argv[1]);
+			return;
+		}
+	}
+	if (runtime_rollback(ctl->rt, ri, err, sizeof(err)) < 0) {
+		reply_error(out, "%s", err);
+		return;
+	}
+	if (ri >= 0) {
+		route_answer(ctl, out, ri);
+		return;
+	}
+	const struct snapshot *s = ctl->rt->snap;
+	json_raw(out, "{\"ok\":true,\"routes\":[");
+	for (size_t r = 0; r < s->nroutes; r++) {
+		json_raw(out, r ? ",{\"name\":" : "{\"name\":");
+		json_str(out, s->routes[r].cfg->name);
+		json_raw(out, ",");
+		write_pools(ctl, out, (int)r);
+		json_raw(out, "}");
+	}
+	json_raw(out, "],");
+	write_pools(ctl, out, 0);
+	json_raw(out, "}");
 }
 
 static void set_admin(struct control *ctl, struct evbuffer *out, int argc, char **argv,

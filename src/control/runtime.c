@@ -3,9 +3,10 @@
  *
  * Reload merge rule (SPEC §6): a value written in the new config wins over
  * the runtime one only if it differs from the value in the config loaded
- * before; otherwise the runtime value stays. The split is one value (its
- * percentages must sum to 100): if the pools or any pool's percentage
- * changed in the file, the file's split is taken whole. Server weights are
+ * before; otherwise the runtime value stays. A route's split is one value
+ * (its percentages must sum to 100): if its pools or any pool's percentage
+ * changed in the file, the file's split is taken whole; routes are matched
+ * by name. Server weights are
  * merged one by one, by pool and server name; admin states (which the config
  * does not hold) stay with their servers.
  */
@@ -46,10 +47,12 @@ static size_t count_servers(const struct config *cfg)
 static void values_init(struct runtime_values *v, const struct config *cfg)
 {
 	size_t ns = count_servers(cfg);
-	v->split = xcalloc(cfg->npools, sizeof(*v->split));
+	v->split = xcalloc(cfg->nmembers ? cfg->nmembers : 1, sizeof(*v->split));
 	v->weight = xcalloc(ns ? ns : 1, sizeof(*v->weight));
 	v->admin = xcalloc(ns ? ns : 1, sizeof(*v->admin));
-	memcpy(v->split, cfg->split, cfg->npools * sizeof(*v->split));
+	for (size_t r = 0; r < cfg->nroutes; r++)
+		memcpy(v->split + cfg->routes[r].first, cfg->routes[r].split,
+		       cfg->routes[r].npools * sizeof(*v->split));
 	size_t id = 0;
 	for (size_t i = 0; i < cfg->npools; i++)
 		for (size_t j = 0; j < cfg->pools[i].nservers; j++, id++) {
@@ -62,7 +65,7 @@ static void values_copy(struct runtime_values *dst, const struct runtime_values 
                         const struct config *cfg)
 {
 	size_t ns = count_servers(cfg);
-	memcpy(dst->split, src->split, cfg->npools * sizeof(*dst->split));
+	memcpy(dst->split, src->split, cfg->nmembers * sizeof(*dst->split));
 	memcpy(dst->weight, src->weight, ns * sizeof(*dst->weight));
 	memcpy(dst->admin, src->admin, ns * sizeof(*dst->admin));
 }
@@ -125,9 +128,11 @@ static struct snapshot *build(struct runtime *rt, const struct runtime_values *v
 		if (rt->snap)
 			snapshot_carry_stats(s, rt->snap);
 	}
+	for (size_t r = 0; r < s->nroutes; r++)
+		memcpy(s->routes[r].split, v->split + s->routes[r].cfg->first,
+		       s->routes[r].cfg->npools * sizeof(*v->split));
 	for (size_t i = 0; i < s->npools; i++) {
 		struct snap_pool *p = &s->pools[i];
-		p->split = v->split[i];
 		for (size_t j = 0; j < p->nservers; j++) {
 			struct snap_server *sv = &p->servers[j];
 			const struct srv_state *st = &rt->srv[sv->id];
@@ -479,21 +484,28 @@ void runtime_share(uint32_t *split, size_t n, size_t pool, uint32_t value)
 	free(rem);
 }
 
-int runtime_set_split(struct runtime *rt, int pool, uint32_t hundredths, char *err, size_t errlen)
+int runtime_set_split(struct runtime *rt, int route, int member, uint32_t hundredths, char *err,
+                      size_t errlen)
 {
-	if (rt->cfg->npools == 1 && hundredths != 10000) {
-		snprintf(err, errlen, "pool '%s' is the only pool: it always has 100%%",
-		         rt->cfg->pools[0].name);
-		return -1;
-	}
-	WITH_COPY(rt, nv, runtime_share(nv.split, rt->cfg->npools, (size_t)pool, hundredths));
+	const struct cfg_route *r = &rt->cfg->routes[route];
+	WITH_COPY(rt, nv, runtime_share(nv.split + r->first, r->nsplit, (size_t)member, hundredths));
 }
 
-int runtime_promote(struct runtime *rt, int pool, char *err, size_t errlen)
+int runtime_promote(struct runtime *rt, int route, int member, char *err, size_t errlen)
+{
+	return runtime_set_split(rt, route, member, 10000, err, errlen);
+}
+
+int runtime_rollback(struct runtime *rt, int route, char *err, size_t errlen)
 {
 	WITH_COPY(rt, nv, {
-		memset(nv.split, 0, rt->cfg->npools * sizeof(*nv.split));
-		nv.split[pool] = 10000;
+		for (size_t i = 0; i < rt->cfg->nroutes; i++) {
+			const struct cfg_route *r = &rt->cfg->routes[i];
+			if (route >= 0 && (size_t)route != i)
+				continue;
+			for (size_t m = 0; m < r->nsplit; m++)
+				nv.split[r->first + m] = m == 0 ? 10000 : 0;
+		}
 	});
 }
 
@@ -544,14 +556,22 @@ static void merge(const struct runtime *rt, const struct config *next, struct ru
 {
 	const struct config *old = rt->cfg;
 
-	bool same_split = next->npools == old->npools;
-	for (size_t i = 0; same_split && i < next->npools; i++) {
-		int oi = config_pool_index(old, next->pools[i].name);
-		same_split = oi >= 0 && old->split[oi] == next->split[i];
-	}
-	if (same_split) {
-		for (size_t i = 0; i < next->npools; i++)
-			nv->split[i] = rt->v.split[config_pool_index(old, next->pools[i].name)];
+	/* A route's split is one value: kept from the runtime when the route
+	 * of that name splits over the same pools with the same percentages
+	 * in both files. */
+	for (size_t r = 0; r < next->nroutes; r++) {
+		const struct cfg_route *nr = &next->routes[r];
+		int orx = config_route_index(old, nr->name, strlen(nr->name));
+		if (orx < 0)
+			continue;
+		const struct cfg_route *or = &old->routes[orx];
+		bool same = or->nsplit == nr->nsplit;
+		for (size_t m = 0; same && m < nr->nsplit; m++)
+			same = or->split[m] == nr->split[m] &&
+			       strcmp(old->pools[or->pools[m]].name, next->pools[nr->pools[m]].name) == 0;
+		if (same)
+			memcpy(nv->split + nr->first, rt->v.split + or->first,
+			       nr->nsplit * sizeof(*nv->split));
 	}
 
 	size_t id = 0;
@@ -602,6 +622,8 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 {
 	char err[512];
 	struct config *next = config_load(rt->config_path, errs);
+	for (size_t i = 0; next && i < next->nwarnings; i++)
+		log_warn("%s", next->warnings[i]);
 	struct tls_set *ntls = NULL;
 	bool tls_ok = next && tls_wanted(next) ? (ntls = tls_set_new(next, errs)) != NULL : true;
 	if (!next || !tls_ok) {

@@ -41,8 +41,8 @@ enum admin_state {
 
 extern const char *const admin_state_names[];
 
-/* The runtime values, indexed like a snapshot: split per pool, weight and
- * admin per server id. */
+/* The runtime values, indexed like a snapshot: split per route member
+ * (cfg_route.first + member), weight and admin per server id. */
 struct runtime_values {
 	uint32_t *split;
 	uint32_t *weight;
@@ -115,9 +115,13 @@ void runtime_lock(struct runtime *rt);
 void runtime_unlock(struct runtime *rt);
 
 /* The changes. Each returns 0, or -1 with a message for the operator in
- * err (nothing changed). pool and server are indexes in rt->snap. */
-int runtime_set_split(struct runtime *rt, int pool, uint32_t hundredths, char *err, size_t errlen);
-int runtime_promote(struct runtime *rt, int pool, char *err, size_t errlen);
+ * err (nothing changed). route, member (of the route's split), pool and
+ * server are indexes in rt->snap. */
+int runtime_set_split(struct runtime *rt, int route, int member, uint32_t hundredths, char *err,
+                      size_t errlen);
+int runtime_promote(struct runtime *rt, int route, int member, char *err, size_t errlen);
+/* Every route (route -1), or one, to 100% on its baseline. */
+int runtime_rollback(struct runtime *rt, int route, char *err, size_t errlen);
 int runtime_set_weight(struct runtime *rt, int pool, int server, uint32_t weight, char *err,
                        size_t errlen);
 int runtime_set_admin(struct runtime *rt, int pool, int server, enum admin_state st, char *err,

@@ -2,8 +2,12 @@
  * state.c — the state file: writing it atomically, reading it back.
  *
  * Format:
- *   {"version":1,"pools":{"old":{"weight":75,"config_weight":90,
- *     "servers":{"a":{"weight":1,"config_weight":1,"admin":"enabled"}}}}}
+ *   {"version":2,
+ *    "routes":{"default":{"split":{"old":{"weight":75,"config_weight":90},
+ *                                  "new":{"weight":25,"config_weight":10}}}},
+ *    "pools":{"old":{"servers":{"a":{"weight":1,"config_weight":1,"admin":"enabled"}}}}}
+ * Version 1 (before routes) had the weights in the pools; they are read as
+ * those of the route "default".
  * JSON as written here is also YAML, so libyaml (already a dependency for
  * the config) reads it back.
  */
@@ -31,17 +35,32 @@ int state_save(const char *path, const struct config *cfg, const struct runtime_
 	struct evbuffer *out = evbuffer_new();
 	size_t id = 0;
 
-	json_raw(out, "{\"version\":1,\"pools\":{");
+	json_raw(out, "{\"version\":2,\"routes\":{");
+	for (size_t r = 0; r < cfg->nroutes; r++) {
+		const struct cfg_route *rt = &cfg->routes[r];
+		if (r)
+			json_raw(out, ",");
+		json_str(out, rt->name);
+		json_raw(out, ":{\"split\":{");
+		for (size_t m = 0; m < rt->nsplit; m++) {
+			if (m)
+				json_raw(out, ",");
+			json_str(out, cfg->pools[rt->pools[m]].name);
+			json_raw(out, ":{\"weight\":");
+			json_percent(out, v->split[rt->first + m]);
+			json_raw(out, ",\"config_weight\":");
+			json_percent(out, rt->split[m]);
+			json_raw(out, "}");
+		}
+		json_raw(out, "}}");
+	}
+	json_raw(out, "},\"pools\":{");
 	for (size_t i = 0; i < cfg->npools; i++) {
 		const struct cfg_pool *p = &cfg->pools[i];
 		if (i)
 			json_raw(out, ",");
 		json_str(out, p->name);
-		json_raw(out, ":{\"weight\":");
-		json_percent(out, v->split[i]);
-		json_raw(out, ",\"config_weight\":");
-		json_percent(out, cfg->split[i]);
-		json_raw(out, ",\"servers\":{");
+		json_raw(out, ":{\"servers\":{");
 		for (size_t j = 0; j < p->nservers; j++, id++) {
 			if (j)
 				json_raw(out, ",");
@@ -140,8 +159,122 @@ static int get_percent(yaml_node_t *n, uint32_t *out)
 	return s ? config_parse_percent(s, out) : -1;
 }
 
+/* One pool's entry of a route's split: {"weight","config_weight"}. Sets
+ * *same false when the config's percentage changed since. */
+static int read_share(yaml_document_t *doc, yaml_node_t *pv, const char *route, const char *pname,
+                      uint32_t config, uint32_t *w, bool *same, char *why, size_t len)
+{
+	uint32_t cw;
+	if (get_percent(map_get(doc, pv, "weight"), w) < 0 ||
+	    get_percent(map_get(doc, pv, "config_weight"), &cw) < 0) {
+		snprintf(why, len, "route '%s', pool '%s': bad \"weight\" or \"config_weight\"",
+		         route, pname);
+		return -1;
+	}
+	if (cw != config)
+		*same = false;
+	return 0;
+}
+
+/* Route r's split from SPLIT, a mapping of pool names to shares (version
+ * 2) or the version-1 pools mapping, into nv when it is whole and the
+ * config's split is the one it was saved with. */
+static int read_split(yaml_document_t *doc, yaml_node_t *split, const struct config *cfg,
+                      const struct cfg_route *r, struct runtime_values *nv, char *why, size_t len)
+{
+	bool same = true;
+	size_t seen = 0;
+	uint32_t vals[r->nsplit ? r->nsplit : 1];
+	uint32_t sum = 0;
+
+	if (!split || split->type != YAML_MAPPING_NODE) {
+		snprintf(why, len, "route '%s': missing \"split\" object", r->name);
+		return -1;
+	}
+	memcpy(vals, nv->split + r->first, r->nsplit * sizeof(vals[0]));
+	for (yaml_node_pair_t *pr = split->data.mapping.pairs.start;
+	     pr < split->data.mapping.pairs.top; pr++) {
+		const char *pname = scalar(yaml_document_get_node(doc, pr->key));
+		yaml_node_t *pv = yaml_document_get_node(doc, pr->value);
+		int pi = pname ? config_pool_index(cfg, pname) : -1;
+		if (pi < 0) {
+			snprintf(why, len, "unknown pool '%s'", pname ? pname : "?");
+			return -1;
+		}
+		int m = config_route_member(r, (size_t)pi);
+		uint32_t w;
+		if (read_share(doc, pv, r->name, pname, m >= 0 && (size_t)m < r->nsplit ?
+		               r->split[m] : UINT32_MAX, &w, &same, why, len) < 0)
+			return -1;
+		if (m < 0 || (size_t)m >= r->nsplit) {
+			same = false; /* the route no longer splits over it */
+			continue;
+		}
+		vals[m] = w;
+		sum += w;
+		seen++;
+	}
+	if (seen != r->nsplit)
+		same = false;
+	if (same && sum != 10000) {
+		snprintf(why, len, "route '%s': the weights do not sum to 100", r->name);
+		return -1;
+	}
+	if (same)
+		memcpy(nv->split + r->first, vals, r->nsplit * sizeof(vals[0]));
+	return 0;
+}
+
+/* The servers' weights and admin states of pool pi. */
+static int read_servers(yaml_document_t *doc, yaml_node_t *servers, const struct config *cfg,
+                        int pi, struct runtime_values *nv, char *why, size_t len)
+{
+	const struct cfg_pool *p = &cfg->pools[pi];
+	const char *pname = p->name;
+
+	if (servers && servers->type != YAML_MAPPING_NODE) {
+		snprintf(why, len, "pool '%s': \"servers\" is not an object", pname);
+		return -1;
+	}
+	if (!servers)
+		return 0;
+	size_t base = 0;
+	for (int k = 0; k < pi; k++)
+		base += cfg->pools[k].nservers;
+	for (yaml_node_pair_t *sp = servers->data.mapping.pairs.start;
+	     sp < servers->data.mapping.pairs.top; sp++) {
+		const char *sname = scalar(yaml_document_get_node(doc, sp->key));
+		yaml_node_t *sv = yaml_document_get_node(doc, sp->value);
+		size_t j = 0;
+		while (sname && j < p->nservers && strcmp(p->servers[j].name, sname) != 0)
+			j++;
+		if (!sname || j == p->nservers) {
+			snprintf(why, len, "unknown server '%s/%s'", pname, sname ? sname : "?");
+			return -1;
+		}
+		uint32_t sw, scw;
+		const char *admin = scalar(map_get(doc, sv, "admin"));
+		int a = -1;
+		for (int x = ADMIN_ENABLED; admin && x <= ADMIN_DISABLED; x++)
+			if (strcmp(admin, admin_state_names[x]) == 0)
+				a = x;
+		if (get_uint(map_get(doc, sv, "weight"), 1000, &sw) < 0 ||
+		    get_uint(map_get(doc, sv, "config_weight"), 1000, &scw) < 0 || a < 0) {
+			snprintf(why, len, "server '%s/%s': bad \"weight\", \"config_weight\" or "
+			                   "\"admin\"",
+			         pname, sname);
+			return -1;
+		}
+		/* The config's value wins where it changed since. */
+		if (scw == p->servers[j].weight)
+			nv->weight[base + j] = sw;
+		nv->admin[base + j] = (uint8_t)a;
+	}
+	return 0;
+}
+
 /* Checks the whole document against cfg and fills nv; any problem is
- * described in why. */
+ * described in why. A route the config no longer has is passed over. */
 static int read_doc(yaml_document_t *doc, const struct config *cfg, struct runtime_values *nv,
                     char *why, size_t len)
 {
@@ -151,7 +284,8 @@ static int read_doc(yaml_document_t *doc, const struct config *cfg, struct runti
 		snprintf(why, len, "not a JSON object");
 		return -1;
 	}
-	if (get_uint(map_get(doc, root, "version"), 1000, &version) < 0 || version != 1) {
+	if (get_uint(map_get(doc, root, "version"), 1000, &version) < 0 ||
+	    (version != 1 && version != 2)) {
 		snprintf(why, len, "missing or unknown \"version\"");
 		return -1;
 	}
@@ -160,9 +294,6 @@ static int read_doc(yaml_document_t *doc, const struct config *cfg, struct runti
 		snprintf(why, len, "missing \"pools\" object");
 		return -1;
 	}
-	bool same_split = true;
-	uint32_t split[cfg->npools ? cfg->npools : 1];
-	memcpy(split, nv->split, cfg->npools * sizeof(split[0]));
 	for (yaml_node_pair_t *pr = pools->data.mapping.pairs.start;
 	     pr < pools->data.mapping.pairs.top; pr++) {
 		const char *pname = scalar(yaml_document_get_node(doc, pr->key));
@@ -172,65 +303,28 @@ static int read_doc(yaml_document_t *doc, const struct config *cfg, struct runti
 			snprintf(why, len, "unknown pool '%s'", pname ? pname : "?");
 			return -1;
 		}
-		uint32_t w, cw;
-		if (get_percent(map_get(doc, pv, "weight"), &w) < 0 ||
-		    get_percent(map_get(doc, pv, "config_weight"), &cw) < 0) {
-			snprintf(why, len, "pool '%s': bad \"weight\" or \"config_weight\"", pname);
+		if (read_servers(doc, map_get(doc, pv, "servers"), cfg, pi, nv, why, len) < 0)
 			return -1;
-		}
-		split[pi] = w;
-		if (cw != cfg->split[pi])
-			same_split = false;
-		yaml_node_t *servers = map_get(doc, pv, "servers");
-		if (servers && servers->type != YAML_MAPPING_NODE) {
-			snprintf(why, len, "pool '%s': \"servers\" is not an object", pname);
-			return -1;
-		}
-		if (!servers)
-			continue;
-		size_t base = 0;
-		for (int k = 0; k < pi; k++)
-			base += cfg->pools[k].nservers;
-		for (yaml_node_pair_t *sp = servers->data.mapping.pairs.start;
-		     sp < servers->data.mapping.pairs.top; sp++) {
-			const char *sname = scalar(yaml_document_get_node(doc, sp->key));
-			yaml_node_t *sv = yaml_document_get_node(doc, sp->value);
-			const struct cfg_pool *p = &cfg->pools[pi];
-			size_t j = 0;
-			while (sname && j < p->nservers && strcmp(p->servers[j].name, sname) != 0)
-				j++;
-			if (!sname || j == p->nservers) {
-				snprintf(why, len, "unknown server '%s/%s'", pname, sname ? sname : "?");
-				return -1;
-			}
-			uint32_t sw, scw;
-			const char *admin = scalar(map_get(doc, sv, "admin"));
-			int a = -1;
-			for (int x = ADMIN_ENABLED; admin && x <= ADMIN_DISABLED; x++)
-				if (strcmp(admin, admin_state_names[x]) == 0)
-					a = x;
-			if (get_uint(map_get(doc, sv, "weight"), 1000, &sw) < 0 ||
-			    get_uint(map_get(doc, sv, "config_weight"), 1000, &scw) < 0 || a < 0) {
-				snprintf(why, len, "server '%s/%s': bad \"weight\", \"config_weight\" or "
-				                   "\"admin\"",
-				         pname, sname);
-				return -1;
-			}
-			/* The config's value wins where it changed since. */
-			if (scw == p->servers[j].weight)
-				nv->weight[base + j] = sw;
-			nv->admin[base + j] = (uint8_t)a;
-		}
 	}
-	uint32_t sum = 0;
-	for (size_t i = 0; i < cfg->npools; i++)
-		sum += split[i];
-	if (sum != 10000) {
-		snprintf(why, len, "the pools' weights do not sum to 100");
+	if (version == 1) {
+		int r = config_route_index(cfg, "default", 7);
+		return r < 0 ? 0 : read_split(doc, pools, cfg, &cfg->routes[r], nv, why, len);
+	}
+	yaml_node_t *routes = map_get(doc, root, "routes");
+	if (!routes || routes->type != YAML_MAPPING_NODE) {
+		snprintf(why, len, "missing \"routes\" object");
 		return -1;
 	}
-	if (same_split)
-		memcpy(nv->split, split, cfg->npools * sizeof(split[0]));
+	for (yaml_node_pair_t *pr = routes->data.mapping.pairs.start;
+	     pr < routes->data.mapping.pairs.top; pr++) {
+		const char *rname = scalar(yaml_document_get_node(doc, pr->key));
+		int r = rname ? config_route_index(cfg, rname, strlen(rname)) : -1;
+		if (r < 0)
+			continue;
+		yaml_node_t *rv = yaml_document_get_node(doc, pr->value);
+		if (read_split(doc, map_get(doc, rv, "split"), cfg, &cfg->routes[r], nv, why, len) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -262,15 +356,15 @@ int state_load(const char *path, const struct config *cfg, struct runtime_values
 		for (size_t i = 0; i < cfg->npools; i++)
 			ns += cfg->pools[i].nservers;
 		struct runtime_values nv = {
-		        .split = xcalloc(cfg->npools, sizeof(*nv.split)),
+		        .split = xcalloc(cfg->nmembers ? cfg->nmembers : 1, sizeof(*nv.split)),
 		        .weight = xcalloc(ns ? ns : 1, sizeof(*nv.weight)),
 		        .admin = xcalloc(ns ? ns : 1, sizeof(*nv.admin)),
 		};
-		memcpy(nv.split, v->split, cfg->npools * sizeof(*nv.split));
+		memcpy(nv.split, v->split, cfg->nmembers * sizeof(*nv.split));
 		memcpy(nv.weight, v->weight, ns * sizeof(*nv.weight));
 		memcpy(nv.admin, v->admin, ns * sizeof(*nv.admin));
 		if (read_doc(&doc, cfg, &nv, why, sizeof(why)) == 0) {
-			memcpy(v->split, nv.split, cfg->npools * sizeof(*nv.split));
+			memcpy(v->split, nv.split, cfg->nmembers * sizeof(*nv.split));
 			memcpy(v->weight, nv.weight, ns * sizeof(*nv.weight));
 			memcpy(v->admin, nv.admin, ns * sizeof(*nv.admin));
 			rc = 0;

@@ -56,6 +56,87 @@ static void write_change(struct evbuffer *out, int64_t at_ms, const char *reason
 	json_raw(out, "}");
 }
 
+static void write_pins(struct evbuffer *out, const struct config *cfg, const struct cfg_route *r)
+{
+	json_raw(out, "[");
+	for (size_t i = 0; i < r->npins; i++) {
+		const struct cfg_pin *pin = &r->pins[i];
+		json_raw(out, i ? ",{" : "{");
+		json_raw(out, pin->cookie ? "\"cookie\":" : "\"header\":");
+		json_str(out, pin->cookie ? pin->cookie : pin->header);
+		json_raw(out, ",\"value\":");
+		json_str(out, pin->value);
+		json_raw(out, ",\"pool\":");
+		json_str(out, cfg->pools[pin->pool].name);
+		json_raw(out, "}");
+	}
+	json_raw(out, "]");
+}
+
+static void write_strings(struct evbuffer *out, char *const *v, size_t n)
+{
+	json_raw(out, "[");
+	for (size_t i = 0; i < n; i++) {
+		json_raw(out, i ? "," : "");
+		json_str(out, v[i]);
+	}
+	json_raw(out, "]");
+}
+
+/* {"name","match","split","split_by","pins","timeouts","pools"} of route
+ * r: its pools with their percentages and their own last minute. */
+static void write_route(struct evbuffer *out, const struct snapshot *s, int r,
+                        const struct stats_shard *t, uint64_t now, uint64_t started_ms)
+{
+	const struct snap_route *sr = &s->routes[r];
+	const struct cfg_route *c = sr->cfg;
+	const char *sep = "";
+
+	json_raw(out, "{\"name\":");
+	json_str(out, c->name);
+	json_raw(out, ",\"match\":{");
+	if (c->nhosts) {
+		json_raw(out, "\"host\":");
+		write_strings(out, c->hosts, c->nhosts);
+		sep = ",";
+	}
+	if (c->path_prefix) {
+		json_raw(out, sep);
+		json_raw(out, "\"path_prefix\":");
+		json_str(out, c->path_prefix);
+		sep = ",";
+	}
+	if (c->methods) {
+		json_raw(out, sep);
+		json_raw(out, "\"methods\":");
+		write_strings(out, c->methods, c->nmethods);
+	}
+	json_raw(out, "},\"split\":{");
+	for (size_t m = 0; m < c->nsplit; m++) {
+		json_raw(out, m ? "," : "");
+		json_str(out, s->pools[c->pools[m]].cfg->name);
+		json_raw(out, ":");
+		json_percent(out, sr->split[m]);
+	}
+	json_raw(out, "},\"split_by\":\"request\",\"pins\":");
+	write_pins(out, s->cfg, c);
+	json_raw(out, ",\"timeouts\":{\"upstream_response_ms\":");
+	json_u64(out, c->upstream_response_ms);
+	json_raw(out, ",\"tunnel_idle_ms\":");
+	json_u64(out, c->tunnel_idle_ms);
+	json_raw(out, "},\"pools\":[");
+	for (size_t m = 0; m < c->npools; m++) {
+		json_raw(out, m ? ",{\"name\":" : "{\"name\":");
+		json_str(out, s->pools[c->pools[m]].cfg->name);
+		json_raw(out, ",\"weight\":");
+		json_percent(out, sr->split[m]);
+		json_raw(out, ",\"window\":");
+		write_window(out, &t->pool[snapshot_member(s, r, (int)m)], now, started_ms);
+		json_raw(out, "}");
+	}
+	json_raw(out, "]}");
+}
+
 void status_write(struct evbuffer *out, const struct runtime *rt)
 {
 	const struct snapshot *s = rt->snap;
@@ -70,12 +151,22 @@ void status_write(struct evbuffer *out, const struct runtime *rt)
 	json_raw(out, ",\"pools\":[");
 	for (size_t i = 0; i < s->npools; i++) {
 		const struct snap_pool *p = &s->pools[i];
+		/* The default route's percentage; its window over every route. */
+		const struct snap_route *r0 = &s->routes[0];
+		int m0 = config_route_member(r0->cfg, i);
+		struct pool_stats all;
+		memset(&all, 0, sizeof(all));
+		for (size_t r = 0; r < s->nroutes; r++) {
+			int m = config_route_member(s->routes[r].cfg, i);
+			if (m >= 0)
+				stats_pool_add(&all, &t->pool[snapshot_member(s, (int)r, m)]);
+		}
 		json_raw(out, i ? ",{\"name\":" : "{\"name\":");
 		json_str(out, p->cfg->name);
 		json_raw(out, ",\"weight\":");
-		json_percent(out, p->split);
+		json_percent(out, m0 >= 0 ? r0->split[m0] : 0);
 		json_raw(out, ",\"window\":");
-		write_window(out, &t->pool[i], now, rt->started_ms);
+		write_window(out, &all, now, rt->started_ms);
 		json_raw(out, ",\"servers\":[");
 		for (size_t j = 0; j < p->nservers; j++) {
 			const struct snap_server *sv = &p->servers[j];
@@ -107,17 +198,15 @@ void status_write(struct evbuffer *out, const struct runtime *rt)
 		}
 		json_raw(out, "]}");
 	}
-	json_raw(out, "],\"pins\":[");
-	for (size_t i = 0; i < s->cfg->npins; i++) {
-		const struct cfg_pin *pin = &s->cfg->pins[i];
-		json_raw(out, i ? ",{" : "{");
-		json_raw(out, pin->cookie ? "\"cookie\":" : "\"header\":");
-		json_str(out, pin->cookie ? pin->cookie : pin->header);
-		json_raw(out, ",\"value\":");
-		json_str(out, pin->value);
-		json_raw(out, ",\"pool\":");
-		json_str(out, s->cfg->pools[pin->pool].name);
-		json_raw(out, "}");
+	json_raw(out, "],\"pins\":");
+	if (s->cfg->routes_given)
+		json_raw(out, "[]");
+	else
+		write_pins(out, s->cfg, &s->cfg->routes[0]);
+	json_raw(out, ",\"routes\":[");
+	for (size_t r = 0; r < s->nroutes; r++) {
+		json_raw(out, r ? "," : "");
+		write_route(out, s, (int)r, t, now, rt->started_ms);
 	}
 	json_raw(out, "]}");
 	stats_sum_free(t);

@@ -34,10 +34,11 @@
 
 #include "core/config.h"
 #include "core/mem.h"
+#include "core/routetab.h"
 
 #define ARRAY_SIZE(a)   (sizeof(a) / sizeof((a)[0]))
 #define DURATION_MAX_MS (24u * 60 * 60 * 1000)
-#define KW_MAX          16 /* at least as many rows as the largest table */
+#define KW_MAX          24 /* at least as many rows as the largest table */
 #define SHOW_MAX        64 /* longest value quoted back in a message */
 #define SHOW_BUF        (SHOW_MAX + 8)
 
@@ -57,7 +58,8 @@ struct loader {
 	struct cfg_health health; /* the global health_check, inherited by pools */
 	bool health_present;
 	struct cfg_breaker breaker; /* the global circuit_breaker, likewise */
-	bool split_present;
+	struct cfg_route top;     /* the top-level split and pins */
+	yaml_node_t *split_node, *pins_node; /* their keys, when given */
 	const struct config *cfg; /* under construction, for names of pools */
 };
 
@@ -1284,6 +1286,8 @@ static const struct cfg_kw timeout_kws[] = {
          "a client that accepts no byte of its response"},
         {"drain", kw_duration, offsetof(struct cfg_timeouts, drain_ms), 0, 0, false,
          "in-flight requests at shutdown"},
+        {"tunnel_idle", kw_duration, offsetof(struct cfg_timeouts, tunnel_idle_ms), 0, 0, false,
+         "an Upgrade tunnel with no byte either way"},
 };
 
 static void top_timeouts(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
@@ -1680,7 +1684,6 @@ static void top_pools(struct loader *ld, const struct cfg_kw *kw, void *obj, con
 	}
 	cfg->pools = xcalloc(n, sizeof(*cfg->pools));
 	cfg->npools = n;
-	cfg->split = xcalloc(n, sizeof(*cfg->split));
 	for (size_t i = 0; i < n; i++) {
 		struct cfg_pool *pool = &cfg->pools[i];
 		yaml_node_t *k = map_key(ld, val, i), *first;
@@ -1750,21 +1753,28 @@ static int want_pool(struct loader *ld, const char *path, yaml_node_t *node)
 	return i;
 }
 
-static void top_split(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
-                      yaml_node_t *key, yaml_node_t *val)
+/* Reads a split mapping VAL into route R's members, in the mapping's order
+ * (the first is the route's baseline). */
+static void parse_split(struct loader *ld, const char *path, yaml_node_t *key, yaml_node_t *val,
+                        struct cfg_route *r)
 {
-	struct config *cfg = obj;
-	size_t nerr = ld->nerr;
+	size_t nerr = ld->nerr, n;
 	uint64_t sum = 0;
 	char buf[SHOW_BUF];
 
-	ld->split_present = true;
 	if (val->type != YAML_MAPPING_NODE) {
 		report(ld, val, path, "expected a mapping of pool names to percentages, got %s",
 		       describe(val, buf, sizeof(buf)));
 		return;
 	}
-	for (size_t i = 0; i < map_len(val); i++) {
+	n = map_len(val);
+	if (n == 0) {
+		report(ld, val, path, "a split names at least one pool");
+		return;
+	}
+	r->pools = xcalloc(n, sizeof(*r->pools));
+	r->split = xcalloc(n, sizeof(*r->split));
+	for (size_t i = 0; i < n; i++) {
 		yaml_node_t *k = map_key(ld, val, i), *v = map_value(ld, val, i), *first;
 		const char *name = text_of(k);
 		char *sub = join(path, name ? name : "?");
@@ -1790,14 +1800,24 @@ static void top_split(struct loader *ld, const struct cfg_kw *kw, void *obj, con
 		else if (rc == -3)
 			report(ld, v, sub, "must be between 0 and 100, got %s",
 			       describe(v, buf, sizeof(buf)));
-		else if (s && pi >= 0)
-			cfg->split[pi] = h;
+		else if (s && pi >= 0) {
+			r->pools[r->nsplit] = (size_t)pi;
+			r->split[r->nsplit++] = h;
+		}
 		sum += h;
 		free(sub);
 	}
-	if (ld->nerr == nerr && cfg->npools && sum != 10000)
+	r->npools = r->nsplit;
+	if (ld->nerr == nerr && ld->cfg->npools && sum != 10000)
 		report(ld, key, path, "the percentages sum to %s, they must sum to 100",
 		       fmt_percent(sum, buf, sizeof(buf)));
+}
+
+static void top_split(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                      yaml_node_t *key, yaml_node_t *val)
+{
+	ld->split_node = key;
+	parse_split(ld, path, key, val, &ld->top);
 }
 
 /* A copy of the text VAL when it is a token (an HTTP field or cookie name:
@@ -1871,10 +1891,10 @@ static const struct cfg_kw pin_kws[] = {
         {"pool", pin_pool, 0, 0, 0, true, "pool the matching requests go to"},
 };
 
-static void top_pins(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
-                     yaml_node_t *key, yaml_node_t *val)
+/* Reads a list of pins into *PINS. */
+static void parse_pins(struct loader *ld, const char *path, yaml_node_t *val,
+                       struct cfg_pin **pins, size_t *npins)
 {
-	struct config *cfg = obj;
 	char buf[SHOW_BUF];
 	size_t n;
 
@@ -1884,13 +1904,13 @@ static void top_pins(struct loader *ld, const struct cfg_kw *kw, void *obj, cons
 		return;
 	}
 	n = seq_len(val);
-	cfg->pins = n ? xcalloc(n, sizeof(*cfg->pins)) : NULL;
-	cfg->npins = n;
+	*pins = n ? xcalloc(n, sizeof(**pins)) : NULL;
+	*npins = n;
 	for (size_t i = 0; i < n; i++) {
 		char *sub = xasprintf("%s[%zu]", path, i);
 
 		yaml_node_t *item = seq_item(ld, val, i);
-		struct cfg_pin *pin = &cfg->pins[i];
+		struct cfg_pin *pin = &(*pins)[i];
 		if (WALK(ld, item, sub, pin_kws, pin)) {
 			if (!map_get(ld, item, "header") == !map_get(ld, item, "cookie"))
 				report(ld, item, sub, "a pin matches a header or a cookie: give "
@@ -1902,6 +1922,363 @@ static void top_pins(struct loader *ld, const struct cfg_kw *kw, void *obj, cons
 		}
 		free(sub);
 	}
+}
+
+static void top_pins(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                     yaml_node_t *key, yaml_node_t *val)
+{
+	ld->pins_node = key;
+	parse_pins(ld, path, val, &ld->top.pins, &ld->top.npins);
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+/* The pins' pools become members of route r when its split leaves them
+ * out (pin-only members, at 0%). */
+static void route_members(struct cfg_route *r)
+{
+	for (size_t i = 0; i < r->npins; i++) {
+		struct cfg_pin *pin = &r->pins[i];
+		int m = config_route_member(r, pin->pool);
+		if (m < 0) {
+			r->pools = xrealloc(r->pools, (r->npools + 1) * sizeof(*r->pools));
+			r->split = xrealloc(r->split, (r->npools + 1) * sizeof(*r->split));
+			r->pools[r->npools] = pin->pool;
+			r->split[r->npools] = 0;
+			m = (int)r->npools++;
+		}
+		pin->member = (size_t)m;
+	}
+}
+
+/* One host condition: a host name or "*." and one, without a port. */
+static char *want_route_host(struct loader *ld, const char *path, yaml_node_t *val)
+{
+	char buf[SHOW_BUF];
+	const char *s = want_text(ld, path, val, "a host name such as shop.example.com or "
+	                          "*.example.com");
+	if (!s)
+		return NULL;
+	size_t n = strlen(s);
+	const char *name = strncmp(s, "*.", 2) == 0 ? s + 2 : s;
+	if (n && s[n - 1] == '.' && n > 1)
+		n--; /* a trailing dot is ignored, as in requests */
+	size_t nl = n - (size_t)(name - s);
+	bool ok = nl > 0 && nl <= ROUTE_HOST_MAX && name[0] != '.';
+	bool v6 = ok && name == s && name[0] == '[' && name[nl - 1] == ']';
+	for (size_t i = v6; ok && i < nl - v6; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (v6 ? !(isxdigit(c) || c == ':' || c == '.') :
+		         !(isalnum(c) || c == '-' || c == '.' || c == '_'))
+			ok = false;
+		else if (c == '.' && i + 1 < nl && name[i + 1] == '.')
+			ok = false;
+	}
+	if (!ok) {
+		if (strchr(s, ':') && !v6)
+			report(ld, val, path, "a host without a port: the port of a request's Host "
+			       "is ignored when matching, got %s", describe(val, buf, sizeof(buf)));
+		else
+			report(ld, val, path,
+			       "expected a host name such as shop.example.com or *.example.com (a "
+			       "'*.' wildcard only in front), got %s", describe(val, buf, sizeof(buf)));
+		return NULL;
+	}
+	char *h = xmalloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		h[i] = (char)tolower((unsigned char)s[i]);
+	h[n] = '\0';
+	return h;
+}
+
+/* A string or a list of strings, each checked by WANT; the list in *OUT. */
+static void want_str_list(struct loader *ld, const char *path, yaml_node_t *val,
+                          char *(*want)(struct loader *, const char *, yaml_node_t *),
+                          char ***out, size_t *n)
+{
+	if (val->type == YAML_SCALAR_NODE) {
+		char *s = want(ld, path, val);
+		if (s) {
+			*out = xcalloc(1, sizeof(**out));
+			(*out)[(*n)++] = s;
+		}
+		return;
+	}
+	if (val->type != YAML_SEQUENCE_NODE || !seq_len(val)) {
+		char buf[SHOW_BUF];
+		report(ld, val, path, "expected a string or a non-empty list of strings, got %s",
+		       describe(val, buf, sizeof(buf)));
+		return;
+	}
+	*out = xcalloc(seq_len(val), sizeof(**out));
+	for (size_t i = 0; i < seq_len(val); i++) {
+		char *sub = xasprintf("%s[%zu]", path, i);
+		char *s = want(ld, sub, seq_item(ld, val, i));
+		if (s)
+			(*out)[(*n)++] = s;
+		free(sub);
+	}
+}
+
+static void match_host(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                       yaml_node_t *key, yaml_node_t *val)
+{
+	struct cfg_route *r = obj;
+	want_str_list(ld, path, val, want_route_host, &r->hosts, &r->nhosts);
+}
+
+static void match_path(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                       yaml_node_t *key, yaml_node_t *val)
+{
+	struct cfg_route *r = obj;
+	char buf[SHOW_BUF];
+	const char *s = want_text(ld, path, val, "a path such as /api/orders");
+
+	if (!s)
+		return;
+	bool ok = s[0] == '/';
+	for (const char *p = s; ok && *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#')
+			ok = false;
+	if (!ok) {
+		report(ld, val, path, "expected a path that begins with '/', without blanks, "
+		       "control bytes, '?' or '#', got %s", describe(val, buf, sizeof(buf)));
+		return;
+	}
+	r->path_prefix = xstrdup(s);
+	r->path_prefix_len = strlen(s);
+}
+
+static char *want_method(struct loader *ld, const char *path, yaml_node_t *val)
+{
+	char buf[SHOW_BUF];
+	const char *s = want_text(ld, path, val, "a method such as GET");
+
+	if (!s)
+		return NULL;
+	bool ok = valid_token(s);
+	for (const char *p = s; ok && *p; p++)
+		if (islower((unsigned char)*p))
+			ok = false;
+	if (!ok) {
+		report(ld, val, path, "expected a method such as GET (methods are case-sensitive), "
+		       "got %s", describe(val, buf, sizeof(buf)));
+		return NULL;
+	}
+	return xstrdup(s);
+}
+
+static void match_methods(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                          yaml_node_t *key, yaml_node_t *val)
+{
+	struct cfg_route *r = obj;
+	want_str_list(ld, path, val, want_method, &r->methods, &r->nmethods);
+}
+
+static const struct cfg_kw match_kws[] = {
+        {"host", match_host, 0, 0, 0, false, "host names, exact or \"*.\" wildcards"},
+        {"path_prefix", match_path, 0, 0, 0, false, "the path and what is under it"},
+        {"methods", match_methods, 0, 0, 0, false, "request methods"},
+};
+
+static void route_name(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                       yaml_node_t *key, yaml_node_t *val)
+{
+	struct cfg_route *r = obj;
+	const char *s = want_text(ld, path, val, "a route name");
+
+	if (!s)
+		return;
+	if (!valid_name(s)) {
+		report(ld, val, path,
+		       "a route name may hold only letters, digits, '_', '.', ':' and '-'");
+		return;
+	}
+	r->name = xstrdup(s);
+}
+
+static void route_match(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                        yaml_node_t *key, yaml_node_t *val)
+{
+	WALK(ld, val, path, match_kws, obj);
+}
+
+static void route_split(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                        yaml_node_t *key, yaml_node_t *val)
+{
+	parse_split(ld, path, key, val, obj);
+}
+
+static void route_pins(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                       yaml_node_t *key, yaml_node_t *val)
+{
+	struct cfg_route *r = obj;
+	parse_pins(ld, path, val, &r->pins, &r->npins);
+}
+
+static const struct cfg_kw route_timeout_kws[] = {
+        {"upstream_response", kw_duration, offsetof(struct cfg_route, upstream_response_ms), 0, 0,
+         false, "waiting for an upstream's response, on this route"},
+        {"tunnel_idle", kw_duration, offsetof(struct cfg_route, tunnel_idle_ms), 0, 0, false,
+         "a tunnel with no byte either way, on this route"},
+};
+
+static void route_timeouts(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                           yaml_node_t *key, yaml_node_t *val)
+{
+	WALK(ld, val, path, route_timeout_kws, obj);
+}
+
+static const struct cfg_kw route_kws[] = {
+        {"name", route_name, 0, 0, 0, true, "the route's name, unique"},
+        {"match", route_match, 0, 0, 0, false, "host, path_prefix and methods it takes"},
+        {"split", route_split, 0, 0, 0, true, "percent of the route's traffic per pool"},
+        {"pins", route_pins, 0, 0, 0, false, "header or cookie matches sending to a pool"},
+        {"timeouts", route_timeouts, 0, 0, 0, false, "upstream_response and tunnel_idle"},
+};
+
+/* A warning at NODE: the config loads, the daemon logs it. */
+static void warn_at(struct loader *ld, const yaml_node_t *node, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void warn_at(struct loader *ld, const yaml_node_t *node, const char *fmt, ...)
+{
+	struct config *cfg = (struct config *)ld->cfg;
+	va_list ap;
+
+	va_start(ap, fmt);
+	char *body = vformat(fmt, ap);
+	va_end(ap);
+	cfg->warnings = xrealloc(cfg->warnings, (cfg->nwarnings + 1) * sizeof(*cfg->warnings));
+	cfg->warnings[cfg->nwarnings++] =
+	        xasprintf("%s:%zu:%zu: warning: %s", ld->name, node->start_mark.line + 1,
+	                  node->start_mark.column + 1, body);
+	free(body);
+}
+
+static void top_routes(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                       yaml_node_t *key, yaml_node_t *val)
+{
+	struct config *cfg = obj;
+	char buf[SHOW_BUF];
+	size_t n, catch_all = SIZE_MAX;
+
+	cfg->routes_given = true;
+	if (val->type != YAML_SEQUENCE_NODE || !seq_len(val)) {
+		report(ld, val, path, "expected a non-empty list of routes {name, match, split}, "
+		       "got %s", describe(val, buf, sizeof(buf)));
+		return;
+	}
+	n = seq_len(val);
+	cfg->routes = xcalloc(n, sizeof(*cfg->routes));
+	cfg->nroutes = n;
+	for (size_t i = 0; i < n; i++) {
+		struct cfg_route *r = &cfg->routes[i];
+		yaml_node_t *item = seq_item(ld, val, i);
+		char *sub = xasprintf("%s[%zu]", path, i);
+
+		r->upstream_response_ms = cfg->timeouts.upstream_response_ms;
+		r->tunnel_idle_ms = cfg->timeouts.tunnel_idle_ms;
+		r->where = xasprintf("%s:%zu:%zu", ld->name, item->start_mark.line + 1,
+		                     item->start_mark.column + 1);
+		if (!WALK(ld, item, sub, route_kws, r)) {
+			free(sub);
+			continue;
+		}
+		for (size_t j = 0; r->name && j < i; j++) {
+			if (cfg->routes[j].name && !strcmp(cfg->routes[j].name, r->name)) {
+				report(ld, map_get(ld, item, "name"), sub,
+				       "duplicate route name '%s' (first at %s)", r->name,
+				       cfg->routes[j].where);
+				break;
+			}
+		}
+		if (catch_all != SIZE_MAX)
+			warn_at(ld, item, "route '%s' can never match: route '%s' before it (at %s) "
+			        "takes every request", r->name ? r->name : "?",
+			        cfg->routes[catch_all].name ? cfg->routes[catch_all].name : "?",
+			        cfg->routes[catch_all].where);
+		else if (!r->nhosts && !r->path_prefix && !r->methods)
+			catch_all = i;
+		route_members(r);
+		free(sub);
+	}
+}
+
+static void pins_free(struct cfg_pin *pins, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(pins[i].header);
+		free(pins[i].cookie);
+		free(pins[i].value);
+	}
+	free(pins);
+}
+
+static void route_free(struct cfg_route *r)
+{
+	free(r->name);
+	free(r->where);
+	for (size_t i = 0; i < r->nhosts; i++)
+		free(r->hosts[i]);
+	free(r->hosts);
+	free(r->path_prefix);
+	for (size_t i = 0; i < r->nmethods; i++)
+		free(r->methods[i]);
+	free(r->methods);
+	free(r->pools);
+	free(r->split);
+	pins_free(r->pins, r->npins);
+}
+
+/* Without routes:, the route "default" of the top-level split and pins,
+ * over every pool in file order (a pool the split leaves out at 0%);
+ * with it, no top-level split or pins. Then the routes are compiled. */
+static void finish_routes(struct loader *ld, struct config *cfg)
+{
+	struct cfg_route *top = &ld->top;
+
+	if (cfg->routes_given) {
+		yaml_node_t *k = ld->split_node ? ld->split_node : ld->pins_node;
+		if (k)
+			report(ld, k, text_of(k), "with 'routes', each route has its own split "
+			       "and pins: move the top-level '%s' into the routes", text_of(k));
+		free(top->pools);
+		free(top->split);
+		pins_free(top->pins, top->npins);
+	} else if (cfg->npools) {
+		struct cfg_route *r = xcalloc(1, sizeof(*r));
+		r->name = xstrdup("default");
+		r->where = xstrdup(ld->name);
+		r->pools = xcalloc(cfg->npools, sizeof(*r->pools));
+		r->split = xcalloc(cfg->npools, sizeof(*r->split));
+		r->npools = r->nsplit = cfg->npools;
+		for (size_t i = 0; i < cfg->npools; i++)
+			r->pools[i] = i;
+		if (!ld->split_node)
+			r->split[0] = 10000;
+		for (size_t i = 0; i < top->nsplit; i++)
+			r->split[top->pools[i]] = top->split[i];
+		free(top->pools);
+		free(top->split);
+		r->pins = top->pins;
+		r->npins = top->npins;
+		r->upstream_response_ms = cfg->timeouts.upstream_response_ms;
+		r->tunnel_idle_ms = cfg->timeouts.tunnel_idle_ms;
+		route_members(r);
+		cfg->routes = r;
+		cfg->nroutes = 1;
+	} else {
+		free(top->pools);
+		free(top->split);
+		pins_free(top->pins, top->npins);
+	}
+	*top = (struct cfg_route){0};
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		cfg->routes[i].first = cfg->nmembers;
+		cfg->nmembers += cfg->routes[i].npools;
+	}
+	if (cfg->nroutes)
+		cfg->table = routetab_build(cfg->routes, cfg->nroutes);
 }
 
 /* ---- the top level ----------------------------------------------------- */
@@ -1927,6 +2304,7 @@ static const struct cfg_kw top_kws[] = {
         {"pools", top_pools, 0, 0, 0, true, "the upstream pools, the first one is the baseline"},
         {"split", top_split, 0, 0, 0, false, "percent of traffic per pool"},
         {"pins", top_pins, 0, 0, 0, false, "header or cookie matches that send requests to a pool"},
+        {"routes", top_routes, 0, 0, 0, false, "host and path routes, each with its own split"},
 };
 
 static void config_defaults(struct config *cfg)
@@ -1942,6 +2320,7 @@ static void config_defaults(struct config *cfg)
 	        .upstream_idle_ms = 60000,
 	        .client_write_ms = 60000,
 	        .drain_ms = 30000,
+	        .tunnel_idle_ms = 3600000,
 	};
 	cfg->limits = (struct cfg_limits){
 	        .max_connections = 10000,
@@ -1995,8 +2374,7 @@ static struct config *load_root(struct loader *ld, const char *name, yaml_node_t
 		                 "and 'pools'"));
 	else
 		WALK(ld, root, "", top_kws, cfg);
-	if (!ld->split_present && cfg->npools)
-		cfg->split[0] = 10000;
+	finish_routes(ld, cfg);
 
 	free(ld->health.path);
 	free(ld->health.host);
@@ -2107,6 +2485,24 @@ out:
 	return cfg;
 }
 
+int config_route_index(const struct config *cfg, const char *name, size_t len)
+{
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const char *n = cfg->routes[i].name;
+		if (n && strlen(n) == len && memcmp(n, name, len) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+int config_route_member(const struct cfg_route *r, size_t pool)
+{
+	for (size_t i = 0; i < r->npools; i++)
+		if (r->pools[i] == pool)
+			return (int)i;
+	return -1;
+}
+
 int config_pool_index(const struct config *cfg, const char *name)
 {
 	for (size_t i = 0; i < cfg->npools; i++)
@@ -2164,13 +2560,13 @@ void config_free(struct config *cfg)
 		free(p->tls.where);
 	}
 	free(cfg->pools);
-	free(cfg->split);
-	for (size_t i = 0; i < cfg->npins; i++) {
-		free(cfg->pins[i].header);
-		free(cfg->pins[i].cookie);
-		free(cfg->pins[i].value);
-	}
-	free(cfg->pins);
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		route_free(&cfg->routes[i]);
+	free(cfg->routes);
+	routetab_free(cfg->table);
+	for (size_t i = 0; i < cfg->nwarnings; i++)
+		free(cfg->warnings[i]);
+	free(cfg->warnings);
 	free(cfg->path);
 	free(cfg);
 }

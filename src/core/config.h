@@ -120,7 +120,36 @@ struct cfg_pin {
 	char *cookie;                 /* a cookie's name, matched exactly; NULL for a header pin */
 	char *value;                  /* matched exactly */
 	size_t pool;                  /* index into config.pools */
+	size_t member;                /* index into its route's pools */
 };
+
+/*
+ * A route (SPEC §4.0): what requests it takes and how it splits them. Its
+ * pools ("members") are those of its split, in the split's order (the
+ * first is the route's baseline), then those only its pins name; a route
+ * never sends a request to a pool that is not one of its members.
+ */
+struct cfg_route {
+	char *name;
+	char *where;                  /* "FILE:LINE:COL", for later messages */
+	char **hosts;                 /* lower case, no trailing dot; "*.a.b" wildcards */
+	size_t nhosts;                /* 0: any host */
+	char *path_prefix;            /* NULL: any path */
+	size_t path_prefix_len;
+	char **methods;               /* NULL: any method */
+	size_t nmethods;
+	size_t *pools;                /* members: indexes into config.pools */
+	uint32_t *split;              /* per member, hundredths; the split's sum to 10000 */
+	size_t nsplit;                /* members in the split: the first nsplit */
+	size_t npools;                /* all members */
+	size_t first;                 /* member 0's index over every route's members */
+	struct cfg_pin *pins;
+	size_t npins;
+	uint32_t upstream_response_ms; /* the route's timeouts, the global ones by default */
+	uint32_t tunnel_idle_ms;
+};
+
+struct routetab;
 
 struct cfg_timeouts {
 	uint32_t connect_ms;            /* default 2s */
@@ -130,6 +159,7 @@ struct cfg_timeouts {
 	uint32_t upstream_idle_ms;      /* default 60s */
 	uint32_t client_write_ms;       /* default 60s: no byte of a response accepted */
 	uint32_t drain_ms;              /* default 30s */
+	uint32_t tunnel_idle_ms;        /* default 1h: a tunnel with no byte either way */
 };
 
 struct cfg_limits {
@@ -163,10 +193,19 @@ struct config {
 
 	struct cfg_pool *pools;       /* in file order; pools[0] is the baseline */
 	size_t npools;
-	uint32_t *split;              /* per pool, hundredths of a percent; sums to 10000 */
 
-	struct cfg_pin *pins;
-	size_t npins;
+	/* At least one: without routes: in the file, the route "default" of
+	 * the top-level split and pins, over every pool. */
+	struct cfg_route *routes;
+	size_t nroutes;
+	size_t nmembers;              /* members over all routes */
+	bool routes_given;            /* routes: was in the file */
+	struct routetab *table;       /* the routes' matches, compiled */
+
+	/* What is legal but surely not meant (a route that can never match),
+	 * as "FILE:LINE:COL: message" lines, for the daemon to log. */
+	char **warnings;
+	size_t nwarnings;
 };
 
 /* Errors collected while loading; each is one "FILE:LINE:COL: message" line. */
@@ -196,6 +235,10 @@ void config_errors_free(struct config_errors *errs);
 
 /* Index of the pool called NAME, or -1. */
 int config_pool_index(const struct config *cfg, const char *name);
+/* Index of the route called NAME (LEN bytes), or -1. */
+int config_route_index(const struct config *cfg, const char *name, size_t len);
+/* Index of config pool POOL among route R's members, or -1. */
+int config_route_member(const struct cfg_route *r, size_t pool);
 
 /* "250ms", "2s", "5m", "1h" → milliseconds. Returns 0 on success. */
 int config_parse_duration(const char *s, uint32_t *ms);

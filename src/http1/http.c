@@ -303,26 +303,76 @@ bool http_cookie_match(const char *v, size_t len, const char *name, const char *
 	return false;
 }
 
-/* Notes the first pin (in config order) a header line matches: a header
- * pin by the line's whole value, a cookie pin by one cookie of a Cookie
- * line (there may be several such lines). */
-static void match_pins(struct http_msg *m, const char *name, size_t name_len, const char *v,
-                       size_t len)
+static bool pin_holds(const struct cfg_pin *pin, const char *name, size_t name_len, const char *v,
+                      size_t len)
 {
-	struct http_head *h = &m->head;
-	for (size_t i = 0; i < m->npins; i++) {
-		if ((int)i >= h->pin && h->pin >= 0)
-			break;
-		const struct cfg_pin *pin = &m->pins[i];
-		if (pin->cookie) {
-			if (http_name_eq(name, name_len, "cookie") &&
-			    http_cookie_match(v, len, pin->cookie, pin->value))
-				h->pin = (int)i;
-		} else if (http_name_eq(name, name_len, pin->header) && strlen(pin->value) == len &&
-		           memcmp(v, pin->value, len) == 0) {
-			h->pin = (int)i;
+	if (pin->cookie)
+		return http_name_eq(name, name_len, "cookie") &&
+		       http_cookie_match(v, len, pin->cookie, pin->value);
+	return http_name_eq(name, name_len, pin->header) && strlen(pin->value) == len &&
+	       memcmp(v, pin->value, len) == 0;
+}
+
+int http_pins_match(const struct http_msg *m, const struct cfg_pin *pins, size_t npins)
+{
+	const struct http_head *h = &m->head;
+	const bool absolute = h->url_skip != 0;
+
+	for (size_t i = 0; i < npins; i++) {
+		for (uint32_t j = 0; j < h->nhdrs; j++) {
+			const struct http_hdr *hd = &h->hdrs[j];
+			/* RFC 9112 §3.2.2: the target's authority is the Host;
+			 * the Host lines are not forwarded then. */
+			if (absolute && hd->kind == HK_HOST)
+				continue;
+			if (pin_holds(&pins[i], m->base + hd->name, hd->name_len, m->base + hd->value,
+			              hd->value_len))
+				return (int)i;
+		}
+		if (absolute && pin_holds(&pins[i], "host", 4, m->base + h->authority, h->authority_len))
+			return (int)i;
+	}
+	return -1;
+}
+
+bool http_req_host(const struct http_msg *m, const char **host, size_t *len)
+{
+	const struct http_head *h = &m->head;
+
+	if (h->url_skip) {
+		*host = m->base + h->authority;
+		*len = h->authority_len;
+		return true;
+	}
+	for (uint32_t j = 0; j < h->nhdrs; j++) {
+		if (h->hdrs[j].kind == HK_HOST) {
+			*host = m->base + h->hdrs[j].value;
+			*len = h->hdrs[j].value_len;
+			return true;
 		}
 	}
+	return false;
+}
+
+void http_req_path(const struct http_msg *m, const char **path, size_t *len)
+{
+	const struct http_head *h = &m->head;
+
+	if (h->empty_path) { /* http://host or http://host?q: the path is "/" */
+		*path = "/";
+		*len = 1;
+		return;
+	}
+	*path = m->base + h->url + h->url_skip;
+	*len = h->url_len - h->url_skip;
+}
+
+void http_req_method_name(const struct http_msg *m, const char **name, size_t *len)
+{
+	const char *p = m->base + m->head.start;
+	const char *sp = memchr(p, ' ', m->head.url - m->head.start);
+	*name = p;
+	*len = sp ? (size_t)(sp - p) : 0;
 }
 
 /* A header line is complete: its value is trimmed of trailing whitespace
@@ -348,8 +398,6 @@ static void header_done(struct http_msg *m, struct http_hdr *hd)
 	default:
 		break;
 	}
-	if (m->npins)
-		match_pins(m, m->base + hd->name, hd->name_len, v, hd->value_len);
 }
 
 static int on_header_value_complete(llhttp_t *p)
@@ -415,7 +463,6 @@ void http_msg_init(struct http_msg *m, llhttp_type_t type, void *owner)
 	llhttp_init(&m->parser, type, &settings);
 	m->parser.data = m;
 	m->owner = owner;
-	m->head.pin = -1;
 }
 
 /* Empties the head record for a head read from its start. */
@@ -425,7 +472,6 @@ static void head_clear(struct http_msg *m)
 	m->head.conn_tokens = 0;
 	m->head.url = m->head.url_len = 0;
 	m->head.url_skip = 0;
-	m->head.pin = -1;
 	m->head.nhost = 0;
 }
 
@@ -1462,16 +1508,6 @@ static int target_check(struct http_msg *m, const char **reason)
 	h->empty_path = k == n || t[k] == '?';
 	h->authority = h->url + (uint32_t)a;
 	h->authority_len = (uint32_t)(k - a);
-	/* RFC 9112 §3.2.2: the target's authority is the Host; the pins see
-	 * it in place of the Host lines, which are not forwarded. */
-	h->pin = -1;
-	for (uint32_t i = 0; i < h->nhdrs; i++) {
-		const struct http_hdr *hd = &h->hdrs[i];
-		if (hd->kind != HK_HOST)
-			match_pins(m, m->base + hd->name, hd->name_len, m->base + hd->value,
-			           hd->value_len);
-	}
-	match_pins(m, "host", 4, m->base + h->authority, h->authority_len);
 	return 0;
 }
 
@@ -1679,6 +1715,7 @@ static const struct {
 	const char *body;
 } errors[] = {
 	{400, "Bad Request", "bad request\n"},
+	{404, "Not Found", "not found: no route matches the request\n"},
 	{408, "Request Timeout", "request timeout\n"},
 	{413, "Content Too Large", "request body too large\n"},
 	{431, "Request Header Fields Too Large", "request header fields too large\n"},

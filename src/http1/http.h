@@ -83,7 +83,6 @@ struct http_head {
 	 * authority, and whether "/" goes in front of what follows it */
 	uint32_t url_skip, authority, authority_len;
 	bool empty_path;
-	int pin;             /* lowest index of a matching pin, -1 if none */
 	int nhost;
 	struct http_hdr hdrs[HTTP_MAX_HEADERS];
 };
@@ -134,8 +133,6 @@ struct http_msg {
 	bool llhttp_dirty;          /* llhttp was fed since its last reset */
 	struct http_plain pl;
 	const char *base;           /* block the head's offsets refer to */
-	const struct cfg_pin *pins; /* request side: pins to match, may be NULL */
-	size_t npins;
 	uint64_t body_bytes;        /* body bytes seen in the current message */
 	uint64_t max_body;          /* 0 = unlimited; exceeding it is a 413 */
 	int error_status;           /* 400, 413, 431 or 502 with HTTP_ERROR */
@@ -214,13 +211,27 @@ size_t http_head_runs(const struct http_head *h, struct http_run *runs);
  * ignored. No allocation. */
 bool http_cookie_match(const char *v, size_t len, const char *name, const char *value);
 
+/* The index of the first of PINS that a complete request head matches (a
+ * header pin by a header line's whole value, a cookie pin by one cookie of
+ * any Cookie line, the authority of an absolute-form target standing for
+ * Host), or -1. */
+int http_pins_match(const struct http_msg *m, const struct cfg_pin *pins, size_t npins);
+
+/* A complete request's Host as routing sees it: the authority of an
+ * absolute-form target, else the Host line's value. False without one. */
+bool http_req_host(const struct http_msg *m, const char **host, size_t *len);
+/* Its target's path in origin-form, query included ("/" for an empty one). */
+void http_req_path(const struct http_msg *m, const char **path, size_t *len);
+/* Its method's name, as sent. */
+void http_req_method_name(const struct http_msg *m, const char **name, size_t *len);
+
 /* Case-insensitive comparison of a header name with a NUL-terminated name. */
 bool http_name_eq(const char *name, size_t len, const char *want);
 
 /* Formats the self-made responses; call once before any worker starts. */
 void http_init(void);
 
-/* The self-made response for status (400, 408, 413, 431, 502, 503, 504),
+/* The self-made response for status (400, 404, 408, 413, 431, 502, 503, 504),
  * complete with head and a short text body. close adds Connection: close.
  * HTTP_503_LOCAL is the 503 of a proxy out of a resource of its own (a
  * descriptor, a buffer, a local port): status 503 on the wire, another

@@ -32,6 +32,22 @@ static void label(struct evbuffer *out, const char *name, const char *value, boo
 	evbuffer_add(out, "\"", 1);
 }
 
+/* route="R",pool="P" */
+static void route_pool(struct evbuffer *out, const struct cfg_route *r, const struct snap_pool *p)
+{
+	label(out, "route", r->name, true);
+	label(out, "pool", p->cfg->name, false);
+}
+
+/* Every pool of every route: cr the route, p the pool, slot its counters
+ * (r_ the route's index). */
+#define FOR_MEMBERS(s, cr, p, slot)                                                                \
+	for (size_t r_ = 0, m_ = 0; r_ < (s)->nroutes; m_ = 0, r_++)                              \
+		for (const struct cfg_route *cr = (s)->routes[r_].cfg; m_ < cr->npools; m_++)      \
+			for (const struct snap_pool *p = &(s)->pools[cr->pools[m_]]; p; p = NULL)  \
+				for (uint32_t slot = snapshot_member((s), (int)r_, (int)m_), once_ = 1; \
+				     once_; once_ = 0)
+
 static void head(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -49,47 +65,53 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	struct stats_shard *t = stats_sum(s->stats);
 
 	head(out, "zdm_requests_total", "counter",
-	     "Requests answered, by pool, server and status class (server \"\" when the proxy "
-	     "answered itself).");
-	for (size_t i = 0; i < s->npools; i++) {
-		const struct snap_pool *p = &s->pools[i];
-		for (size_t j = 0; j < p->nservers; j++)
+	     "Requests answered, by route, pool, server and status class (server \"\" when the "
+	     "proxy answered itself; route and pool \"\" when it answered before routing).");
+	for (size_t r = 0; r < s->nroutes; r++) {
+		const struct cfg_route *cr = s->routes[r].cfg;
+		for (size_t m = 0; m < cr->npools; m++) {
+			const struct snap_pool *p = &s->pools[cr->pools[m]];
+			uint32_t slot = snapshot_member(s, (int)r, (int)m);
+			for (size_t j = 0; j < p->nservers; j++)
+				for (int c = 0; c < STATS_CLASSES; c++) {
+					evbuffer_add_printf(out, "zdm_requests_total{");
+					route_pool(out, cr, p);
+					label(out, "server", p->servers[j].cfg->name, false);
+					label(out, "code", stats_class_names[c], false);
+					sample_u64(out, t->rsrv[s->member_srv[slot] + j].codes[c]);
+				}
 			for (int c = 0; c < STATS_CLASSES; c++) {
+				if (!t->pool[slot].codes[c])
+					continue;
 				evbuffer_add_printf(out, "zdm_requests_total{");
-				label(out, "pool", p->cfg->name, true);
-				label(out, "server", p->servers[j].cfg->name, false);
+				route_pool(out, cr, p);
+				label(out, "server", "", false);
 				label(out, "code", stats_class_names[c], false);
-				sample_u64(out, t->srv[p->servers[j].id].codes[c]);
+				sample_u64(out, t->pool[slot].codes[c]);
 			}
-		for (int c = 0; c < STATS_CLASSES; c++) {
-			if (!t->pool[i].codes[c])
-				continue;
-			evbuffer_add_printf(out, "zdm_requests_total{");
-			label(out, "pool", p->cfg->name, true);
-			label(out, "server", "", false);
-			label(out, "code", stats_class_names[c], false);
-			sample_u64(out, t->pool[i].codes[c]);
 		}
 	}
 	for (int c = 0; c < STATS_CLASSES; c++) {
 		if (!t->unrouted[c])
 			continue;
 		evbuffer_add_printf(out, "zdm_requests_total{");
-		label(out, "pool", "", true);
+		label(out, "route", "", true);
+		label(out, "pool", "", false);
 		label(out, "server", "", false);
 		label(out, "code", stats_class_names[c], false);
 		sample_u64(out, t->unrouted[c]);
 	}
 
 	head(out, "zdm_request_duration_seconds", "histogram",
-	     "Time from the first byte of a request to the last byte of its response, by pool.");
-	for (size_t i = 0; i < s->npools; i++) {
-		const struct pool_stats *ps = &t->pool[i];
+	     "Time from the first byte of a request to the last byte of its response, by route "
+	     "and pool.");
+	FOR_MEMBERS (s, cr, p, slot) {
+		const struct pool_stats *ps = &t->pool[slot];
 		uint64_t cum = 0;
 		for (int b = 0; b <= STATS_HIST_BUCKETS; b++) {
 			cum += ps->hist[b];
 			evbuffer_add_printf(out, "zdm_request_duration_seconds_bucket{");
-			label(out, "pool", s->pools[i].cfg->name, true);
+			route_pool(out, cr, p);
 			if (b < STATS_HIST_BUCKETS)
 				evbuffer_add_printf(out, ",le=\"%g\"", stats_hist_bounds[b]);
 			else
@@ -97,18 +119,20 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 			sample_u64(out, cum);
 		}
 		evbuffer_add_printf(out, "zdm_request_duration_seconds_sum{");
-		label(out, "pool", s->pools[i].cfg->name, true);
+		route_pool(out, cr, p);
 		evbuffer_add_printf(out, "} %.6f\n", (double)ps->sum_us / 1e6);
 		evbuffer_add_printf(out, "zdm_request_duration_seconds_count{");
-		label(out, "pool", s->pools[i].cfg->name, true);
+		route_pool(out, cr, p);
 		sample_u64(out, ps->count);
 	}
 
-	head(out, "zdm_pool_weight_percent", "gauge", "The pool's share of the split, in percent.");
-	for (size_t i = 0; i < s->npools; i++) {
+	head(out, "zdm_pool_weight_percent", "gauge",
+	     "The pool's share of the route's split, in percent.");
+	FOR_MEMBERS (s, cr, p, slot) {
 		evbuffer_add_printf(out, "zdm_pool_weight_percent{");
-		label(out, "pool", s->pools[i].cfg->name, true);
-		evbuffer_add_printf(out, "} %.2f\n", s->pools[i].split / 100.0);
+		route_pool(out, cr, p);
+		evbuffer_add_printf(out, "} %.2f\n",
+		                    s->routes[r_].split[slot - s->routes[r_].first] / 100.0);
 	}
 
 	head(out, "zdm_server_up", "gauge", "1 when the server passes its health checks.");
@@ -130,11 +154,12 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 			sample_u64(out, (uint64_t)rt->srv[s->pools[i].servers[j].id].brk.state);
 		}
 
-	head(out, "zdm_pinned_requests_total", "counter", "Requests routed by a pin, by pool.");
-	for (size_t i = 0; i < s->npools; i++) {
+	head(out, "zdm_pinned_requests_total", "counter",
+	     "Requests routed by a pin, by route and pool.");
+	FOR_MEMBERS (s, cr, p, slot) {
 		evbuffer_add_printf(out, "zdm_pinned_requests_total{");
-		label(out, "pool", s->pools[i].cfg->name, true);
-		sample_u64(out, t->pool[i].pinned);
+		route_pool(out, cr, p);
+		sample_u64(out, t->pool[slot].pinned);
 	}
 
 	head(out, "zdm_upstream_errors_total", "counter",
@@ -163,37 +188,35 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	double uptime_s = (double)(now_ms - rt->started_ms) / 1000.0;
 	head(out, "zdm_window_requests_per_second", "gauge",
-	     "Requests per second over the last 60 s, by pool.");
-	for (size_t i = 0; i < s->npools; i++) {
+	     "Requests per second over the last 60 s, by route and pool.");
+	FOR_MEMBERS (s, cr, p, slot) {
 		struct window_summary ws;
-		stats_window(&t->pool[i], now_ms / 1000, (double)(now_ms - rt->started_ms) / 1000.0,
-		             &ws);
+		stats_window(&t->pool[slot], now_ms / 1000, uptime_s, &ws);
 		evbuffer_add_printf(out, "zdm_window_requests_per_second{");
-		label(out, "pool", s->pools[i].cfg->name, true);
+		route_pool(out, cr, p);
 		evbuffer_add_printf(out, "} %.3f\n", (double)ws.requests / ws.seconds);
 	}
 	head(out, "zdm_window_error_ratio", "gauge",
-	     "Share of 5xx responses over the last 60 s, by pool.");
-	for (size_t i = 0; i < s->npools; i++) {
+	     "Share of 5xx responses over the last 60 s, by route and pool.");
+	FOR_MEMBERS (s, cr, p, slot) {
 		struct window_summary ws;
-		stats_window(&t->pool[i], now_ms / 1000, (double)(now_ms - rt->started_ms) / 1000.0,
-		             &ws);
+		stats_window(&t->pool[slot], now_ms / 1000, uptime_s, &ws);
 		evbuffer_add_printf(out, "zdm_window_error_ratio{");
-		label(out, "pool", s->pools[i].cfg->name, true);
+		route_pool(out, cr, p);
 		evbuffer_add_printf(out, "} %.6f\n",
 		                    ws.requests ? (double)ws.errors_5xx / (double)ws.requests : 0.0);
 	}
 	head(out, "zdm_window_latency_seconds", "gauge",
-	     "Latency percentiles over the last 60 s, by pool.");
-	for (size_t i = 0; i < s->npools; i++) {
+	     "Latency percentiles over the last 60 s, by route and pool.");
+	FOR_MEMBERS (s, cr, p, slot) {
 		struct window_summary ws;
-		stats_window(&t->pool[i], now_ms / 1000, (double)(now_ms - rt->started_ms) / 1000.0,
-		             &ws);
+		stats_window(&t->pool[slot], now_ms / 1000, uptime_s, &ws);
 		const double q[3] = {0.5, 0.95, 0.99}, v[3] = {ws.p50_ms, ws.p95_ms, ws.p99_ms};
 		for (int k = 0; k < 3; k++) {
 			evbuffer_add_printf(out, "zdm_window_latency_seconds{");
-			label(out, "pool", s->pools[i].cfg->name, true);
+			route_pool(out, cr, p);
 			evbuffer_add_printf(out, ",quantile=\"%g\"} %.6f\n", q[k], v[k] / 1000.0);
 		}
 	}

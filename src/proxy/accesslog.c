@@ -254,8 +254,10 @@ void accesslog_write(struct alog_writer *al, const struct access_entry *e)
 		json_strn(out, e->target, e->target_len);
 		evbuffer_add_printf(out,
 		                    ",\"status\":%d,\"bytes\":%" PRIu64 ",\"duration_ms\":%.3f,"
-		                    "\"pool\":",
+		                    "\"route\":",
 		                    e->status, e->bytes, (double)e->duration_us / 1000.0);
+		json_str(out, e->route);
+		json_raw(out, ",\"pool\":");
 		json_str(out, e->pool);
 		json_raw(out, ",\"server\":");
 		json_str(out, e->server);
@@ -271,8 +273,8 @@ void accesslog_write(struct alog_writer *al, const struct access_entry *e)
 		evbuffer_remove_buffer(tmp, out, evbuffer_get_length(tmp) - 1);
 		evbuffer_free(tmp);
 		evbuffer_add_printf(out,
-		                    "\" %d %" PRIu64 " %.6f %s %s pinned=%s rid=%016" PRIx64 "\n",
-		                    e->status, e->bytes, (double)e->duration_us / 1e6, e->pool,
+		                    "\" %d %" PRIu64 " %.6f %s %s %s pinned=%s rid=%016" PRIx64 "\n",
+		                    e->status, e->bytes, (double)e->duration_us / 1e6, e->route, e->pool,
 		                    e->server, e->pinned ? "yes" : "no", e->id);
 	}
 	if (evbuffer_get_length(out) >= FLUSH_BYTES)

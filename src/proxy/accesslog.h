@@ -25,6 +25,7 @@ struct access_entry {
 	int status;                 /* 0: no response was sent */
 	uint64_t bytes;             /* response bytes sent to the client */
 	uint64_t duration_us;
+	const char *route;
 	const char *pool;           /* "-" when none */
 	const char *server;         /* "-" when none */
 	bool pinned;

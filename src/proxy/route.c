@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/mem.h"
 #include "proxy/route.h"
 #include "proxy/snapshot.h"
@@ -58,7 +59,7 @@ void route_rr_sync(struct route_rr *rr, const struct snapshot *s)
 		return;
 	free(rr->pool_cur);
 	free(rr->server_cur);
-	rr->pool_cur = xcalloc(s->npools, sizeof(*rr->pool_cur));
+	rr->pool_cur = xcalloc(s->nmembers ? s->nmembers : 1, sizeof(*rr->pool_cur));
 	rr->server_cur = xcalloc(s->nservers ? s->nservers : 1, sizeof(*rr->server_cur));
 	rr->gen = s->gen;
 }
@@ -76,27 +77,31 @@ static int pick_server(const struct snapshot *s, struct route_rr *rr, int pool, 
 	return wrr_pick(rr->server_cur + p->first_id, p->server_w, p->nservers, exclude);
 }
 
-int route_pick(const struct snapshot *s, struct route_rr *rr, int pin_pool,
+int route_pick(const struct snapshot *s, struct route_rr *rr, int route, int pin_member,
                struct route_choice *out)
 {
-	int pool;
+	const struct snap_route *r = &s->routes[route];
+	int m;
 
 	route_rr_sync(rr, s);
-	out->pinned = pin_pool >= 0;
-	if (pin_pool >= 0) {
+	out->route = route;
+	out->pinned = pin_member >= 0;
+	if (pin_member >= 0) {
 		/* A canary tester must see the pinned pool or an error, never
 		 * silently the other version. */
-		if (!s->pools[pin_pool].available)
+		m = pin_member;
+		if (!s->pools[r->cfg->pools[m]].available)
 			return 503;
-		pool = pin_pool;
 	} else {
-		pool = wrr_pick(rr->pool_cur, s->pool_w, s->npools, -1);
-		if (pool < 0)
+		m = wrr_pick(rr->pool_cur + r->first, r->w, r->cfg->nsplit, -1);
+		if (m < 0)
 			return 503;
 	}
+	int pool = (int)r->cfg->pools[m];
 	int server = pick_server(s, rr, pool, -1);
 	if (server < 0)
 		return 503;
+	out->member = m;
 	out->pool = pool;
 	out->server = server;
 	return 0;
@@ -115,26 +120,26 @@ int route_retry(const struct snapshot *s, struct route_rr *rr, const struct rout
 	if (prev->pinned)
 		return 503;
 
-	/* The pool has no other server: split over the others. This is the
-	 * rare path, so the weights are computed here. */
-	bool *avail = xcalloc(s->npools, sizeof(*avail));
-	uint32_t *split = xcalloc(s->npools, sizeof(*split));
-	uint32_t *w = xcalloc(s->npools, sizeof(*w));
-	for (size_t i = 0; i < s->npools; i++) {
-		avail[i] = s->pools[i].available && (int)i != prev->pool;
-		split[i] = s->pools[i].split;
-	}
-	int pool = -1;
-	if (route_effective_split(split, avail, s->npools, w))
-		pool = wrr_pick(rr->pool_cur, w, s->npools, -1);
+	/* The pool has no other server: the route's split over its other
+	 * pools. This is the rare path, so the weights are computed here. */
+	const struct snap_route *r = &s->routes[prev->route];
+	size_t n = r->cfg->nsplit;
+	bool *avail = xcalloc(n ? n : 1, sizeof(*avail));
+	uint32_t *w = xcalloc(n ? n : 1, sizeof(*w));
+	for (size_t i = 0; i < n; i++)
+		avail[i] = s->pools[r->cfg->pools[i]].available && (int)i != prev->member;
+	int m = -1;
+	if (route_effective_split(r->split, avail, n, w))
+		m = wrr_pick(rr->pool_cur + r->first, w, n, -1);
 	free(avail);
-	free(split);
 	free(w);
-	if (pool < 0)
+	if (m < 0)
 		return 503;
+	int pool = (int)r->cfg->pools[m];
 	server = pick_server(s, rr, pool, -1);
 	if (server < 0)
 		return 503;
+	out->member = m;
 	out->pool = pool;
 	out->server = server;
 	return 0;

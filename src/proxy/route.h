@@ -32,24 +32,28 @@ uint32_t route_effective_split(const uint32_t *split, const bool *avail, size_t 
 /* Per-worker round-robin state for one snapshot generation. */
 struct route_rr {
 	uint64_t gen;
-	int32_t *pool_cur;    /* one per pool */
+	int32_t *pool_cur;    /* one per route member (snapshot_member) */
 	int32_t *server_cur;  /* one per server, pools back to back */
 };
 
 struct route_choice {
-	int pool;
+	int route;            /* index in the snapshot's routes */
+	int member;           /* the pool's index among the route's members */
+	int pool;             /* index in the snapshot's pools */
 	int server;           /* index within the pool */
 	bool pinned;
 };
 
-/* Chooses pool and server for a request matching pin pool pin_pool (-1 if
- * none). Returns 0, or 503 when nothing can serve it. */
-int route_pick(const struct snapshot *s, struct route_rr *rr, int pin_pool,
+/* Chooses pool and server on route for a request matching a pin of its
+ * pool member pin_member (-1 if none). Returns 0, or 503 when nothing can
+ * serve it. */
+int route_pick(const struct snapshot *s, struct route_rr *rr, int route, int pin_member,
                struct route_choice *out);
 
 /* After a connect failure on prev: another available server, in the same
- * pool if it has one, else by the split without that pool (a pinned request
- * stays in its pool). Returns 0, or 503 when there is none. */
+ * pool if it has one, else by the route's split without that pool (a
+ * pinned request stays in its pool). Returns 0, or 503 when there is
+ * none. */
 int route_retry(const struct snapshot *s, struct route_rr *rr, const struct route_choice *prev,
                 struct route_choice *out);
 

@@ -31,6 +31,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/routetab.h"
 #include "net/tls.h"
 #include "proxy/accesslog.h"
 #include "proxy/pipe.h"
@@ -244,7 +245,8 @@ static void outcome(struct session *s, int result, enum cfg_fail_kind kind, cons
 }
 
 /* The request is answered (status, 0 if nothing was sent): counts it for
- * its pool and server (either may be -1) and writes its access log line. */
+ * its route's pool and server (either may be -1; a pool is x->route's) and
+ * writes its access log line. */
 static void finish_request(struct session *s, int status, int pool, int server)
 {
 	struct exchange *x = s->x;
@@ -253,16 +255,19 @@ static void finish_request(struct session *s, int status, int pool, int server)
 		return;
 	uint64_t now = mono_us(), dur = now - x->t_start_us;
 	struct stats_shard *sh = &x->snap->stats->shard[w->id];
-	if (server >= 0 && status)
-		STAT_ADD(sh->srv[server].codes[stats_class(status)], 1);
-	else if (pool >= 0 && status)
-		STAT_ADD(sh->pool[pool].codes[stats_class(status)], 1);
-	stats_record(sh, pool, status, dur, now / 1000000);
+	const struct snap_pool *p = pool >= 0 ? &x->snap->pools[pool] : NULL;
+	int slot = p ? (int)snapshot_member(x->snap, x->route.route, x->route.member) : -1;
+	if (p && server >= 0 && status)
+		STAT_ADD(sh->rsrv[x->snap->member_srv[slot] + ((uint32_t)server - p->first_id)]
+		                 .codes[stats_class(status)],
+		         1);
+	else if (p && status)
+		STAT_ADD(sh->pool[slot].codes[stats_class(status)], 1);
+	stats_record(sh, slot, status, dur, now / 1000000);
 	x->t_start_us = 0;
 
 	if (!w->alog)
 		return;
-	const struct snap_pool *p = pool >= 0 ? &x->snap->pools[pool] : NULL;
 	const char *sname = "-";
 	if (p && server >= 0)
 		sname = p->servers[server - (int)p->first_id].cfg->name;
@@ -274,6 +279,7 @@ static void finish_request(struct session *s, int status, int pool, int server)
 	        .status = status,
 	        .bytes = x->resp_bytes,
 	        .duration_us = dur,
+	        .route = x->route.route >= 0 ? x->snap->routes[x->route.route].cfg->name : "-",
 	        .pool = p ? p->cfg->name : "-",
 	        .server = sname,
 	        .pinned = x->route.pinned,
@@ -587,19 +593,34 @@ static int start_exchange(struct session *s)
 	struct worker *w = s->w;
 	const struct config *cfg = x->snap->cfg;
 
-	int pin = x->req.head.pin >= 0 ? (int)cfg->pins[x->req.head.pin].pool : -1;
-	int status = route_pick(x->snap, &w->rr, pin, &x->route);
+	const char *host = NULL, *path, *method;
+	size_t hostlen = 0, pathlen, methodlen;
+	http_req_host(&x->req, &host, &hostlen);
+	http_req_path(&x->req, &path, &pathlen);
+	http_req_method_name(&x->req, &method, &methodlen);
+	int route = routetab_match(cfg->table, host, hostlen, path, pathlen, method, methodlen);
+	bool has_body = http_msg_chunked(&x->req) || http_msg_content_length(&x->req);
+	if (route < 0)
+		return respond(s, 404, has_body, -1, -1);
+
+	const struct cfg_route *r = &cfg->routes[route];
+	x->resp_timeout_ms = r->upstream_response_ms;
+	x->tunnel_idle_ms = r->tunnel_idle_ms;
+	int pin = r->npins ? http_pins_match(&x->req, r->pins, r->npins) : -1;
+	int pin_member = pin >= 0 ? (int)r->pins[pin].member : -1;
+	int status = route_pick(x->snap, &w->rr, route, pin_member, &x->route);
 	if (pin >= 0)
-		STAT_ADD(x->snap->stats->shard[w->id].pool[pin].pinned, 1);
+		STAT_ADD(x->snap->stats->shard[w->id]
+		                 .pool[snapshot_member(x->snap, route, pin_member)]
+		                 .pinned,
+		         1);
 	if (!status)
 		status = attach_upstream(s);
 	if (status) {
 		/* Unread body bytes would be taken for the next request: a
 		 * request with a body ends the connection. */
-		bool has_body = http_msg_chunked(&x->req) || http_msg_content_length(&x->req);
-		bool pool_chosen = status == 502 || status == HTTP_503_LOCAL;
-		int pool = pin >= 0 ? pin : pool_chosen ? x->route.pool : -1;
-		return respond(s, status, has_body, pool, -1);
+		bool pool_chosen = pin >= 0 || status == 502 || status == HTTP_503_LOCAL;
+		return respond(s, status, has_body, pool_chosen ? x->route.pool : -1, -1);
 	}
 	if (x->replayable) {
 		/* The head may be sent again if the upstream fails before
@@ -804,8 +825,8 @@ static int process(struct session *s)
 			x->resp_status = 0;
 			x->target_len = 0;
 			x->route.pinned = false;
-			x->req.pins = x->snap->cfg->pins;
-			x->req.npins = x->snap->cfg->npins;
+			x->route.route = -1;
+			x->resp_timeout_ms = 0;
 			http_msg_begin(&x->req, c->rx->data, c->rx_start);
 			x->head_deadline_ms = now_ms(w) + cfg->timeouts.request_header_ms;
 			conn_want_read(c, true, cfg->timeouts.request_header_ms);
@@ -1138,10 +1159,11 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	x->resp_bytes += conn_out_len(&s->c) - before;
 
 	if (status == 101) {
-		/* A tunnel idle for timeouts.client_idle either way ends. */
+		/* A tunnel idle for its route's timeouts.tunnel_idle either
+		 * way ends. */
 		s->state = SS_TUNNEL;
-		conn_want_read(&s->c, true, cfg->timeouts.client_idle_ms);
-		conn_want_read(&u->c, true, cfg->timeouts.client_idle_ms);
+		conn_want_read(&s->c, true, x->tunnel_idle_ms);
+		conn_want_read(&u->c, true, x->tunnel_idle_ms);
 		if (process(s) < 0)
 			return -1;
 	}

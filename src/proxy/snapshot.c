@@ -11,6 +11,20 @@
 #include "proxy/route.h"
 #include "proxy/snapshot.h"
 
+static void routes_copy(struct snapshot *s, const struct snap_route *from)
+{
+	s->routes = xcalloc(s->nroutes, sizeof(*s->routes));
+	for (size_t r = 0; r < s->nroutes; r++) {
+		struct snap_route *sr = &s->routes[r];
+		size_t n = from[r].cfg->npools;
+		*sr = from[r];
+		sr->split = xcalloc(n, sizeof(*sr->split));
+		sr->w = xcalloc(n, sizeof(*sr->w));
+		memcpy(sr->split, from[r].split, n * sizeof(*sr->split));
+		memcpy(sr->w, from[r].w, n * sizeof(*sr->w));
+	}
+}
+
 struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen, size_t nshards)
 {
 	struct snapshot *s = xcalloc(1, sizeof(*s));
@@ -19,14 +33,12 @@ struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen, size_t n
 	s->gen = gen;
 	s->npools = cfg->npools;
 	s->pools = xcalloc(cfg->npools, sizeof(*s->pools));
-	s->pool_w = xcalloc(cfg->npools, sizeof(*s->pool_w));
 
 	uint32_t id = 0;
 	for (size_t i = 0; i < cfg->npools; i++) {
 		const struct cfg_pool *cp = &cfg->pools[i];
 		struct snap_pool *p = &s->pools[i];
 		p->cfg = cp;
-		p->split = cfg->split[i];
 		p->nservers = cp->nservers;
 		p->servers = xcalloc(cp->nservers, sizeof(*p->servers));
 		p->server_w = xcalloc(cp->nservers, sizeof(*p->server_w));
@@ -39,7 +51,29 @@ struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen, size_t n
 		}
 	}
 	s->nservers = id;
-	s->stats = stats_new(cfg->npools, id, nshards);
+
+	s->nroutes = cfg->nroutes;
+	s->routes = xcalloc(cfg->nroutes, sizeof(*s->routes));
+	for (size_t r = 0; r < cfg->nroutes; r++) {
+		const struct cfg_route *cr = &cfg->routes[r];
+		struct snap_route *sr = &s->routes[r];
+		sr->cfg = cr;
+		sr->first = (uint32_t)cr->first;
+		sr->split = xcalloc(cr->npools, sizeof(*sr->split));
+		sr->w = xcalloc(cr->npools, sizeof(*sr->w));
+		memcpy(sr->split, cr->split, cr->npools * sizeof(*sr->split));
+		s->nmembers += cr->npools;
+	}
+	s->member_srv = xcalloc(s->nmembers ? s->nmembers : 1, sizeof(*s->member_srv));
+	uint32_t nrsrv = 0;
+	for (size_t r = 0; r < cfg->nroutes; r++) {
+		const struct cfg_route *cr = &cfg->routes[r];
+		for (size_t m = 0; m < cr->npools; m++) {
+			s->member_srv[s->routes[r].first + m] = nrsrv;
+			nrsrv += (uint32_t)cfg->pools[cr->pools[m]].nservers;
+		}
+	}
+	s->stats = stats_new(s->nmembers, id, nrsrv, nshards);
 	snapshot_compute(s);
 	return s;
 }
@@ -52,11 +86,11 @@ struct snapshot *snapshot_derive(const struct snapshot *prev, uint64_t gen)
 	s->gen = gen;
 	s->npools = prev->npools;
 	s->nservers = prev->nservers;
+	s->nroutes = prev->nroutes;
+	s->nmembers = prev->nmembers;
 	s->stats = stats_hold(prev->stats);
 	s->tls = prev->tls ? tls_set_hold(prev->tls) : NULL;
 	s->pools = xcalloc(s->npools, sizeof(*s->pools));
-	s->pool_w = xcalloc(s->npools, sizeof(*s->pool_w));
-	memcpy(s->pool_w, prev->pool_w, s->npools * sizeof(*s->pool_w));
 	for (size_t i = 0; i < s->npools; i++) {
 		const struct snap_pool *pp = &prev->pools[i];
 		struct snap_pool *p = &s->pools[i];
@@ -66,6 +100,9 @@ struct snapshot *snapshot_derive(const struct snapshot *prev, uint64_t gen)
 		memcpy(p->servers, pp->servers, pp->nservers * sizeof(*p->servers));
 		memcpy(p->server_w, pp->server_w, pp->nservers * sizeof(*p->server_w));
 	}
+	routes_copy(s, prev->routes);
+	s->member_srv = xcalloc(s->nmembers ? s->nmembers : 1, sizeof(*s->member_srv));
+	memcpy(s->member_srv, prev->member_srv, s->nmembers * sizeof(*s->member_srv));
 	return s;
 }
 
@@ -89,6 +126,33 @@ int snapshot_server_index(const struct snap_pool *p, const char *name, size_t le
 	return -1;
 }
 
+/* The counters of a route's pool, and of its servers on that route, go to
+ * the route of the same name's member of the same pool name. */
+static void carry_route(struct snapshot *s, const struct snapshot *prev, size_t pr)
+{
+	const struct cfg_route *pc = prev->routes[pr].cfg;
+	int r = config_route_index(s->cfg, pc->name, strlen(pc->name));
+	if (r < 0)
+		return;
+	const struct cfg_route *nc = s->routes[r].cfg;
+	for (size_t pm = 0; pm < pc->npools; pm++) {
+		const struct snap_pool *pp = &prev->pools[pc->pools[pm]];
+		int pi = snapshot_pool_index(s, pp->cfg->name, strlen(pp->cfg->name));
+		int m = pi < 0 ? -1 : config_route_member(nc, (size_t)pi);
+		if (m < 0)
+			continue;
+		uint32_t to = snapshot_member(s, r, m), from = snapshot_member(prev, (int)pr, (int)pm);
+		stats_copy_pool(s->stats, to, prev->stats, from);
+		for (size_t j = 0; j < pp->nservers; j++) {
+			const char *name = pp->servers[j].cfg->name;
+			int sj = snapshot_server_index(&s->pools[pi], name, strlen(name));
+			if (sj >= 0)
+				stats_copy_rsrv(s->stats, s->member_srv[to] + (uint32_t)sj, prev->stats,
+				                prev->member_srv[from] + j);
+		}
+	}
+}
+
 void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev)
 {
 	stats_copy_unrouted(s->stats, prev->stats);
@@ -97,7 +161,6 @@ void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev)
 		int pi = snapshot_pool_index(s, pp->cfg->name, strlen(pp->cfg->name));
 		if (pi < 0)
 			continue;
-		stats_copy_pool(s->stats, (size_t)pi, prev->stats, i);
 		for (size_t j = 0; j < pp->nservers; j++) {
 			const char *name = pp->servers[j].cfg->name;
 			int sj = snapshot_server_index(&s->pools[pi], name, strlen(name));
@@ -107,13 +170,12 @@ void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev)
 			                  pp->servers[j].id);
 		}
 	}
+	for (size_t r = 0; r < prev->nroutes; r++)
+		carry_route(s, prev, r);
 }
 
 void snapshot_compute(struct snapshot *s)
 {
-	bool *avail = xcalloc(s->npools, sizeof(*avail));
-	uint32_t *split = xcalloc(s->npools, sizeof(*split));
-
 	for (size_t i = 0; i < s->npools; i++) {
 		struct snap_pool *p = &s->pools[i];
 		p->available = false;
@@ -123,12 +185,16 @@ void snapshot_compute(struct snapshot *s)
 			if (p->server_w[j])
 				p->available = true;
 		}
-		avail[i] = p->available;
-		split[i] = p->split;
 	}
-	route_effective_split(split, avail, s->npools, s->pool_w);
-	free(avail);
-	free(split);
+	for (size_t r = 0; r < s->nroutes; r++) {
+		struct snap_route *sr = &s->routes[r];
+		const struct cfg_route *cr = sr->cfg;
+		bool avail[cr->nsplit ? cr->nsplit : 1];
+		for (size_t m = 0; m < cr->nsplit; m++)
+			avail[m] = s->pools[cr->pools[m]].available;
+		memset(sr->w, 0, cr->npools * sizeof(*sr->w)); /* pin-only members: 0 */
+		sr->available = route_effective_split(sr->split, avail, cr->nsplit, sr->w) != 0;
+	}
 }
 
 struct snapshot *snapshot_hold(struct snapshot *s)
@@ -149,6 +215,11 @@ void snapshot_release(struct snapshot *s)
 		free(s->pools[i].server_w);
 	}
 	free(s->pools);
-	free(s->pool_w);
+	for (size_t r = 0; r < s->nroutes; r++) {
+		free(s->routes[r].split);
+		free(s->routes[r].w);
+	}
+	free(s->routes);
+	free(s->member_srv);
 	free(s);
 }

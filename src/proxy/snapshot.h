@@ -1,6 +1,7 @@
 /*
- * snapshot.h — the routing view the hot path reads: pools with their
- * effective split, servers with their effective weights.
+ * snapshot.h — the routing view the hot path reads: routes with their
+ * effective split, pools with their availability, servers with their
+ * effective weights.
  *
  * A snapshot is immutable once published. The control plane builds a new
  * one whenever a weight, an availability or the config changes, and the
@@ -31,12 +32,20 @@ struct snap_server {
 
 struct snap_pool {
 	const struct cfg_pool *cfg;
-	uint32_t split;         /* percentage in hundredths (runtime) */
 	struct snap_server *servers;
 	size_t nservers;
 	uint32_t *server_w;     /* effective server weights (0 when unavailable) */
 	uint32_t first_id;      /* id of servers[0] */
 	bool available;         /* some server has an effective weight */
+};
+
+/* A route: its members are pools (cfg->pools[k] is member k's pool). */
+struct snap_route {
+	const struct cfg_route *cfg;
+	uint32_t *split;        /* per member, hundredths (runtime) */
+	uint32_t *w;            /* effective split per member, see route_effective_split() */
+	uint32_t first;         /* member 0's index over every route's members */
+	bool available;         /* some member of its split can serve */
 };
 
 struct snapshot {
@@ -45,7 +54,12 @@ struct snapshot {
 	uint64_t gen;
 	struct snap_pool *pools;
 	size_t npools;
-	uint32_t *pool_w;       /* effective split, see route_effective_split() */
+	struct snap_route *routes;
+	size_t nroutes;
+	size_t nmembers;        /* over all routes: the per-route pool counters */
+	/* Per member (over all routes), the index of the counters of its
+	 * pool's first server on that route (stats rsrv), theirs following. */
+	uint32_t *member_srv;
 	size_t nservers;        /* over all pools */
 	struct stats_table *stats; /* shared with sibling snapshots */
 	struct tls_set *tls;    /* the config's TLS contexts (held), NULL without TLS */
@@ -65,6 +79,12 @@ struct snapshot *snapshot_derive(const struct snapshot *prev, uint64_t gen);
  * same names (after a reload). */
 void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev);
 
+/* The index over all routes of member m of route r (its counters). */
+static inline uint32_t snapshot_member(const struct snapshot *s, int r, int m)
+{
+	return s->routes[r].first + (uint32_t)m;
+}
+
 /* The index of pool NAME, or of server NAME in pool p; -1 if none. */
 int snapshot_pool_index(const struct snapshot *s, const char *name, size_t len);
 int snapshot_server_index(const struct snap_pool *p, const char *name, size_t len);
@@ -73,7 +93,7 @@ struct snapshot *snapshot_hold(struct snapshot *s);
 /* Frees the snapshot (and releases its config) with the last reference. */
 void snapshot_release(struct snapshot *s);
 
-/* Recomputes the effective weights after pools[].split, servers[].weight or
+/* Recomputes the effective weights after routes[].split, servers[].weight or
  * servers[].available changed (before the snapshot is published). */
 void snapshot_compute(struct snapshot *s);
 

@@ -28,23 +28,25 @@ static void window_bounds_init(void)
 		window_bound_us[k] = b > 4e9 ? 4000000000u : (uint32_t)b;
 }
 
-static void shard_init(struct stats_shard *sh, size_t npools, size_t nservers)
+static void shard_init(struct stats_shard *sh, size_t npools, size_t nservers, size_t nrsrv)
 {
 	sh->srv = xcalloc(nservers ? nservers : 1, sizeof(*sh->srv));
 	sh->pool = xcalloc(npools ? npools : 1, sizeof(*sh->pool));
+	sh->rsrv = xcalloc(nrsrv ? nrsrv : 1, sizeof(*sh->rsrv));
 }
 
-struct stats_table *stats_new(size_t npools, size_t nservers, size_t nshards)
+struct stats_table *stats_new(size_t npools, size_t nservers, size_t nrsrv, size_t nshards)
 {
 	window_bounds_init();
 	struct stats_table *t = xcalloc(1, sizeof(*t));
 	t->refs = 1;
 	t->npools = npools;
 	t->nservers = nservers;
+	t->nrsrv = nrsrv;
 	t->nshards = nshards ? nshards : 1;
 	t->shard = xcalloc(t->nshards, sizeof(*t->shard));
 	for (size_t i = 0; i < t->nshards; i++)
-		shard_init(&t->shard[i], npools, nservers);
+		shard_init(&t->shard[i], npools, nservers, nrsrv);
 	t->streak = xcalloc(nservers ? nservers : 1, sizeof(*t->streak));
 	t->probe_slots = xcalloc(nservers ? nservers : 1, sizeof(*t->probe_slots));
 	return t;
@@ -74,6 +76,7 @@ void stats_release(struct stats_table *t)
 	for (size_t i = 0; i < t->nshards; i++) {
 		free(t->shard[i].srv);
 		free(t->shard[i].pool);
+		free(t->shard[i].rsrv);
 	}
 	free(t->shard);
 	free(t->streak);
@@ -133,8 +136,6 @@ static void add_srv(struct srv_stats *to, const struct srv_stats *from)
 	to->requests += STAT_GET(from->requests);
 	to->failures += STAT_GET(from->failures);
 	to->inflight += STAT_GET(from->inflight);
-	for (int c = 0; c < STATS_CLASSES; c++)
-		to->codes[c] += STAT_GET(from->codes[c]);
 	for (int k = 0; k < STATS_ERROR_KINDS; k++)
 		to->errors[k] += STAT_GET(from->errors[k]);
 }
@@ -166,16 +167,24 @@ static void add_pool(struct pool_stats *to, const struct pool_stats *from)
 	}
 }
 
+void stats_pool_add(struct pool_stats *to, const struct pool_stats *from)
+{
+	add_pool(to, from);
+}
+
 struct stats_shard *stats_sum(const struct stats_table *t)
 {
 	struct stats_shard *sum = xcalloc(1, sizeof(*sum));
-	shard_init(sum, t->npools, t->nservers);
+	shard_init(sum, t->npools, t->nservers, t->nrsrv);
 	for (size_t i = 0; i < t->nshards; i++) {
 		const struct stats_shard *sh = &t->shard[i];
 		for (size_t j = 0; j < t->nservers; j++)
 			add_srv(&sum->srv[j], &sh->srv[j]);
 		for (size_t j = 0; j < t->npools; j++)
 			add_pool(&sum->pool[j], &sh->pool[j]);
+		for (size_t j = 0; j < t->nrsrv; j++)
+			for (int c = 0; c < STATS_CLASSES; c++)
+				sum->rsrv[j].codes[c] += STAT_GET(sh->rsrv[j].codes[c]);
 		for (int c = 0; c < STATS_CLASSES; c++)
 			sum->unrouted[c] += STAT_GET(sh->unrouted[c]);
 	}
@@ -188,6 +197,7 @@ void stats_sum_free(struct stats_shard *sum)
 		return;
 	free(sum->srv);
 	free(sum->pool);
+	free(sum->rsrv);
 	free(sum);
 }
 
@@ -212,6 +222,14 @@ void stats_copy_pool(struct stats_table *to, size_t to_i, const struct stats_tab
 		memset(d, 0, sizeof(*d));
 		add_pool(d, &from->shard[i].pool[from_i]);
 	}
+}
+
+void stats_copy_rsrv(struct stats_table *to, size_t to_i, const struct stats_table *from,
+                     size_t from_i)
+{
+	for (size_t i = 0; i < to->nshards && i < from->nshards; i++)
+		for (int c = 0; c < STATS_CLASSES; c++)
+			to->shard[i].rsrv[to_i].codes[c] = STAT_GET(from->shard[i].rsrv[from_i].codes[c]);
 }
 
 void stats_copy_unrouted(struct stats_table *to, const struct stats_table *from)

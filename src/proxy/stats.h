@@ -1,8 +1,9 @@
 /*
  * stats.h — the counters the hot path keeps and the control plane reads:
- * per server (requests by status class, failures by kind, in flight), per
- * pool (latency histogram, pinned requests, a 60-second sliding window),
- * and for requests answered before a pool was chosen.
+ * per server (requests, failures by kind, in flight), per route and pool
+ * (latency histogram, pinned requests, a 60-second sliding window), per
+ * route, pool and server (responses by status class), and for requests
+ * answered before a pool was chosen.
  *
  * A table belongs to one server layout (one config): every snapshot of that
  * config shares it, and a reload carries the counters over by name. It has
@@ -35,7 +36,6 @@ struct srv_stats {
 	uint64_t requests;      /* requests sent to it */
 	uint64_t failures;      /* exchanges that failed */
 	int64_t inflight;       /* being served now */
-	uint64_t codes[STATS_CLASSES];
 	uint64_t errors[STATS_ERROR_KINDS];
 };
 
@@ -54,16 +54,22 @@ struct pool_stats {
 	struct window_slot win[STATS_WINDOW_SECONDS];
 };
 
+/* Responses of one server on one route. */
+struct route_srv_stats {
+	uint64_t codes[STATS_CLASSES];
+};
+
 /* The counters of one worker (or their sum). */
 struct stats_shard {
 	struct srv_stats *srv;            /* [nservers] */
-	struct pool_stats *pool;          /* [npools] */
+	struct pool_stats *pool;          /* [npools]: per route and pool (snapshot member) */
+	struct route_srv_stats *rsrv;     /* [nrsrv]: per route, pool and server */
 	uint64_t unrouted[STATS_CLASSES]; /* answered before any pool was chosen */
 };
 
 struct stats_table {
 	unsigned refs;
-	size_t nservers, npools, nshards;
+	size_t nservers, npools, nrsrv, nshards;
 	struct stats_shard *shard;        /* [nshards], one per worker */
 	/* Per server, the consecutive failures its circuit breaker has
 	 * counted: written by the control plane, read by the workers (who
@@ -83,7 +89,7 @@ struct stats_table {
 	__atomic_store_n(&(lv), __atomic_load_n(&(lv), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 #define STAT_GET(lv) __atomic_load_n(&(lv), __ATOMIC_RELAXED)
 
-struct stats_table *stats_new(size_t npools, size_t nservers, size_t nshards);
+struct stats_table *stats_new(size_t npools, size_t nservers, size_t nrsrv, size_t nshards);
 /* Takes a probe slot of server id: false when none is free. */
 bool stats_take_probe(struct stats_table *t, uint32_t id);
 struct stats_table *stats_hold(struct stats_table *t);
@@ -104,6 +110,10 @@ void stats_copy_server(struct stats_table *to, size_t to_id, const struct stats_
                        size_t from_id);
 void stats_copy_pool(struct stats_table *to, size_t to_i, const struct stats_table *from,
                      size_t from_i);
+void stats_copy_rsrv(struct stats_table *to, size_t to_i, const struct stats_table *from,
+                     size_t from_i);
+/* Adds the counters of from into to (a pool over several routes). */
+void stats_pool_add(struct pool_stats *to, const struct pool_stats *from);
 void stats_copy_unrouted(struct stats_table *to, const struct stats_table *from);
 
 /* The sliding window of a pool over the last STATS_WINDOW_SECONDS. */

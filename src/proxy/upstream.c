@@ -32,6 +32,15 @@
 
 #define MAX_FREE_UPCONNS 1024
 
+/* timeouts.upstream_response of the request being served, its route's
+ * (tunnel_idle once it is a tunnel). */
+static uint32_t response_ms(const struct upconn *u)
+{
+	if (u->s && u->s->x && u->s->x->resp_timeout_ms)
+		return u->tunnel ? u->s->x->tunnel_idle_ms : u->s->x->resp_timeout_ms;
+	return u->w->cfg->timeouts.upstream_response_ms;
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void upstream_handshake(struct upconn *u);
@@ -189,14 +198,14 @@ void upstream_start(struct upconn *u, bool head_request)
 	 * event stays armed throughout, so re-arming it never needs an epoll
 	 * change. */
 	if (u->state == UC_ACTIVE)
-		conn_want_read(&u->c, true, u->w->cfg->timeouts.upstream_response_ms);
+		conn_want_read(&u->c, true, response_ms(u));
 }
 
 void upstream_request_sent(struct upconn *u)
 {
 	u->req_sent = true;
 	if (u->state == UC_ACTIVE)
-		conn_want_read(&u->c, true, u->w->cfg->timeouts.upstream_response_ms);
+		conn_want_read(&u->c, true, response_ms(u));
 }
 
 void upstream_flush(struct upconn *u)
@@ -205,14 +214,14 @@ void upstream_flush(struct upconn *u)
 		return;
 	/* A failed write shows up as an error on the read side, which is
 	 * armed while the connection is active. */
-	conn_flush(&u->c, u->w->cfg->timeouts.upstream_response_ms);
+	conn_flush(&u->c, response_ms(u));
 }
 
 void upstream_pause(struct upconn *u, bool paused)
 {
 	if (u->state != UC_ACTIVE)
 		return;
-	conn_want_read(&u->c, !paused, u->w->cfg->timeouts.upstream_response_ms);
+	conn_want_read(&u->c, !paused, response_ms(u));
 }
 
 void upstream_release(struct upconn *u, bool reusable)
@@ -350,7 +359,7 @@ void upstream_splice(struct upconn *u)
 	}
 	/* Read the upstream while the pipe has room. */
 	conn_want_read(&u->c, u->splice_left && u->in_pipe < u->pipe->size,
-	               cfg->timeouts.upstream_response_ms);
+	               response_ms(u));
 }
 
 /* Parses what the receive block holds beyond parse_pos and reports it.
@@ -520,8 +529,8 @@ static void upstream_handshake(struct upconn *u)
 	case CONN_HS_DONE:
 		u->state = UC_ACTIVE;
 		event_del(u->c.wev);
-		conn_want_read(&u->c, true, w->cfg->timeouts.upstream_response_ms);
-		if (conn_flush(&u->c, w->cfg->timeouts.upstream_response_ms) == 0 && u->s)
+		conn_want_read(&u->c, true, response_ms(u));
+		if (conn_flush(&u->c, response_ms(u)) == 0 && u->s)
 			session_on_upstream_drained(u->s, u);
 		return;
 	case CONN_HS_WANT_READ:
@@ -543,7 +552,6 @@ static void upstream_handshake(struct upconn *u)
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct upconn *u = arg;
-	struct worker *w = u->w;
 
 	if (u->c.ssl_read_blocked) {
 		u->c.ssl_read_blocked = false;
@@ -577,7 +585,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		}
 		u->state = UC_ACTIVE;
 		event_del(u->c.wev);
-		conn_want_read(&u->c, true, w->cfg->timeouts.upstream_response_ms);
+		conn_want_read(&u->c, true, response_ms(u));
 		/* fall through to write what was queued meanwhile */
 	} else if (u->state == UC_HANDSHAKE) {
 		if (what & EV_TIMEOUT)
@@ -589,7 +597,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		fail(u, UP_ERR_TIMEOUT);
 		return;
 	}
-	int r = conn_flush(&u->c, w->cfg->timeouts.upstream_response_ms);
+	int r = conn_flush(&u->c, response_ms(u));
 	if (r < 0) {
 		fail(u, UP_ERR_RESET);
 		return;

@@ -123,7 +123,9 @@ struct exchange {
 	struct srv_stats *stat;       /* counters of the server serving it */
 	struct upconn *up;
 	uint32_t server_id;           /* that server */
-	struct route_choice route;
+	struct route_choice route;    /* route -1: none (yet) */
+	uint32_t resp_timeout_ms;     /* its route's timeouts.upstream_response */
+	uint32_t tunnel_idle_ms;      /* and tunnel_idle */
 	uint32_t parse_pos;           /* next byte of the block to parse */
 	int resp_status;              /* the final status sent for this request */
 	uint64_t resp_bytes;          /* response bytes queued for the client */

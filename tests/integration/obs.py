@@ -348,10 +348,15 @@ class Exposition:
                 all(s.labels.get(k) == v for k, v in want.items())]
 
     def value(self, name, **labels):
-        """The value of the sample NAME with exactly LABELS, or None."""
+        """The value of the sample NAME with exactly LABELS, or None. A
+        series of a route asked for without its route is the default
+        route's (a config without routes)."""
         want = {k: str(v) for k, v in labels.items()}
         for s in self.samples:
-            if s.name == name and s.labels == want:
+            got = s.labels
+            if "route" in got and "route" not in want and got["route"] == "default":
+                got = {k: v for k, v in got.items() if k != "route"}
+            if s.name == name and got == want:
                 return s.value
         return None
 
@@ -391,11 +396,12 @@ def wait_metric(z, name, value, timeout=5.0, **labels):
 
 TEXT_LINE = re.compile(
     r'^(?P<time>\S+) (?P<client>\S+) "(?P<method>[A-Z]+) (?P<target>(?:[^"\\]|\\.)*)" '
-    r'(?P<status>\d{3}|0|-) (?P<bytes>\d+) (?P<duration>\d+\.\d+) (?P<pool>\S+) (?P<server>\S+) '
+    r'(?P<status>\d{3}|0|-) (?P<bytes>\d+) (?P<duration>\d+\.\d+) (?P<route>\S+) (?P<pool>\S+) '
+    r'(?P<server>\S+) '
     r'pinned=(?P<pinned>yes|no) rid=(?P<rid>[0-9a-f]{16})$')
 
 JSON_KEYS = {"time", "client", "method", "target", "status", "bytes", "duration_ms",
-             "pool", "server", "pinned", "request_id"}
+             "route", "pool", "server", "pinned", "request_id"}
 
 
 def parse_text_line(line):

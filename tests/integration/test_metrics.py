@@ -100,8 +100,10 @@ with section(tap, "the exposition format and SPEC §7's names"):
             {name + "_bucket", name + "_sum", name + "_count"}
         tap.ok(all(m.find(n) for n in sample_names), "%s has samples" % name)
     lab = lambda n: {tuple(sorted(s.labels)) for s in m.find(n)}
-    tap.eq(lab("zdm_requests_total"), {("code", "pool", "server")},
-           "zdm_requests_total labels: pool, server, code")
+    tap.eq(lab("zdm_requests_total"), {("code", "pool", "route", "server")},
+           "zdm_requests_total labels: route, pool, server, code")
+    tap.eq({s.labels["route"] for s in m.find("zdm_requests_total")}, {"default"},
+           "without routes: every series is of the route 'default'")
     tap.ok({s.labels["code"] for s in m.find("zdm_requests_total")} <= set(CLASSES),
            "zdm_requests_total code is one of 1xx|2xx|3xx|4xx|5xx",
            sorted({s.labels["code"] for s in m.find("zdm_requests_total")}))
@@ -109,14 +111,15 @@ with section(tap, "the exposition format and SPEC §7's names"):
             for s in m.find("zdm_requests_total") if s.labels["server"]},
            {(p, sv, c) for p, sv in (("old", "a"), ("new", "b")) for c in CLASSES},
            "zdm_requests_total: every pool/server with every code class, from the start")
-    tap.eq(lab("zdm_request_duration_seconds_bucket"), {("le", "pool")},
-           "zdm_request_duration_seconds_bucket labels: pool, le")
+    tap.eq(lab("zdm_request_duration_seconds_bucket"), {("le", "pool", "route")},
+           "zdm_request_duration_seconds_bucket labels: route, pool, le")
     tap.eq({s.labels["pool"] for s in m.find("zdm_request_duration_seconds_count")},
            {"old", "new"}, "a latency histogram per pool")
     les = [x[0] for x in m.buckets("zdm_request_duration_seconds", pool="old")]
     tap.ok(les and les[0] <= 0.001 and 10 in les and les[-1] == math.inf,
            "histogram buckets from 1 ms to 10 s, then +Inf", les)
-    tap.eq(lab("zdm_pool_weight_percent"), {("pool",)}, "zdm_pool_weight_percent labels: pool")
+    tap.eq(lab("zdm_pool_weight_percent"), {("pool", "route")},
+           "zdm_pool_weight_percent labels: route, pool")
     for n in ("zdm_server_up", "zdm_circuit_state"):
         tap.eq(lab(n), {("pool", "server")}, "%s labels: pool, server" % n)
         tap.eq({(s.labels["pool"], s.labels["server"]) for s in m.find(n)},
@@ -124,7 +127,8 @@ with section(tap, "the exposition format and SPEC §7's names"):
     tap.eq(sorted(s.value for s in m.find("zdm_server_up")), [1, 1], "zdm_server_up 1 for both")
     tap.eq(sorted(s.value for s in m.find("zdm_circuit_state")), [0, 0],
            "zdm_circuit_state 0 (closed) for both")
-    tap.eq(lab("zdm_pinned_requests_total"), {("pool",)}, "zdm_pinned_requests_total labels: pool")
+    tap.eq(lab("zdm_pinned_requests_total"), {("pool", "route")},
+           "zdm_pinned_requests_total labels: route, pool")
     tap.eq(lab("zdm_upstream_errors_total"), {("kind", "pool", "server")},
            "zdm_upstream_errors_total labels: pool, server, kind")
     tap.eq({s.labels["kind"] for s in m.find("zdm_upstream_errors_total")},

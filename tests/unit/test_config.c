@@ -221,16 +221,16 @@ static void test_full(void)
 	CHECK_EQ_STR(cfg->pools[1].tls.ca, cert_file, "new: tls.ca");
 	CHECK_EQ_STR(cfg->pools[1].tls.sni, "new.internal", "new: tls.sni");
 
-	CHECK(cfg->split[0] == 6667 && cfg->split[1] == 3333, "split in hundredths");
-	CHECK_EQ_INT(cfg->npins, 3, "three pins");
-	CHECK(!cfg->pins[2].header && cfg->pins[2].cookie && !strcmp(cfg->pins[2].cookie, "beta") &&
-	              !strcmp(cfg->pins[2].value, "2") && cfg->pins[2].pool == 1,
+	CHECK(cfg->routes[0].split[0] == 6667 && cfg->routes[0].split[1] == 3333, "split in hundredths");
+	CHECK_EQ_INT(cfg->routes[0].npins, 3, "three pins");
+	CHECK(!cfg->routes[0].pins[2].header && cfg->routes[0].pins[2].cookie && !strcmp(cfg->routes[0].pins[2].cookie, "beta") &&
+	              !strcmp(cfg->routes[0].pins[2].value, "2") && cfg->routes[0].pins[2].pool == 1,
 	      "a cookie pin: its cookie's name, value and pool");
-	CHECK(!cfg->pins[0].cookie, "a header pin has no cookie");
-	CHECK_EQ_STR(cfg->pins[0].header, "X-Canary", "pin header");
-	CHECK_EQ_STR(cfg->pins[0].value, "true", "pin value: a YAML bool stays text");
-	CHECK_EQ_INT(cfg->pins[0].pool, 1, "pin pool index");
-	CHECK_EQ_INT(cfg->pins[1].pool, 0, "second pin's pool");
+	CHECK(!cfg->routes[0].pins[0].cookie, "a header pin has no cookie");
+	CHECK_EQ_STR(cfg->routes[0].pins[0].header, "X-Canary", "pin header");
+	CHECK_EQ_STR(cfg->routes[0].pins[0].value, "true", "pin value: a YAML bool stays text");
+	CHECK_EQ_INT(cfg->routes[0].pins[0].pool, 1, "pin pool index");
+	CHECK_EQ_INT(cfg->routes[0].pins[1].pool, 0, "second pin's pool");
 	CHECK_EQ_INT(config_pool_index(cfg, "new"), 1, "config_pool_index finds a pool");
 	CHECK_EQ_INT(config_pool_index(cfg, "nwe"), -1, "config_pool_index: unknown is -1");
 
@@ -269,8 +269,8 @@ static void test_defaults(void)
 	CHECK(cfg->limits.max_connections == 10000 && cfg->limits.max_header_bytes == 65536 &&
 	              cfg->limits.max_body_bytes == 0,
 	      "limit defaults");
-	CHECK(cfg->split[0] == 10000 && cfg->split[1] == 0, "no split: all to the first pool");
-	CHECK(cfg->npins == 0 && !cfg->pins, "no pins");
+	CHECK(cfg->routes[0].split[0] == 10000 && cfg->routes[0].split[1] == 0, "no split: all to the first pool");
+	CHECK(cfg->routes[0].npins == 0 && !cfg->routes[0].pins, "no pins");
 	CHECK(!cfg->pools[0].health.enabled, "no health_check: no active checks");
 	CHECK(!strcmp(cfg->pools[0].health.path, "/health") && !cfg->pools[0].health.host &&
 	              cfg->pools[0].health.interval_ms == 2000 &&

@@ -101,7 +101,7 @@ static void test_run(void)
 	config_release(cfg);
 
 	CHECK_EQ_STR(run(rt, "set-weight new 25"),
-	             "{\"ok\":true,\"pools\":[{\"name\":\"old\",\"weight\":75},"
+	             "{\"ok\":true,\"route\":\"default\",\"pools\":[{\"name\":\"old\",\"weight\":75},"
 	             "{\"name\":\"new\",\"weight\":25}]}\n",
 	             "run: set-weight answers with the new split");
 	CHECK_EQ_INT(rt->v.split[1], 2500, "run: the runtime holds it");
@@ -113,7 +113,9 @@ static void test_run(void)
 	CHECK_EQ_STR(run(rt, "nope"), "{\"ok\":false,\"error\":\"unknown command 'nope'; try 'help'\"}\n",
 	             "run: a line control_parse refuses is answered with its error");
 	CHECK_EQ_STR(run(rt, "rollback"),
-	             "{\"ok\":true,\"pools\":[{\"name\":\"old\",\"weight\":100},"
+	             "{\"ok\":true,\"routes\":[{\"name\":\"default\",\"pools\":[{\"name\":\"old\","
+	             "\"weight\":100},{\"name\":\"new\",\"weight\":0}]}],"
+	             "\"pools\":[{\"name\":\"old\",\"weight\":100},"
 	             "{\"name\":\"new\",\"weight\":0}]}\n",
 	             "run: rollback");
 	runtime_free(rt);

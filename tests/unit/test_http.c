@@ -804,7 +804,7 @@ static void test_pins(void)
 	memset(&errs, 0, sizeof(errs));
 	cfg = config_parse("pins.yaml", yaml, sizeof(yaml) - 1, &errs);
 	config_errors_free(&errs);
-	if (!CHECK(cfg && cfg->npins == 2, "pins: config loads")) {
+	if (!CHECK(cfg && cfg->routes[0].npins == 2, "pins: config loads")) {
 		config_free(cfg);
 		return;
 	}
@@ -815,18 +815,14 @@ static void test_pins(void)
 		p.len = (size_t)len;
 		p.used = 0;
 		http_msg_init(&p.m, HTTP_REQUEST, NULL);
-		p.m.pins = cfg->pins;
-		p.m.npins = cfg->npins;
 		http_msg_begin(&p.m, p.buf, 0);
 		if (feed_rest(&p) != HTTP_HEAD_DONE) {
 			CHECK(0, cases[i].what);
 			continue;
 		}
-		CHECK_EQ_INT(p.m.head.pin, cases[i].pin, cases[i].what);
+		CHECK_EQ_INT(http_pins_match(&p.m, cfg->routes[0].pins, cfg->routes[0].npins),
+		             cases[i].pin, cases[i].what);
 	}
-	/* Pins are per message: a new head starts without one. */
-	http_msg_begin(&p.m, p.buf, (uint32_t)p.used);
-	CHECK_EQ_INT(p.m.head.pin, -1, "pin: reset by http_msg_begin");
 	config_free(cfg);
 }
 
@@ -862,7 +858,7 @@ static void test_absolute_form(void)
 	memset(&errs, 0, sizeof(errs));
 	struct config *cfg = config_parse("pins.yaml", yaml, sizeof(yaml) - 1, &errs);
 	config_errors_free(&errs);
-	if (!CHECK(cfg && cfg->npins == 1, "absolute-form: config loads")) {
+	if (!CHECK(cfg && cfg->routes[0].npins == 1, "absolute-form: config loads")) {
 		config_free(cfg);
 		return;
 	}
@@ -875,8 +871,6 @@ static void test_absolute_form(void)
 			p.len = len;
 			p.used = 0;
 			http_msg_init(&p.m, HTTP_REQUEST, NULL);
-			p.m.pins = cfg->pins;
-			p.m.npins = cfg->npins;
 			http_msg_begin(&p.m, p.buf, 0);
 			while (p.used < p.len) {
 				size_t c = 0, n = step && p.len - p.used > 1 ? 1 : p.len - p.used;
@@ -888,7 +882,8 @@ static void test_absolute_form(void)
 			int ok = p.st == HTTP_HEAD_DONE && http_req_check(&p.m, 0, &reason) == 0;
 			if (ok)
 				forwarded(&p, out, sizeof(out));
-			ok = ok && strcmp(out, cases[i].runs) == 0 && p.m.head.pin == cases[i].pin;
+			int pin = http_pins_match(&p.m, cfg->routes[0].pins, cfg->routes[0].npins);
+			ok = ok && strcmp(out, cases[i].runs) == 0 && pin == cases[i].pin;
 			if (cases[i].authority)
 				ok = ok && p.m.head.url_skip &&
 				     p.m.head.authority_len == strlen(cases[i].authority) &&
@@ -900,7 +895,7 @@ static void test_absolute_form(void)
 			         step ? "a byte at a time" : "whole");
 			if (!CHECK(ok, what)) {
 				print_escaped("forwarded", out);
-				printf("#   pin %d, reason %s\n", p.m.head.pin, reason ? reason : "-");
+				printf("#   pin %d, reason %s\n", pin, reason ? reason : "-");
 			}
 		}
 	}
@@ -913,7 +908,7 @@ static int same_head(const struct parsed *a, const struct parsed *b)
 	const struct http_head *x = &a->m.head, *y = &b->m.head;
 
 	if (a->st != b->st || a->used != b->used || x->start != y->start || x->end != y->end ||
-	    x->nhdrs != y->nhdrs || x->conn_tokens != y->conn_tokens || x->pin != y->pin ||
+	    x->nhdrs != y->nhdrs || x->conn_tokens != y->conn_tokens ||
 	    x->nhost != y->nhost)
 		return 0;
 	for (uint32_t i = 0; i < x->nhdrs; i++) {
@@ -991,8 +986,6 @@ static void test_incremental(void)
 	part.len = strlen(reqs[0]);
 	part.used = 0;
 	http_msg_init(&part.m, HTTP_REQUEST, NULL);
-	part.m.pins = &pin;
-	part.m.npins = 1;
 	http_msg_begin(&part.m, part.buf, 0);
 	while (part.used < part.len) {
 		size_t c = 0;
@@ -1001,7 +994,7 @@ static void test_incremental(void)
 		if (part.st != HTTP_NEED_MORE)
 			break;
 	}
-	CHECK(part.st == HTTP_HEAD_DONE && part.m.head.pin == 0,
+	CHECK(part.st == HTTP_HEAD_DONE && http_pins_match(&part.m, &pin, 1) == 0,
 	      "incremental: a pin matches when fed byte by byte");
 
 	/* A chunked body fed byte by byte ends where the message does. */

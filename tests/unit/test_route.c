@@ -235,17 +235,17 @@ static void test_pick(struct config *cfg)
 
 	for (int i = 0; i < 50; i++) {
 		memset(&c, 0xff, sizeof(c));
-		rc = route_pick(s, &rr, P_NEW, &c);
+		rc = route_pick(s, &rr, 0, P_NEW, &c);
 		other += rc != 0 || c.pool != P_NEW || c.server != 0 || !c.pinned;
 	}
 	CHECK_EQ_INT(other, 0, "pick: a pinned request always goes to the pinned pool");
 
-	rc = route_pick(s, &rr, P_DARK, &c);
+	rc = route_pick(s, &rr, 0, P_DARK, &c);
 	CHECK_EQ_INT(rc, 503, "pick: pinned to a pool whose servers all weigh 0 -> 503");
 
 	route_rr_free(&rr);
 	for (int i = 0; i < 1000; i++) {
-		if (route_pick(s, &rr, -1, &c) == 0 && !c.pinned)
+		if (route_pick(s, &rr, 0, -1, &c) == 0 && !c.pinned)
 			counts[c.pool]++;
 	}
 	CHECK(counts[P_OLD] == 900 && counts[P_NEW] == 100 && counts[P_DARK] == 0,
@@ -257,7 +257,7 @@ static void test_pick(struct config *cfg)
 	int sv[2] = {0, 0};
 	route_rr_free(&rr);
 	for (int i = 0; i < 400; i++) {
-		if (route_pick(s, &rr, P_OLD, &c) == 0)
+		if (route_pick(s, &rr, 0, P_OLD, &c) == 0)
 			sv[c.server]++;
 	}
 	CHECK(sv[0] == 300 && sv[1] == 100, "pick: servers of a pool by weight (3:1)");
@@ -265,17 +265,17 @@ static void test_pick(struct config *cfg)
 	/* The new pool goes down: every request goes to old. */
 	s->pools[P_NEW].servers[0].available = false;
 	snapshot_compute(s);
-	CHECK(!s->pools[P_NEW].available && s->pool_w[P_NEW] == 0,
+	CHECK(!s->pools[P_NEW].available && s->routes[0].w[P_NEW] == 0,
 	      "snapshot_compute: a pool without available servers gets no weight");
 	memset(counts, 0, sizeof(counts));
 	route_rr_free(&rr);
 	for (int i = 0; i < 200; i++) {
-		if (route_pick(s, &rr, -1, &c) == 0)
+		if (route_pick(s, &rr, 0, -1, &c) == 0)
 			counts[c.pool]++;
 	}
 	CHECK(counts[P_OLD] == 200 && counts[P_NEW] == 0,
 	      "pick: an unavailable pool gets nothing, the other gets everything");
-	CHECK_EQ_INT(route_pick(s, &rr, P_NEW, &c), 503,
+	CHECK_EQ_INT(route_pick(s, &rr, 0, P_NEW, &c), 503,
 	             "pick: pinned to an unavailable pool -> 503, never the other pool");
 
 	/* The old pool goes down too: only new's split remains, but new is
@@ -283,18 +283,18 @@ static void test_pick(struct config *cfg)
 	s->pools[P_OLD].servers[0].available = false;
 	s->pools[P_OLD].servers[1].available = false;
 	snapshot_compute(s);
-	CHECK_EQ_INT(route_pick(s, &rr, -1, &c), 503, "pick: nothing available -> 503");
+	CHECK_EQ_INT(route_pick(s, &rr, 0, -1, &c), 503, "pick: nothing available -> 503");
 
 	/* Back up, but old at 0%: the split goes all to new. */
 	s->pools[P_OLD].servers[0].available = true;
 	s->pools[P_OLD].servers[1].available = true;
 	s->pools[P_NEW].servers[0].available = true;
-	s->pools[P_OLD].split = 0;
-	s->pools[P_NEW].split = 10000;
+	s->routes[0].split[P_OLD] = 0;
+	s->routes[0].split[P_NEW] = 10000;
 	snapshot_compute(s);
 	memset(counts, 0, sizeof(counts));
 	for (int i = 0; i < 20; i++) {
-		if (route_pick(s, &rr, -1, &c) == 0)
+		if (route_pick(s, &rr, 0, -1, &c) == 0)
 			counts[c.pool]++;
 	}
 	CHECK_EQ_INT(counts[P_NEW], 20, "pick: split changed to 0/100 sends everything to new");
@@ -312,14 +312,14 @@ static void test_retry(struct config *cfg)
 
 	/* Another server of the same pool when the pool has one. */
 	for (int i = 0; i < 20; i++) {
-		prev = (struct route_choice){.pool = P_OLD, .server = i % 2, .pinned = false};
+		prev = (struct route_choice){.route = 0, .member = P_OLD, .pool = P_OLD, .server = i % 2, .pinned = false};
 		rc = route_retry(s, &rr, &prev, &c);
 		bad += rc != 0 || c.pool != P_OLD || c.server != 1 - prev.server;
 	}
 	CHECK_EQ_INT(bad, 0, "retry: another server of the same pool when there is one");
 
 	/* new has a single server: another pool by the split without new. */
-	prev = (struct route_choice){.pool = P_NEW, .server = 0, .pinned = false};
+	prev = (struct route_choice){.route = 0, .member = P_NEW, .pool = P_NEW, .server = 0, .pinned = false};
 	rc = route_retry(s, &rr, &prev, &c);
 	CHECK(rc == 0 && c.pool == P_OLD && !c.pinned,
 	      "retry: a pool without another server -> another pool by the split");
@@ -328,7 +328,7 @@ static void test_retry(struct config *cfg)
 	prev.pinned = true;
 	rc = route_retry(s, &rr, &prev, &c);
 	CHECK_EQ_INT(rc, 503, "retry: pinned, no other server in the pool -> 503");
-	prev = (struct route_choice){.pool = P_OLD, .server = 0, .pinned = true};
+	prev = (struct route_choice){.route = 0, .member = P_OLD, .pool = P_OLD, .server = 0, .pinned = true};
 	rc = route_retry(s, &rr, &prev, &c);
 	CHECK(rc == 0 && c.pool == P_OLD && c.server == 1 && c.pinned,
 	      "retry: pinned with another server in the pool -> that server");
@@ -336,7 +336,7 @@ static void test_retry(struct config *cfg)
 	/* old fails with its other server down: new, although it is at 10%. */
 	s->pools[P_OLD].servers[1].available = false;
 	snapshot_compute(s);
-	prev = (struct route_choice){.pool = P_OLD, .server = 0, .pinned = false};
+	prev = (struct route_choice){.route = 0, .member = P_OLD, .pool = P_OLD, .server = 0, .pinned = false};
 	rc = route_retry(s, &rr, &prev, &c);
 	CHECK(rc == 0 && c.pool == P_NEW && c.server == 0,
 	      "retry: old's other server down -> the new pool");
@@ -349,8 +349,8 @@ static void test_retry(struct config *cfg)
 
 	/* A pool at 0% still takes retries when it is the only one left. */
 	s->pools[P_NEW].servers[0].available = true;
-	s->pools[P_OLD].split = 10000;
-	s->pools[P_NEW].split = 0;
+	s->routes[0].split[P_OLD] = 10000;
+	s->routes[0].split[P_NEW] = 0;
 	snapshot_compute(s);
 	rc = route_retry(s, &rr, &prev, &c);
 	CHECK(rc == 0 && c.pool == P_NEW, "retry: the only other available pool, at 0%");
@@ -368,7 +368,7 @@ static void test_generation(struct config *cfg)
 	int same = 1, nonzero = 0;
 
 	for (int i = 0; i < 5; i++)
-		route_pick(s1, &rr, -1, &c);
+		route_pick(s1, &rr, 0, -1, &c);
 	for (size_t i = 0; i < s1->npools; i++)
 		nonzero += rr.pool_cur[i] != 0;
 	CHECK(rr.gen == 1 && nonzero > 0, "rr: the state follows the picks of generation 1");
@@ -389,8 +389,8 @@ static void test_generation(struct config *cfg)
 
 	/* A picked sequence after the reset equals a fresh state's sequence. */
 	for (int i = 0; i < 5; i++) {
-		route_pick(s1, &rr, -1, &c);
-		route_pick(s1, &fresh, -1, &f);
+		route_pick(s1, &rr, 0, -1, &c);
+		route_pick(s1, &fresh, 0, -1, &f);
 		same &= c.pool == f.pool && c.server == f.server;
 	}
 	CHECK(same && rr.gen == 1, "rr: route_pick resyncs to the snapshot it is given");
@@ -414,7 +414,7 @@ int main(void)
 	test_effective_split();
 
 	cfg = load_config(route_yaml);
-	CHECK(cfg->npools == 3 && cfg->split[0] == 9000 && cfg->split[1] == 1000,
+	CHECK(cfg->npools == 3 && cfg->routes[0].split[0] == 9000 && cfg->routes[0].split[1] == 1000,
 	      "config: three pools, split 90/10/0");
 	test_pick(cfg);
 	test_retry(cfg);
