@@ -904,6 +904,27 @@ def cmd_extra_report(extra_path, scaling_path, idle_path, meta_path):
                      for size in sizes if totals.get((p, size))]
             if parts:
                 w("- %s, totals (start-up and exit included): %s" % (label(p), "; ".join(parts)))
+        # Route matching: zdmd with N routes, the request matching the last.
+        rows = []
+        for n_routes in meta.get("cg_routes", "1 50").split():
+            key = "tiny-routes%s" % n_routes
+            runs = sorted(((int(kv["requests"]), int(kv["ir"])) for k, kv, _ in data.get(("instructions", "zdmd"), [])
+                           if k == key and "ir" in kv), key=lambda x: x[0])
+            if len(runs) >= 2 and runs[-1][0] > runs[0][0]:
+                (n1, i1), (n2, i2) = runs[0], runs[-1]
+                rows.append((n_routes, (i2 - i1) / (n2 - n1)))
+        if rows:
+            base = per.get(("zdmd", "tiny"))
+            w("")
+            w("Route matching (zdmd, tiny responses): N routes on the request's host, each under its own "
+              "path, the request matching the last one, so that it is checked against all N.")
+            w("")
+            w("| routes | tiny Ir/req | over no `routes:` |")
+            w("|---:|---:|---:|")
+            if base:
+                w("| none (the default route) | %s | – |" % fmt_int(base))
+            for n_routes, v in rows:
+                w("| %s | %s | %s |" % (n_routes, fmt_int(v), ("%+d" % round(v - base)) if base else "–"))
         reproduce("instructions")
 
     # ---- allocations

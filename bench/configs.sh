@@ -180,7 +180,10 @@ EOF
 # zdmd_config NAME DIR [PORT [TLS_PORT [WORKERS [MAX_CONNECTIONS]]]]: the
 # whole zdm.yaml on stdout: listeners, control socket in DIR, logging, pools.
 # Without PORT, the ports of NAME (and in tls mode its TLS listener); NAME
-# zdmd+obs adds the admin listener and a text access log in DIR.
+# zdmd+obs adds the admin listener and a text access log in DIR. With
+# ZDMD_ROUTES=N (N > 0), the split is that of the last of N routes: the
+# N - 1 before it take the same host under other paths, so that a request
+# is checked against every one of them before it matches.
 zdmd_config() {
 	local name=$1 dir=$2 port=${3:-${PORT[$1]:-}} tls_port=${4:-} workers=${5:-1} maxconn=${6:-}
 	[[ $# -lt 3 && $MODE == tls ]] && tls_port=${TLS_PORT[$1]:-}
@@ -208,6 +211,14 @@ pools:
   new:
     servers:
       - {address: "$HOST:$PORT_NEW"}
-split: {old: 90, new: 10}
 EOF
+	if ((${ZDMD_ROUTES:-0} > 0)); then
+		echo "routes:"
+		for ((r = 1; r < ZDMD_ROUTES; r++)); do
+			echo "  - {name: r$r, match: {host: [\"$HOST\", \"*.r$r.test\"], path_prefix: /r$r}, split: {new: 100}}"
+		done
+		echo "  - {name: main, match: {host: [\"$HOST\"], path_prefix: /}, split: {old: 90, new: 10}}"
+	else
+		echo "split: {old: 90, new: 10}"
+	fi
 }

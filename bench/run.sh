@@ -57,6 +57,8 @@
 #   NREQ=20000      requests of a fixed-count run (syscalls, allocs)
 #   CG_REQUESTS=20000   callgrind: runs of N and 2N requests
 #   CG_SIZES="tiny 4k"  callgrind: response sizes
+#   CG_ROUTES="1 50"    callgrind, zdmd: tiny responses again with that many
+#                       routes, the request matching the last one
 #   IDLE_CONNS="10 1000 10000"   idle: connections held open
 #   EXTRA_DURATION=5    idle and scaling: seconds per wrk run
 #   SCALE_ROUNDS=3  scaling: measured runs per proxy and worker count
@@ -89,10 +91,10 @@ COMMAND="bench/run.sh"
 [[ $# -gt 0 ]] && COMMAND+=" $MODE"
 # X_ENV: the settings that matter to one test of the extra mode.
 X_ENV=""
-for v in SCALE_ROUNDS EXTRA_DURATION IDLE_CONNS CG_SIZES CG_REQUESTS NREQ EXTRA_TESTS ZDMD QUIET_WAIT HAPROXY_SPLICE TLS_KEY TLS_TESTS RELAY_SIZES OBS_SIZES OBS SIZES PROXIES CONNS_1M CONNS WARMUP ROUNDS DURATION QUICK; do
+for v in SCALE_ROUNDS EXTRA_DURATION IDLE_CONNS CG_SIZES CG_ROUTES CG_REQUESTS NREQ EXTRA_TESTS ZDMD QUIET_WAIT HAPROXY_SPLICE TLS_KEY TLS_TESTS RELAY_SIZES OBS_SIZES OBS SIZES PROXIES CONNS_1M CONNS WARMUP ROUNDS DURATION QUICK; do
 	[[ -n ${!v+x} ]] && COMMAND="$v=\"${!v}\" $COMMAND"
 	case $v in
-	SCALE_ROUNDS | EXTRA_DURATION | IDLE_CONNS | CG_SIZES | CG_REQUESTS | NREQ | ZDMD | QUIET_WAIT | PROXIES | CONNS | WARMUP | QUICK)
+	SCALE_ROUNDS | EXTRA_DURATION | IDLE_CONNS | CG_SIZES | CG_ROUTES | CG_REQUESTS | NREQ | ZDMD | QUIET_WAIT | PROXIES | CONNS | WARMUP | QUICK)
 		[[ -n ${!v+x} ]] && X_ENV="$v=\"${!v}\" $X_ENV"
 		;;
 	esac
@@ -164,6 +166,7 @@ EXTRA_TESTS=${EXTRA_TESTS:-syscalls instructions allocs idle scaling}
 NREQ=${NREQ:-20000}
 CG_REQUESTS=${CG_REQUESTS:-20000}
 CG_SIZES=${CG_SIZES:-tiny 4k}
+CG_ROUTES=${CG_ROUTES:-1 50}
 IDLE_CONNS=${IDLE_CONNS:-10 1000 10000}
 EXTRA_DURATION=${EXTRA_DURATION:-5}
 SCALE_ROUNDS=${SCALE_ROUNDS:-$ROUNDS}
@@ -1045,37 +1048,49 @@ x_syscalls() {
 # the difference of the totals over CG_REQUESTS is the cost of one request,
 # without start-up, connection set-up and exit.
 x_instructions() {
-	local p=$1 size n out conf ir rc
+	local p=$1 size r conf
 	local name=x-cg-$p
-	local port=${X_PORT[$p]}
-	conf=$(x_config "$p" "$name" "$port" 1 off)
+	conf=$(x_config "$p" "$name" "${X_PORT[$p]}" 1 off)
 	for size in $CG_SIZES; do
-		for n in "$CG_REQUESTS" $((2 * CG_REQUESTS)); do
-			out=$RAW/callgrind-$p-$size-$n.out
-			rm -f "$out"
-			x_start "$name" "$p" "$conf" "$PROXY_CPU" valgrind --tool=callgrind --collect-atstart=yes \
-				--cache-sim=no --branch-sim=no --trace-children=no --callgrind-out-file="$out"
-			if ! wait_ready "$name" "$port" 120; then
-				xnote "instructions, $p: did not come up under valgrind (see bench/results/raw/$name.stderr)"
-				x_stop "$name" 60
-				return 0
-			fi
-			rc=0
-			run_nreq "$port" "${PATH_OF[$size]}" "$n" "$RAW/callgrind-$p-$size-$n.nreq.txt" || rc=1
-			x_stop "$name" 120
-			cp "$RAW/$name.stderr" "$RAW/callgrind-$p-$size-$n.stderr" 2>/dev/null || true
-			if ((rc)); then
-				xnote "instructions, $p, $size: the run of $n requests had errors ($(head -n 1 "$RAW/callgrind-$p-$size-$n.nreq.txt"))"
-				continue
-			fi
-			ir=$(awk '$1 == "totals:" { print $2 }' "$out" 2>/dev/null || true)
-			if [[ -z $ir ]]; then
-				xnote "instructions, $p, $size: callgrind wrote no totals for the run of $n requests (exit status $X_EXIT)"
-				continue
-			fi
-			xrec instructions "$p" "$size" "requests=$n ir=$ir"
-			say "bench: instructions $p $size: $n requests, $ir instructions in all (exit status $X_EXIT)"
-		done
+		x_callgrind "$p" "$name" "$conf" "$size" "$size" || return 0
+	done
+	[[ $p == zdmd ]] || return 0
+	for r in $CG_ROUTES; do
+		conf=$(ZDMD_ROUTES=$r x_config "$p" "$name-routes$r" "${X_PORT[$p]}" 1 off)
+		x_callgrind "$p" "$name-routes$r" "$conf" tiny "tiny-routes$r" || return 0
+	done
+}
+
+# x_callgrind PROXY NAME CONF SIZE KEY: the two runs of x_instructions,
+# recorded under KEY. Returns 1 when the proxy did not come up.
+x_callgrind() {
+	local p=$1 name=$2 conf=$3 size=$4 key=$5 n out ir rc
+	local port=${X_PORT[$p]}
+	for n in "$CG_REQUESTS" $((2 * CG_REQUESTS)); do
+		out=$RAW/callgrind-$p-$key-$n.out
+		rm -f "$out"
+		x_start "$name" "$p" "$conf" "$PROXY_CPU" valgrind --tool=callgrind --collect-atstart=yes \
+			--cache-sim=no --branch-sim=no --trace-children=no --callgrind-out-file="$out"
+		if ! wait_ready "$name" "$port" 120; then
+			xnote "instructions, $p: did not come up under valgrind (see bench/results/raw/$name.stderr)"
+			x_stop "$name" 60
+			return 1
+		fi
+		rc=0
+		run_nreq "$port" "${PATH_OF[$size]}" "$n" "$RAW/callgrind-$p-$key-$n.nreq.txt" || rc=1
+		x_stop "$name" 120
+		cp "$RAW/$name.stderr" "$RAW/callgrind-$p-$key-$n.stderr" 2>/dev/null || true
+		if ((rc)); then
+			xnote "instructions, $p, $key: the run of $n requests had errors ($(head -n 1 "$RAW/callgrind-$p-$key-$n.nreq.txt"))"
+			continue
+		fi
+		ir=$(awk '$1 == "totals:" { print $2 }' "$out" 2>/dev/null || true)
+		if [[ -z $ir ]]; then
+			xnote "instructions, $p, $key: callgrind wrote no totals for the run of $n requests (exit status $X_EXIT)"
+			continue
+		fi
+		xrec instructions "$p" "$key" "requests=$n ir=$ir"
+		say "bench: instructions $p $key: $n requests, $ir instructions in all (exit status $X_EXIT)"
 	done
 }
 
@@ -1314,6 +1329,7 @@ META="$RAW/meta.txt"
 		echo "churn=$((CHURN_RUNS * NREQ_CONNS))"
 		echo "cg_requests=$CG_REQUESTS"
 		echo "cg_sizes=$CG_SIZES"
+		echo "cg_routes=$CG_ROUTES"
 		echo "idle_conns=$IDLE_CONNS"
 		echo "extra_duration=$EXTRA_DURATION"
 		echo "scale_rounds=$SCALE_ROUNDS"
