@@ -39,14 +39,32 @@ static void route_pool(struct evbuffer *out, const struct cfg_route *r, const st
 	label(out, "pool", p->cfg->name, false);
 }
 
-/* Every pool of every route: cr the route, p the pool, slot its counters
- * (r_ the route's index). */
-#define FOR_MEMBERS(s, cr, p, slot)                                                                \
-	for (size_t r_ = 0, m_ = 0; r_ < (s)->nroutes; m_ = 0, r_++)                              \
-		for (const struct cfg_route *cr = (s)->routes[r_].cfg; m_ < cr->npools; m_++)      \
-			for (const struct snap_pool *p = &(s)->pools[cr->pools[m_]]; p; p = NULL)  \
-				for (uint32_t slot = snapshot_member((s), (int)r_, (int)m_), once_ = 1; \
-				     once_; once_ = 0)
+/* Walks every pool of every route (a route's "member"): for (struct
+ * members it = {.s = s}; members_next(&it);) sees it.route, it.pool, the
+ * member's index it.m in its route and it.slot, that of its counters. */
+struct members {
+	const struct snapshot *s;
+	size_t r, next;
+	const struct snap_route *route;
+	const struct snap_pool *pool;
+	size_t m;
+	uint32_t slot;
+};
+
+static bool members_next(struct members *it)
+{
+	for (; it->r < it->s->nroutes; it->r++, it->next = 0) {
+		const struct snap_route *sr = &it->s->routes[it->r];
+		if (it->next < sr->cfg->npools) {
+			it->route = sr;
+			it->m = it->next++;
+			it->pool = &it->s->pools[sr->cfg->pools[it->m]];
+			it->slot = snapshot_member(it->s, (int)it->r, (int)it->m);
+			return true;
+		}
+	}
+	return false;
+}
 
 static void head(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
@@ -67,28 +85,24 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	head(out, "zdm_requests_total", "counter",
 	     "Requests answered, by route, pool, server and status class (server \"\" when the "
 	     "proxy answered itself; route and pool \"\" when it answered before routing).");
-	for (size_t r = 0; r < s->nroutes; r++) {
-		const struct cfg_route *cr = s->routes[r].cfg;
-		for (size_t m = 0; m < cr->npools; m++) {
-			const struct snap_pool *p = &s->pools[cr->pools[m]];
-			uint32_t slot = snapshot_member(s, (int)r, (int)m);
-			for (size_t j = 0; j < p->nservers; j++)
-				for (int c = 0; c < STATS_CLASSES; c++) {
-					evbuffer_add_printf(out, "zdm_requests_total{");
-					route_pool(out, cr, p);
-					label(out, "server", p->servers[j].cfg->name, false);
-					label(out, "code", stats_class_names[c], false);
-					sample_u64(out, t->rsrv[s->member_srv[slot] + j].codes[c]);
-				}
+	for (struct members it = {.s = s}; members_next(&it);) {
+		const struct snap_pool *p = it.pool;
+		for (size_t j = 0; j < p->nservers; j++)
 			for (int c = 0; c < STATS_CLASSES; c++) {
-				if (!t->pool[slot].codes[c])
-					continue;
 				evbuffer_add_printf(out, "zdm_requests_total{");
-				route_pool(out, cr, p);
-				label(out, "server", "", false);
+				route_pool(out, it.route->cfg, p);
+				label(out, "server", p->servers[j].cfg->name, false);
 				label(out, "code", stats_class_names[c], false);
-				sample_u64(out, t->pool[slot].codes[c]);
+				sample_u64(out, t->rsrv[s->member_srv[it.slot] + j].codes[c]);
 			}
+		for (int c = 0; c < STATS_CLASSES; c++) {
+			if (!t->pool[it.slot].codes[c])
+				continue;
+			evbuffer_add_printf(out, "zdm_requests_total{");
+			route_pool(out, it.route->cfg, p);
+			label(out, "server", "", false);
+			label(out, "code", stats_class_names[c], false);
+			sample_u64(out, t->pool[it.slot].codes[c]);
 		}
 	}
 	for (int c = 0; c < STATS_CLASSES; c++) {
@@ -105,13 +119,13 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	head(out, "zdm_request_duration_seconds", "histogram",
 	     "Time from the first byte of a request to the last byte of its response, by route "
 	     "and pool.");
-	FOR_MEMBERS (s, cr, p, slot) {
-		const struct pool_stats *ps = &t->pool[slot];
+	for (struct members it = {.s = s}; members_next(&it);) {
+		const struct pool_stats *ps = &t->pool[it.slot];
 		uint64_t cum = 0;
 		for (int b = 0; b <= STATS_HIST_BUCKETS; b++) {
 			cum += ps->hist[b];
 			evbuffer_add_printf(out, "zdm_request_duration_seconds_bucket{");
-			route_pool(out, cr, p);
+			route_pool(out, it.route->cfg, it.pool);
 			if (b < STATS_HIST_BUCKETS)
 				evbuffer_add_printf(out, ",le=\"%g\"", stats_hist_bounds[b]);
 			else
@@ -119,20 +133,20 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 			sample_u64(out, cum);
 		}
 		evbuffer_add_printf(out, "zdm_request_duration_seconds_sum{");
-		route_pool(out, cr, p);
+		route_pool(out, it.route->cfg, it.pool);
 		evbuffer_add_printf(out, "} %.6f\n", (double)ps->sum_us / 1e6);
 		evbuffer_add_printf(out, "zdm_request_duration_seconds_count{");
-		route_pool(out, cr, p);
+		route_pool(out, it.route->cfg, it.pool);
 		sample_u64(out, ps->count);
 	}
 
 	head(out, "zdm_pool_weight_percent", "gauge",
 	     "The pool's share of the route's split, in percent.");
-	FOR_MEMBERS (s, cr, p, slot) {
+	for (struct members it = {.s = s}; members_next(&it);) {
 		evbuffer_add_printf(out, "zdm_pool_weight_percent{");
-		route_pool(out, cr, p);
+		route_pool(out, it.route->cfg, it.pool);
 		evbuffer_add_printf(out, "} %.2f\n",
-		                    s->routes[r_].split[slot - s->routes[r_].first] / 100.0);
+		                    it.route->split[it.m] / 100.0);
 	}
 
 	head(out, "zdm_server_up", "gauge", "1 when the server passes its health checks.");
@@ -156,10 +170,10 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 
 	head(out, "zdm_pinned_requests_total", "counter",
 	     "Requests routed by a pin, by route and pool.");
-	FOR_MEMBERS (s, cr, p, slot) {
+	for (struct members it = {.s = s}; members_next(&it);) {
 		evbuffer_add_printf(out, "zdm_pinned_requests_total{");
-		route_pool(out, cr, p);
-		sample_u64(out, t->pool[slot].pinned);
+		route_pool(out, it.route->cfg, it.pool);
+		sample_u64(out, t->pool[it.slot].pinned);
 	}
 
 	head(out, "zdm_upstream_errors_total", "counter",
@@ -191,32 +205,32 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	double uptime_s = (double)(now_ms - rt->started_ms) / 1000.0;
 	head(out, "zdm_window_requests_per_second", "gauge",
 	     "Requests per second over the last 60 s, by route and pool.");
-	FOR_MEMBERS (s, cr, p, slot) {
+	for (struct members it = {.s = s}; members_next(&it);) {
 		struct window_summary ws;
-		stats_window(&t->pool[slot], now_ms / 1000, uptime_s, &ws);
+		stats_window(&t->pool[it.slot], now_ms / 1000, uptime_s, &ws);
 		evbuffer_add_printf(out, "zdm_window_requests_per_second{");
-		route_pool(out, cr, p);
+		route_pool(out, it.route->cfg, it.pool);
 		evbuffer_add_printf(out, "} %.3f\n", (double)ws.requests / ws.seconds);
 	}
 	head(out, "zdm_window_error_ratio", "gauge",
 	     "Share of 5xx responses over the last 60 s, by route and pool.");
-	FOR_MEMBERS (s, cr, p, slot) {
+	for (struct members it = {.s = s}; members_next(&it);) {
 		struct window_summary ws;
-		stats_window(&t->pool[slot], now_ms / 1000, uptime_s, &ws);
+		stats_window(&t->pool[it.slot], now_ms / 1000, uptime_s, &ws);
 		evbuffer_add_printf(out, "zdm_window_error_ratio{");
-		route_pool(out, cr, p);
+		route_pool(out, it.route->cfg, it.pool);
 		evbuffer_add_printf(out, "} %.6f\n",
 		                    ws.requests ? (double)ws.errors_5xx / (double)ws.requests : 0.0);
 	}
 	head(out, "zdm_window_latency_seconds", "gauge",
 	     "Latency percentiles over the last 60 s, by route and pool.");
-	FOR_MEMBERS (s, cr, p, slot) {
+	for (struct members it = {.s = s}; members_next(&it);) {
 		struct window_summary ws;
-		stats_window(&t->pool[slot], now_ms / 1000, uptime_s, &ws);
+		stats_window(&t->pool[it.slot], now_ms / 1000, uptime_s, &ws);
 		const double q[3] = {0.5, 0.95, 0.99}, v[3] = {ws.p50_ms, ws.p95_ms, ws.p99_ms};
 		for (int k = 0; k < 3; k++) {
 			evbuffer_add_printf(out, "zdm_window_latency_seconds{");
-			route_pool(out, cr, p);
+			route_pool(out, it.route->cfg, it.pool);
 			evbuffer_add_printf(out, ",quantile=\"%g\"} %.6f\n", q[k], v[k] / 1000.0);
 		}
 	}
