@@ -6,8 +6,9 @@
  * order, the routes a request for that host may take (the routes of the
  * host itself, of every wildcard covering it, and those without a host
  * condition). A request then costs one normalisation of its Host into a
- * stack buffer, one lookup per label at most, and a path and method check
- * of the listed routes until the first that holds. No allocation.
+ * stack buffer, one lookup per label at most, one lookup of the path's
+ * first segment, and a path and method check of the few routes listed for
+ * both until the first that holds. No allocation.
  */
 #ifndef ZDM_ROUTETAB_H
 #define ZDM_ROUTETAB_H
@@ -29,6 +30,11 @@ void routetab_free(struct routetab *t);
  * query included) and method name; -1 when none does. */
 int routetab_match(const struct routetab *t, const char *host, size_t hostlen, const char *path,
                    size_t pathlen, const char *method, size_t methodlen);
+
+/* The index of the first route when it takes every request (no match
+ * condition: the request needs no look at its host, path or method), else
+ * -1. */
+int routetab_always(const struct routetab *t);
 
 /* A Host value without its port and trailing dot, in lower case, into out
  * (ROUTE_HOST_MAX bytes): its length, or 0 when it does not fit or is

@@ -593,12 +593,15 @@ static int start_exchange(struct session *s)
 	struct worker *w = s->w;
 	const struct config *cfg = x->snap->cfg;
 
-	const char *host = NULL, *path, *method;
-	size_t hostlen = 0, pathlen, methodlen;
-	http_req_host(&x->req, &host, &hostlen);
-	http_req_path(&x->req, &path, &pathlen);
-	http_req_method_name(&x->req, &method, &methodlen);
-	int route = routetab_match(cfg->table, host, hostlen, path, pathlen, method, methodlen);
+	int route = routetab_always(cfg->table);
+	if (route < 0) {
+		const char *host = NULL, *path, *method;
+		size_t hostlen = 0, pathlen, methodlen;
+		http_req_host(&x->req, &host, &hostlen);
+		http_req_path(&x->req, &path, &pathlen);
+		http_req_method_name(&x->req, &method, &methodlen);
+		route = routetab_match(cfg->table, host, hostlen, path, pathlen, method, methodlen);
+	}
 	bool has_body = http_msg_chunked(&x->req) || http_msg_content_length(&x->req);
 	if (route < 0)
 		return respond(s, 404, has_body, -1, -1);

@@ -289,6 +289,29 @@ static void test_many(void)
 	config_free(cfg);
 }
 
+/* The segment lists keep config order with the routes that take any path. */
+static void test_order(void)
+{
+	struct config *cfg = load(HEAD "routes:\n"
+	                               "  - {name: posts, match: {methods: POST}, split: {mono: 100}}\n"
+	                               "  - {name: api, match: {path_prefix: /api}, split: {mono: 100}}\n"
+	                               "  - {name: root, match: {path_prefix: /, methods: [PUT]}, "
+	                               "split: {mono: 100}}\n"
+	                               "  - {name: apiv2, match: {path_prefix: /api/v2}, "
+	                               "split: {mono: 100}}\n"
+	                               "  - {name: x, match: {host: x.test}, split: {mono: 100}}\n");
+	CHECK_EQ_INT(match(cfg, "a", "/api/v2", "POST"), 0, "order: a method route before a path one");
+	CHECK_EQ_INT(match(cfg, "a", "/api/v2", "GET"), 1, "order: /api before /api/v2");
+	CHECK_EQ_INT(match(cfg, "a", "/api/v2", "PUT"), 1, "order: /api before a later '/' route");
+	CHECK_EQ_INT(match(cfg, "a", "/other", "PUT"), 2, "order: '/' takes any first segment");
+	CHECK_EQ_INT(match(cfg, "a", "/?q", "PUT"), 2, "order: '/' takes '/?q'");
+	CHECK_EQ_INT(match(cfg, "x.test", "/api", "GET"), 1, "order: hostless routes before a host "
+	                                                       "one still come first");
+	CHECK_EQ_INT(match(cfg, "x.test", "/zzz", "GET"), 4, "order: then the host's route");
+	CHECK_EQ_INT(match(cfg, "a", "*", "OPTIONS"), -1, "order: an asterisk target, no path route");
+	config_free(cfg);
+}
+
 /* Each route splits over its own pools only; a pin-only pool gets only its
  * pinned requests; a route whose pools are down answers 503 rather than
  * spill into another route's pools. */
@@ -340,6 +363,7 @@ int main(void)
 	test_config_errors();
 	test_match();
 	test_many();
+	test_order();
 	test_pick();
 	return tap_done();
 }
