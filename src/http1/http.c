@@ -177,21 +177,30 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 	struct http_head *h = &m->head;
 	uint32_t off = (uint32_t)(at - m->base);
 
+	/* A limit passed is reported once the name is complete: until then
+	 * llhttp may still refuse the name where it ends (400), and which of
+	 * the two is answered must not depend on where reads split it. */
 	if (!m->in_field) {
-		if (h->nhdrs == HTTP_MAX_HEADERS)
-			return fail(m, 431, "too many header fields");
-		struct http_hdr *hd = &h->hdrs[h->nhdrs++];
-		memset(hd, 0, sizeof(*hd));
-		hd->name = off;
 		m->in_field = 1;
 		m->value_done = 0;
 		m->in_value = 0;
+		if (h->nhdrs == HTTP_MAX_HEADERS) {
+			m->over_limit = "too many header fields";
+			return 0;
+		}
+		struct http_hdr *hd = &h->hdrs[h->nhdrs++];
+		memset(hd, 0, sizeof(*hd));
+		hd->name = off;
 	}
+	if (m->over_limit)
+		return 0;
 	struct http_hdr *hd = &h->hdrs[h->nhdrs - 1];
 	if (hd->name + hd->name_len != off)
 		return fail(m, 400, "header name split");
-	if (hd->name_len + len > UINT16_MAX)
-		return fail(m, 431, "header name too long");
+	if (hd->name_len + len > UINT16_MAX) {
+		m->over_limit = "header name too long";
+		return 0;
+	}
 	hd->name_len = (uint16_t)(hd->name_len + len);
 	return 0;
 }
@@ -203,6 +212,8 @@ static int on_header_field_complete(llhttp_t *p)
 	 * http_chunk_scan checks their lines. */
 	if (m->in_body)
 		return 0;
+	if (m->over_limit)
+		return fail(m, 431, m->over_limit);
 	if (!m->in_field || !m->head.hdrs[m->head.nhdrs - 1].name_len)
 		return fail(m, 400, "empty header name");
 	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
@@ -436,6 +447,7 @@ void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
 	m->head.end = start;
 	head_clear(m);
 	m->in_field = m->in_value = m->value_done = 0;
+	m->over_limit = NULL;
 	m->lead_cr = false;
 	m->in_body = false;
 	m->plain = false;

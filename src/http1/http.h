@@ -146,6 +146,7 @@ struct http_msg {
 	bool lead_cr;               /* a CR before a request line, its LF to come */
 	struct http_chunk_scan chunks;
 	uint8_t in_field, in_value, value_done;
+	const char *over_limit;     /* a 431 to give once the field name ends */
 	struct http_head head;
 	/* Body spans delivered by the parser (used when de-chunking). */
 	void (*on_body)(struct http_msg *m, const char *at, size_t len);

@@ -376,6 +376,17 @@ static void test_framing(void)
 	k += (size_t)snprintf(many + k, sizeof(many) - k, "X-Last: 1\r\n\r\n");
 	CHECK(parse(&p, HTTP_REQUEST, many) == HTTP_ERROR && p.m.error_status == 431,
 	      "101 headers -> 431 from the parser");
+	CHECK(parse_n(&p, HTTP_REQUEST, many, strlen(many), 1) == HTTP_ERROR &&
+	              p.m.error_status == 431,
+	      "101 headers fed byte by byte -> 431 too");
+	/* The 101st name is not a token: 400, however the bytes arrive. */
+	k -= 13;
+	k += (size_t)snprintf(many + k, sizeof(many) - k, "X(Last: 1\r\n\r\n");
+	CHECK(parse(&p, HTTP_REQUEST, many) == HTTP_ERROR && p.m.error_status == 400,
+	      "101 headers, the last name invalid -> 400");
+	CHECK(parse_n(&p, HTTP_REQUEST, many, strlen(many), 1) == HTTP_ERROR &&
+	              p.m.error_status == 400,
+	      "101 headers, the last name invalid, fed byte by byte -> 400 too");
 }
 
 static void print_escaped(const char *label, const char *s);
