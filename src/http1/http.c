@@ -450,6 +450,7 @@ void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
 	m->over_limit = NULL;
 	m->lead_cr = false;
 	m->in_body = false;
+	m->chunked_body = false;
 	m->plain = false;
 	m->llhttp_msg = false;
 	m->error_status = 0;
@@ -1171,9 +1172,11 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 	size_t k = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&m->parser) - data);
 
 	/* llhttp is lenient about the CRLF after chunk data; the bytes it
-	 * took are checked again here before anyone forwards them. */
+	 * took are checked again here before anyone forwards them. (Not by
+	 * F_CHUNKED, which llhttp clears when a trailer field says
+	 * Transfer-Encoding.) */
 	int r;
-	if (m->in_body && (m->parser.flags & F_CHUNKED) && k && (e == HPE_OK || e == HPE_PAUSED) &&
+	if (m->in_body && m->chunked_body && k && (e == HPE_OK || e == HPE_PAUSED) &&
 	    (r = http_chunk_scan(&m->chunks, data, k)) < 0) {
 		*consumed = k;
 		m->error_status = 400;
@@ -1196,6 +1199,7 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 				return HTTP_ERROR;
 			}
 			m->in_body = true;
+			m->chunked_body = (m->parser.flags & F_CHUNKED) != 0;
 			memset(&m->chunks, 0, sizeof(m->chunks));
 			int ahead = chunks_ahead(m, data + k, len - k);
 			if (ahead < 0) {

@@ -143,6 +143,7 @@ struct http_msg {
 	bool skip_body;             /* response side: the request was HEAD */
 	uint8_t pause;              /* why the last execution paused */
 	bool in_body;               /* past the head of the current message */
+	bool chunked_body;          /* its body is chunked: chunks is run on it */
 	bool lead_cr;               /* a CR before a request line, its LF to come */
 	struct http_chunk_scan chunks;
 	uint8_t in_field, in_value, value_done;

@@ -1036,6 +1036,31 @@ static void test_incremental(void)
 	             "incremental: the pipelined request follows");
 	CHECK(part.m.head.start == body_end && part.used == part.len,
 	      "incremental: the second head's offsets are in the same block");
+
+	/* Bad framing after chunk data, in a read after the head's that also
+	 * holds a trailer Transfer-Encoding, which makes llhttp clear
+	 * F_CHUNKED: refused in that read all the same, never forwarded. */
+	static const struct {
+		llhttp_type_t type;
+		const char *text;
+	} bad_tails[] = {
+	        {HTTP_REQUEST, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                       "2\r\nab\x01\n0\r\nTransfer-Encoding: x\r\n"},
+	        {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                        "2\r\nab\x01\n0\r\nTransfer-Encoding: x\r\n\r\n"},
+	        {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                        "2\r\nabXY0\r\nTransfer-Encoding: x\r\n"},
+	};
+	for (size_t i = 0; i < sizeof(bad_tails) / sizeof(bad_tails[0]); i++) {
+		const char *t = bad_tails[i].text;
+		size_t head_len = (size_t)(strstr(t, "\r\n\r\n") + 4 - t);
+		parse_n(&part, bad_tails[i].type, t, head_len, 0);
+		ok = part.st == HTTP_HEAD_DONE;
+		memcpy(part.buf + head_len, t + head_len, strlen(t) - head_len);
+		part.len = strlen(t);
+		CHECK(ok && feed_rest(&part) == HTTP_ERROR && part.m.error_status == 400,
+		      "incremental: bad chunk framing before a trailer Transfer-Encoding is refused");
+	}
 }
 
 /* Scans s whole, then split in two at every byte, then byte by byte;
