@@ -1174,9 +1174,11 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 	/* llhttp is lenient about the CRLF after chunk data; the bytes it
 	 * took are checked again here before anyone forwards them. (Not by
 	 * F_CHUNKED, which llhttp clears when a trailer field says
-	 * Transfer-Encoding.) */
+	 * Transfer-Encoding; and also when a callback stopped it, a 413, so
+	 * that bad framing is a 400 whatever the reads.) */
 	int r;
-	if (m->in_body && m->chunked_body && k && (e == HPE_OK || e == HPE_PAUSED) &&
+	if (m->in_body && m->chunked_body && k &&
+	    (e == HPE_OK || e == HPE_PAUSED || e == HPE_USER) &&
 	    (r = http_chunk_scan(&m->chunks, data, k)) < 0) {
 		*consumed = k;
 		m->error_status = 400;

@@ -1037,6 +1037,30 @@ static void test_incremental(void)
 	CHECK(part.m.head.start == body_end && part.used == part.len,
 	      "incremental: the second head's offsets are in the same block");
 
+	/* Bad framing that llhttp lets by and a body over the limit in one
+	 * read after the head: the framing's 400, as when the bytes come one
+	 * at a time. */
+	static const char bad_big[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                              "40\r\x02xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+	size_t bad_head = sizeof(bad_big) - 1 - 68;
+	const char *why = NULL;
+	for (size_t step = 0; step < 3; step++) {
+		parse_n(&part, HTTP_REQUEST, bad_big, bad_head, 0);
+		ok = part.st == HTTP_HEAD_DONE && http_req_check(&part.m, 8, &why) == 0;
+		memcpy(part.buf + bad_head, bad_big + bad_head, sizeof(bad_big) - 1 - bad_head);
+		part.len = sizeof(bad_big) - 1;
+		while (ok && part.used < part.len) {
+			size_t n = step && part.len - part.used > step ? step : part.len - part.used, c = 0;
+			part.st = http_msg_feed(&part.m, part.buf + part.used, n, &c);
+			part.used += c;
+			if (part.st != HTTP_NEED_MORE)
+				break;
+		}
+		CHECK(ok && part.st == HTTP_ERROR && part.m.error_status == 400,
+		      step ? "chunked: bad framing, then a body over max_body_bytes, in small reads: 400"
+		           : "chunked: bad framing and a body over max_body_bytes in one read: 400");
+	}
+
 	/* Bad framing after chunk data, in a read after the head's that also
 	 * holds a trailer Transfer-Encoding, which makes llhttp clear
 	 * F_CHUNKED: refused in that read all the same, never forwarded. */
