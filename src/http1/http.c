@@ -1565,7 +1565,9 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 			hd->drop = 1;
 			break;
 		case HK_UPGRADE:
-			hd->drop = !(h->conn_tokens & HTTP_CONN_UPGRADE);
+			/* kept for an upgrade as llhttp reads it (a plain head has
+			 * none), whose framing the proxy follows */
+			hd->drop = !http_msg_upgrade(m);
 			break;
 		case HK_HOST:
 			/* RFC 9112 §3.2: an invalid Host is a 400; empty only

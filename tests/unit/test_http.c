@@ -242,6 +242,18 @@ static void test_rewrite(void)
 	             "upgrade: Upgrade kept, Connection dropped");
 	CHECK_EQ_INT(n, 2, "upgrade: two runs around the dropped line");
 
+	/* A Connection value llhttp does not read as an upgrade ("z Upgrade"
+	 * is no token list): the request is not one, and its Upgrade header
+	 * is not forwarded either. */
+	static const char not_up[] = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: z Upgrade\r\n"
+	                             "Upgrade: websocket\r\n\r\n";
+	CHECK(parse(&p, HTTP_REQUEST, not_up) == HTTP_HEAD_DONE &&
+	              http_req_check(&p.m, 0, &reason) == 0 && !http_msg_upgrade(&p.m),
+	      "upgrade: Connection: z Upgrade is no upgrade");
+	forwarded(&p, out, sizeof(out));
+	CHECK_EQ_STR(out, "GET /ws HTTP/1.1\r\nHost: a\r\n",
+	             "upgrade: Connection: z Upgrade, so Upgrade is dropped too");
+
 	/* The first and the last header dropped. */
 	static const char ends_req[] = "GET / HTTP/1.1\r\n"
 	                               "X-Real-IP: 1.2.3.4\r\n"
