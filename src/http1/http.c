@@ -1615,7 +1615,14 @@ int http_resp_check(struct http_msg *m, const char **reason)
 	struct http_head *h = &m->head;
 	int status = http_msg_status(m);
 	bool upgrade = status == 101, te = false;
+	int version = http_msg_version(m);
 
+	/* llhttp also reads HTTP/0.9 and HTTP/2.0 status lines (a plain head
+	 * is 1.0 or 1.1) */
+	if (version != 10 && version != 11) {
+		*reason = "not an HTTP/1.0 or HTTP/1.1 response";
+		return 502;
+	}
 	if (status < 100 || status > 599) {
 		*reason = "status code outside 100-599";
 		return 502;
@@ -1644,7 +1651,7 @@ int http_resp_check(struct http_msg *m, const char **reason)
 	 * faulty framing; a coding other than chunked was not asked for (the
 	 * proxy sends no TE), and one not ending in chunked would leave the
 	 * body to the close. */
-	if (te && (http_msg_version(m) == 10 || te_verdict(m) || !http_msg_chunked(m))) {
+	if (te && (version == 10 || te_verdict(m) || !http_msg_chunked(m))) {
 		*reason = "Transfer-Encoding other than chunked alone";
 		return 502;
 	}

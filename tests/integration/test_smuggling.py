@@ -480,6 +480,8 @@ RESPONSES = [
     ("status 1000", b"HTTP/1.1 1000 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("a two-digit status", b"HTTP/1.1 20 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("HTTP/2 in the status line", b"HTTP/2 200 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
+    ("HTTP/2.0 in the status line", b"HTTP/2.0 200 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
+    ("HTTP/0.9 in the status line", b"HTTP/0.9 200 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("an empty field name", b"HTTP/1.1 200 OK\r\n: BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("whitespace before a colon", b"HTTP/1.1 200 OK\r\nX-Mark : BROKEN\r\nContent-Length: 0"
                                   b"\r\n\r\n", 502),

@@ -591,6 +591,10 @@ static void test_strict(void)
 	        RS(502, "HTTP/1.1 999 X\r\nContent-Length: 0\r\n\r\n"),
 	        RS(502, "HTTP/1.1 1000 X\r\nContent-Length: 0\r\n\r\n"),
 	        RS(0, "HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n"),
+	        /* versions llhttp reads, not HTTP/1.x */
+	        RS(502, "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        RS(0, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
 	        RS(0, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"),
 	        /* response framing */
 	        RS(502, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
