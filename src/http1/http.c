@@ -1627,6 +1627,15 @@ int http_resp_check(struct http_msg *m, const char **reason)
 		*reason = "status code outside 100-599";
 		return 502;
 	}
+	/* reason-phrase = *( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4):
+	 * llhttp takes control bytes in it, the plain form does not */
+	const char *q = m->base + h->start, *end = m->base + h->end;
+	for (; !m->plain && q < end && *q != '\r'; q++) {
+		if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f) {
+			*reason = "control byte in the status line";
+			return 502;
+		}
+	}
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		struct http_hdr *hd = &h->hdrs[i];
 		switch (hd->kind) {

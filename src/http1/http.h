@@ -192,10 +192,11 @@ uint64_t http_msg_content_length(const struct http_msg *m);
 int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason);
 
 /* Response head checks once it is complete: returns 0, or 502 with *reason
- * set (a version other than HTTP/1.0 or 1.1, a status outside 100-599,
- * Transfer-Encoding in HTTP/1.0 or other than chunked alone). Marks
- * hop-by-hop headers to drop, and the Transfer-Encoding lines, which the
- * caller replaces by one chunked line when it relays the body chunked. */
+ * set (a version other than HTTP/1.0 or 1.1, a status outside 100-599, a
+ * control byte in the status line, Transfer-Encoding in HTTP/1.0 or other
+ * than chunked alone). Marks hop-by-hop headers to drop, and the
+ * Transfer-Encoding lines, which the caller replaces by one chunked line
+ * when it relays the body chunked. */
 int http_resp_check(struct http_msg *m, const char **reason);
 
 /* A run of original head bytes that is forwarded unchanged. */

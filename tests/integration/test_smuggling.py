@@ -514,6 +514,8 @@ RESPONSES = [
                                     b"Content-Length: 5\r\n\r\n", 502),
     ("an empty line before the status line", b"\r\n" + OK_BODY, 502),
     ("a bare LF after the status line", b"HTTP/1.1 200 OK\nContent-Length: 6\r\n\r\nBROKEN", 502),
+    ("a control byte in the reason phrase", b"HTTP/1.1 200 O\x01K\r\nX-Mark: BROKEN\r\n"
+                                            b"Content-Length: 0\r\n\r\n", 502),
     ("a NUL in a value", b"HTTP/1.1 200 OK\r\nX-Mark: BROK\x00EN\r\nContent-Length: 0\r\n\r\n", 502),
     ("11 interim responses", EARLY * 10 + b"HTTP/1.1 103 BROKEN\r\n\r\n" + OK_BODY, 502),
     ("not HTTP at all", b"BROKEN\r\n\r\n", 502),

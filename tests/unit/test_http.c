@@ -595,6 +595,11 @@ static void test_strict(void)
 	        RS(502, "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
 	        RS(502, "HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n"),
 	        RS(0, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        /* the reason phrase: HTAB, SP, VCHAR, obs-text */
+	        RS(502, "HTTP/1.1 200 O\001K\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 200 \x7f\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 404 Not\x1b[31m Found\r\nContent-Length: 0\r\n\r\n"),
+	        RS(0, "HTTP/1.1 200 O\tK \x80\r\nContent-Length: 0\r\n\r\n"),
 	        RS(0, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"),
 	        /* response framing */
 	        RS(502, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
