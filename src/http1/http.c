@@ -1120,6 +1120,8 @@ static ssize_t skip_empty_lines(struct http_msg *m, const char *data, size_t len
 	if (len - i == 1 && data[i] == '\r') {
 		m->lead_cr = true;
 		i++;
+	} else if (len - i >= 2 && data[i] == '\r') {
+		return -1; /* as when the byte after the CR comes in the next read */
 	}
 	m->head.start += (uint32_t)i;
 	return (ssize_t)i;

@@ -627,6 +627,20 @@ static void test_strict(void)
 	}
 	CHECK_EQ_INT(agree, n, "strict: the same answer read whole and a byte at a time");
 	CHECK_EQ_INT(right, n, "strict: every class gets its answer");
+
+	/* A CR that no LF follows before a request line: the same reason
+	 * whether the byte after it comes in the same read or the next. */
+	static struct parsed whole, bytes;
+	static const char *const lead[] = {"\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	                                   "\r\n\rXGET / HTTP/1.1\r\nHost: a\r\n\r\n"};
+	for (size_t i = 0; i < sizeof(lead) / sizeof(lead[0]); i++) {
+		parse_n(&whole, HTTP_REQUEST, lead[i], strlen(lead[i]), 0);
+		parse_n(&bytes, HTTP_REQUEST, lead[i], strlen(lead[i]), 1);
+		CHECK(whole.st == HTTP_ERROR && bytes.st == HTTP_ERROR && whole.m.error_reason &&
+		              bytes.m.error_reason &&
+		              strcmp(whole.m.error_reason, bytes.m.error_reason) == 0,
+		      "strict: a bare CR before the request line, the same reason in any reads");
+	}
 }
 
 static void print_escaped(const char *label, const char *s)
