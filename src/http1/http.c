@@ -1629,9 +1629,18 @@ int http_resp_check(struct http_msg *m, const char **reason)
 		*reason = "status code outside 100-599";
 		return 502;
 	}
+	/* HTTP-version SP status-code SP, status-code = 3DIGIT (RFC 9112 §4):
+	 * llhttp reads more digits ("0200" as 200); the plain form takes
+	 * three. (The SP before an empty reason phrase may be left out.) */
+	const char *q = m->base + h->start, *end = m->base + h->end;
+	if (!m->plain &&
+	    (end - q < 13 || q[8] != ' ' || q[9] < '0' || q[9] > '9' || q[10] < '0' || q[10] > '9' ||
+	     q[11] < '0' || q[11] > '9' || (q[12] != ' ' && q[12] != '\r'))) {
+		*reason = "malformed status line";
+		return 502;
+	}
 	/* reason-phrase = *( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4):
 	 * llhttp takes control bytes in it, the plain form does not */
-	const char *q = m->base + h->start, *end = m->base + h->end;
 	for (; !m->plain && q < end && *q != '\r'; q++) {
 		if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f) {
 			*reason = "control byte in the status line";

@@ -478,6 +478,7 @@ RESPONSES = [
     ("status 600", b"HTTP/1.1 600 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("status 999", b"HTTP/1.1 999 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("status 1000", b"HTTP/1.1 1000 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
+    ("a status of four digits", b"HTTP/1.1 0200 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("a two-digit status", b"HTTP/1.1 20 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("HTTP/2 in the status line", b"HTTP/2 200 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("HTTP/2.0 in the status line", b"HTTP/2.0 200 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),

@@ -595,6 +595,10 @@ static void test_strict(void)
 	        RS(502, "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
 	        RS(502, "HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n"),
 	        RS(0, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        /* the status code: three digits */
+	        RS(502, "HTTP/1.1 0200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 00200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        RS(0, "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"),
 	        /* the reason phrase: HTAB, SP, VCHAR, obs-text */
 	        RS(502, "HTTP/1.1 200 O\001K\r\nContent-Length: 0\r\n\r\n"),
 	        RS(502, "HTTP/1.1 200 \x7f\r\nContent-Length: 0\r\n\r\n"),
