@@ -111,6 +111,11 @@ static void push_err(struct loader *ld, yaml_mark_t mark, char *msg)
 	e->seq = ld->nerr++;
 	e->msg = xasprintf("%s:%zu:%zu: %s", ld->name, e->line, e->col, msg);
 	free(msg);
+	/* One line each, whatever bytes of the file it quotes (a key in its
+	 * path, a host name): control bytes are masked as describe() does. */
+	for (char *q = e->msg; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			*q = '?';
 }
 
 /* Reports an error at NODE about the key PATH ("" or NULL: no key). */

@@ -177,21 +177,30 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 	struct http_head *h = &m->head;
 	uint32_t off = (uint32_t)(at - m->base);
 
+	/* A limit passed is reported once the name is complete: until then
+	 * llhttp may still refuse the name where it ends (400), and which of
+	 * the two is answered must not depend on where reads split it. */
 	if (!m->in_field) {
-		if (h->nhdrs == HTTP_MAX_HEADERS)
-			return fail(m, 431, "too many header fields");
-		struct http_hdr *hd = &h->hdrs[h->nhdrs++];
-		memset(hd, 0, sizeof(*hd));
-		hd->name = off;
 		m->in_field = 1;
 		m->value_done = 0;
 		m->in_value = 0;
+		if (h->nhdrs == HTTP_MAX_HEADERS) {
+			m->over_limit = "too many header fields";
+			return 0;
+		}
+		struct http_hdr *hd = &h->hdrs[h->nhdrs++];
+		memset(hd, 0, sizeof(*hd));
+		hd->name = off;
 	}
+	if (m->over_limit)
+		return 0;
 	struct http_hdr *hd = &h->hdrs[h->nhdrs - 1];
 	if (hd->name + hd->name_len != off)
 		return fail(m, 400, "header name split");
-	if (hd->name_len + len > UINT16_MAX)
-		return fail(m, 431, "header name too long");
+	if (hd->name_len + len > UINT16_MAX) {
+		m->over_limit = "header name too long";
+		return 0;
+	}
 	hd->name_len = (uint16_t)(hd->name_len + len);
 	return 0;
 }
@@ -203,6 +212,8 @@ static int on_header_field_complete(llhttp_t *p)
 	 * http_chunk_scan checks their lines. */
 	if (m->in_body)
 		return 0;
+	if (m->over_limit)
+		return fail(m, 431, m->over_limit);
 	if (!m->in_field || !m->head.hdrs[m->head.nhdrs - 1].name_len)
 		return fail(m, 400, "empty header name");
 	struct http_hdr *hd = &m->head.hdrs[m->head.nhdrs - 1];
@@ -482,8 +493,10 @@ void http_msg_begin(struct http_msg *m, const char *base, uint32_t start)
 	m->head.end = start;
 	head_clear(m);
 	m->in_field = m->in_value = m->value_done = 0;
+	m->over_limit = NULL;
 	m->lead_cr = false;
 	m->in_body = false;
+	m->chunked_body = false;
 	m->plain = false;
 	m->llhttp_msg = false;
 	m->error_status = 0;
@@ -1153,6 +1166,8 @@ static ssize_t skip_empty_lines(struct http_msg *m, const char *data, size_t len
 	if (len - i == 1 && data[i] == '\r') {
 		m->lead_cr = true;
 		i++;
+	} else if (len - i >= 2 && data[i] == '\r') {
+		return -1; /* as when the byte after the CR comes in the next read */
 	}
 	m->head.start += (uint32_t)i;
 	return (ssize_t)i;
@@ -1205,9 +1220,13 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 	size_t k = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&m->parser) - data);
 
 	/* llhttp is lenient about the CRLF after chunk data; the bytes it
-	 * took are checked again here before anyone forwards them. */
+	 * took are checked again here before anyone forwards them. (Not by
+	 * F_CHUNKED, which llhttp clears when a trailer field says
+	 * Transfer-Encoding; and also when a callback stopped it, a 413, so
+	 * that bad framing is a 400 whatever the reads.) */
 	int r;
-	if (m->in_body && (m->parser.flags & F_CHUNKED) && k && (e == HPE_OK || e == HPE_PAUSED) &&
+	if (m->in_body && m->chunked_body && k &&
+	    (e == HPE_OK || e == HPE_PAUSED || e == HPE_USER) &&
 	    (r = http_chunk_scan(&m->chunks, data, k)) < 0) {
 		*consumed = k;
 		m->error_status = 400;
@@ -1230,6 +1249,7 @@ enum http_step http_msg_feed(struct http_msg *m, const char *data, size_t len, s
 				return HTTP_ERROR;
 			}
 			m->in_body = true;
+			m->chunked_body = (m->parser.flags & F_CHUNKED) != 0;
 			memset(&m->chunks, 0, sizeof(m->chunks));
 			int ahead = chunks_ahead(m, data + k, len - k);
 			if (ahead < 0) {
@@ -1583,7 +1603,9 @@ int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason)
 			hd->drop = 1;
 			break;
 		case HK_UPGRADE:
-			hd->drop = !(h->conn_tokens & HTTP_CONN_UPGRADE);
+			/* kept for an upgrade as llhttp reads it (a plain head has
+			 * none), whose framing the proxy follows */
+			hd->drop = !http_msg_upgrade(m);
 			break;
 		case HK_HOST:
 			/* RFC 9112 §3.2: an invalid Host is a 400; empty only
@@ -1631,10 +1653,35 @@ int http_resp_check(struct http_msg *m, const char **reason)
 	struct http_head *h = &m->head;
 	int status = http_msg_status(m);
 	bool upgrade = status == 101, te = false;
+	int version = http_msg_version(m);
 
+	/* llhttp also reads HTTP/0.9 and HTTP/2.0 status lines (a plain head
+	 * is 1.0 or 1.1) */
+	if (version != 10 && version != 11) {
+		*reason = "not an HTTP/1.0 or HTTP/1.1 response";
+		return 502;
+	}
 	if (status < 100 || status > 599) {
 		*reason = "status code outside 100-599";
 		return 502;
+	}
+	/* HTTP-version SP status-code SP, status-code = 3DIGIT (RFC 9112 §4):
+	 * llhttp reads more digits ("0200" as 200); the plain form takes
+	 * three. (The SP before an empty reason phrase may be left out.) */
+	const char *q = m->base + h->start, *end = m->base + h->end;
+	if (!m->plain &&
+	    (end - q < 13 || q[8] != ' ' || q[9] < '0' || q[9] > '9' || q[10] < '0' || q[10] > '9' ||
+	     q[11] < '0' || q[11] > '9' || (q[12] != ' ' && q[12] != '\r'))) {
+		*reason = "malformed status line";
+		return 502;
+	}
+	/* reason-phrase = *( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4):
+	 * llhttp takes control bytes in it, the plain form does not */
+	for (; !m->plain && q < end && *q != '\r'; q++) {
+		if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f) {
+			*reason = "control byte in the status line";
+			return 502;
+		}
 	}
 	for (uint32_t i = 0; i < h->nhdrs; i++) {
 		struct http_hdr *hd = &h->hdrs[i];
@@ -1660,7 +1707,7 @@ int http_resp_check(struct http_msg *m, const char **reason)
 	 * faulty framing; a coding other than chunked was not asked for (the
 	 * proxy sends no TE), and one not ending in chunked would leave the
 	 * body to the close. */
-	if (te && (http_msg_version(m) == 10 || te_verdict(m) || !http_msg_chunked(m))) {
+	if (te && (version == 10 || te_verdict(m) || !http_msg_chunked(m))) {
 		*reason = "Transfer-Encoding other than chunked alone";
 		return 502;
 	}

@@ -140,9 +140,11 @@ struct http_msg {
 	bool skip_body;             /* response side: the request was HEAD */
 	uint8_t pause;              /* why the last execution paused */
 	bool in_body;               /* past the head of the current message */
+	bool chunked_body;          /* its body is chunked: chunks is run on it */
 	bool lead_cr;               /* a CR before a request line, its LF to come */
 	struct http_chunk_scan chunks;
 	uint8_t in_field, in_value, value_done;
+	const char *over_limit;     /* a 431 to give once the field name ends */
 	struct http_head head;
 	/* Body spans delivered by the parser (used when de-chunking). */
 	void (*on_body)(struct http_msg *m, const char *at, size_t len);
@@ -187,10 +189,11 @@ uint64_t http_msg_content_length(const struct http_msg *m);
 int http_req_check(struct http_msg *m, uint64_t max_body, const char **reason);
 
 /* Response head checks once it is complete: returns 0, or 502 with *reason
- * set (a status outside 100-599, Transfer-Encoding in HTTP/1.0 or other than
- * chunked alone). Marks hop-by-hop headers to drop, and the Transfer-Encoding
- * lines, which the caller replaces by one chunked line when it relays the
- * body chunked. */
+ * set (a version other than HTTP/1.0 or 1.1, a status outside 100-599, a
+ * control byte in the status line, Transfer-Encoding in HTTP/1.0 or other
+ * than chunked alone). Marks hop-by-hop headers to drop, and the
+ * Transfer-Encoding lines, which the caller replaces by one chunked line
+ * when it relays the body chunked. */
 int http_resp_check(struct http_msg *m, const char **reason);
 
 /* A run of original head bytes that is forwarded unchanged. */

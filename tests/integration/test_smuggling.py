@@ -478,8 +478,11 @@ RESPONSES = [
     ("status 600", b"HTTP/1.1 600 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("status 999", b"HTTP/1.1 999 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("status 1000", b"HTTP/1.1 1000 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
+    ("a status of four digits", b"HTTP/1.1 0200 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("a two-digit status", b"HTTP/1.1 20 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("HTTP/2 in the status line", b"HTTP/2 200 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
+    ("HTTP/2.0 in the status line", b"HTTP/2.0 200 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
+    ("HTTP/0.9 in the status line", b"HTTP/0.9 200 BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("an empty field name", b"HTTP/1.1 200 OK\r\n: BROKEN\r\nContent-Length: 0\r\n\r\n", 502),
     ("whitespace before a colon", b"HTTP/1.1 200 OK\r\nX-Mark : BROKEN\r\nContent-Length: 0"
                                   b"\r\n\r\n", 502),
@@ -512,6 +515,8 @@ RESPONSES = [
                                     b"Content-Length: 5\r\n\r\n", 502),
     ("an empty line before the status line", b"\r\n" + OK_BODY, 502),
     ("a bare LF after the status line", b"HTTP/1.1 200 OK\nContent-Length: 6\r\n\r\nBROKEN", 502),
+    ("a control byte in the reason phrase", b"HTTP/1.1 200 O\x01K\r\nX-Mark: BROKEN\r\n"
+                                            b"Content-Length: 0\r\n\r\n", 502),
     ("a NUL in a value", b"HTTP/1.1 200 OK\r\nX-Mark: BROK\x00EN\r\nContent-Length: 0\r\n\r\n", 502),
     ("11 interim responses", EARLY * 10 + b"HTTP/1.1 103 BROKEN\r\n\r\n" + OK_BODY, 502),
     ("not HTTP at all", b"BROKEN\r\n\r\n", 502),

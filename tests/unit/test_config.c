@@ -377,6 +377,14 @@ static void test_merge(void)
 
 static void test_errors(void)
 {
+	/* One line each: bytes of the file quoted in a message (here a key in
+	 * the path) have their control bytes masked. */
+	check_error("listen: [\"127.0.0.1:8080\"]\n"
+	            "pools:\n"
+	            "  \"o\\nld\": {servers: [\"127.0.0.1:9001\"]}\n",
+	            "t.yaml:3:3: key 'pools.o?ld': a pool name may hold only letters, digits, '_', "
+	            "'.', ':' and '-'",
+	            "a newline in a pool name is masked in the message");
 	check_error("listen: [\"127.0.0.1:8080\"]\n"
 	            "pools:\n"
 	            "  old:\n"

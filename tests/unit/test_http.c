@@ -242,6 +242,18 @@ static void test_rewrite(void)
 	             "upgrade: Upgrade kept, Connection dropped");
 	CHECK_EQ_INT(n, 2, "upgrade: two runs around the dropped line");
 
+	/* A Connection value llhttp does not read as an upgrade ("z Upgrade"
+	 * is no token list): the request is not one, and its Upgrade header
+	 * is not forwarded either. */
+	static const char not_up[] = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: z Upgrade\r\n"
+	                             "Upgrade: websocket\r\n\r\n";
+	CHECK(parse(&p, HTTP_REQUEST, not_up) == HTTP_HEAD_DONE &&
+	              http_req_check(&p.m, 0, &reason) == 0 && !http_msg_upgrade(&p.m),
+	      "upgrade: Connection: z Upgrade is no upgrade");
+	forwarded(&p, out, sizeof(out));
+	CHECK_EQ_STR(out, "GET /ws HTTP/1.1\r\nHost: a\r\n",
+	             "upgrade: Connection: z Upgrade, so Upgrade is dropped too");
+
 	/* The first and the last header dropped. */
 	static const char ends_req[] = "GET / HTTP/1.1\r\n"
 	                               "X-Real-IP: 1.2.3.4\r\n"
@@ -376,6 +388,17 @@ static void test_framing(void)
 	k += (size_t)snprintf(many + k, sizeof(many) - k, "X-Last: 1\r\n\r\n");
 	CHECK(parse(&p, HTTP_REQUEST, many) == HTTP_ERROR && p.m.error_status == 431,
 	      "101 headers -> 431 from the parser");
+	CHECK(parse_n(&p, HTTP_REQUEST, many, strlen(many), 1) == HTTP_ERROR &&
+	              p.m.error_status == 431,
+	      "101 headers fed byte by byte -> 431 too");
+	/* The 101st name is not a token: 400, however the bytes arrive. */
+	k -= 13;
+	k += (size_t)snprintf(many + k, sizeof(many) - k, "X(Last: 1\r\n\r\n");
+	CHECK(parse(&p, HTTP_REQUEST, many) == HTTP_ERROR && p.m.error_status == 400,
+	      "101 headers, the last name invalid -> 400");
+	CHECK(parse_n(&p, HTTP_REQUEST, many, strlen(many), 1) == HTTP_ERROR &&
+	              p.m.error_status == 400,
+	      "101 headers, the last name invalid, fed byte by byte -> 400 too");
 }
 
 static void print_escaped(const char *label, const char *s);
@@ -568,6 +591,19 @@ static void test_strict(void)
 	        RS(502, "HTTP/1.1 999 X\r\nContent-Length: 0\r\n\r\n"),
 	        RS(502, "HTTP/1.1 1000 X\r\nContent-Length: 0\r\n\r\n"),
 	        RS(0, "HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n"),
+	        /* versions llhttp reads, not HTTP/1.x */
+	        RS(502, "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        RS(0, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        /* the status code: three digits */
+	        RS(502, "HTTP/1.1 0200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 00200 OK\r\nContent-Length: 0\r\n\r\n"),
+	        RS(0, "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"),
+	        /* the reason phrase: HTAB, SP, VCHAR, obs-text */
+	        RS(502, "HTTP/1.1 200 O\001K\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 200 \x7f\r\nContent-Length: 0\r\n\r\n"),
+	        RS(502, "HTTP/1.1 404 Not\x1b[31m Found\r\nContent-Length: 0\r\n\r\n"),
+	        RS(0, "HTTP/1.1 200 O\tK \x80\r\nContent-Length: 0\r\n\r\n"),
 	        RS(0, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"),
 	        /* response framing */
 	        RS(502, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -595,6 +631,20 @@ static void test_strict(void)
 	}
 	CHECK_EQ_INT(agree, n, "strict: the same answer read whole and a byte at a time");
 	CHECK_EQ_INT(right, n, "strict: every class gets its answer");
+
+	/* A CR that no LF follows before a request line: the same reason
+	 * whether the byte after it comes in the same read or the next. */
+	static struct parsed whole, bytes;
+	static const char *const lead[] = {"\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	                                   "\r\n\rXGET / HTTP/1.1\r\nHost: a\r\n\r\n"};
+	for (size_t i = 0; i < sizeof(lead) / sizeof(lead[0]); i++) {
+		parse_n(&whole, HTTP_REQUEST, lead[i], strlen(lead[i]), 0);
+		parse_n(&bytes, HTTP_REQUEST, lead[i], strlen(lead[i]), 1);
+		CHECK(whole.st == HTTP_ERROR && bytes.st == HTTP_ERROR && whole.m.error_reason &&
+		              bytes.m.error_reason &&
+		              strcmp(whole.m.error_reason, bytes.m.error_reason) == 0,
+		      "strict: a bare CR before the request line, the same reason in any reads");
+	}
 }
 
 static void print_escaped(const char *label, const char *s)
@@ -1018,6 +1068,55 @@ static void test_incremental(void)
 	             "incremental: the pipelined request follows");
 	CHECK(part.m.head.start == body_end && part.used == part.len,
 	      "incremental: the second head's offsets are in the same block");
+
+	/* Bad framing that llhttp lets by and a body over the limit in one
+	 * read after the head: the framing's 400, as when the bytes come one
+	 * at a time. */
+	static const char bad_big[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                              "40\r\x02xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+	size_t bad_head = sizeof(bad_big) - 1 - 68;
+	const char *why = NULL;
+	for (size_t step = 0; step < 3; step++) {
+		parse_n(&part, HTTP_REQUEST, bad_big, bad_head, 0);
+		ok = part.st == HTTP_HEAD_DONE && http_req_check(&part.m, 8, &why) == 0;
+		memcpy(part.buf + bad_head, bad_big + bad_head, sizeof(bad_big) - 1 - bad_head);
+		part.len = sizeof(bad_big) - 1;
+		while (ok && part.used < part.len) {
+			size_t n = step && part.len - part.used > step ? step : part.len - part.used, c = 0;
+			part.st = http_msg_feed(&part.m, part.buf + part.used, n, &c);
+			part.used += c;
+			if (part.st != HTTP_NEED_MORE)
+				break;
+		}
+		CHECK(ok && part.st == HTTP_ERROR && part.m.error_status == 400,
+		      step ? "chunked: bad framing, then a body over max_body_bytes, in small reads: 400"
+		           : "chunked: bad framing and a body over max_body_bytes in one read: 400");
+	}
+
+	/* Bad framing after chunk data, in a read after the head's that also
+	 * holds a trailer Transfer-Encoding, which makes llhttp clear
+	 * F_CHUNKED: refused in that read all the same, never forwarded. */
+	static const struct {
+		llhttp_type_t type;
+		const char *text;
+	} bad_tails[] = {
+	        {HTTP_REQUEST, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                       "2\r\nab\x01\n0\r\nTransfer-Encoding: x\r\n"},
+	        {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                        "2\r\nab\x01\n0\r\nTransfer-Encoding: x\r\n\r\n"},
+	        {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                        "2\r\nabXY0\r\nTransfer-Encoding: x\r\n"},
+	};
+	for (size_t i = 0; i < sizeof(bad_tails) / sizeof(bad_tails[0]); i++) {
+		const char *t = bad_tails[i].text;
+		size_t head_len = (size_t)(strstr(t, "\r\n\r\n") + 4 - t);
+		parse_n(&part, bad_tails[i].type, t, head_len, 0);
+		ok = part.st == HTTP_HEAD_DONE;
+		memcpy(part.buf + head_len, t + head_len, strlen(t) - head_len);
+		part.len = strlen(t);
+		CHECK(ok && feed_rest(&part) == HTTP_ERROR && part.m.error_status == 400,
+		      "incremental: bad chunk framing before a trailer Transfer-Encoding is refused");
+	}
 }
 
 /* Scans s whole, then split in two at every byte, then byte by byte;
