@@ -92,15 +92,13 @@ static void check_config(const struct config *cfg)
 		if (l->tls)
 			FUZZ_ASSERT(l->tls->ncerts >= 1 && l->tls->certs, "TLS listener %zu without a certificate", i);
 	}
-	FUZZ_ASSERT(cfg->npools >= 1 && cfg->pools && cfg->split, "a config without a pool");
+	FUZZ_ASSERT(cfg->npools >= 1 && cfg->pools && cfg->nroutes >= 1 && cfg->table,
+	            "a config without a pool or a route");
 	for (size_t i = 0; i < cfg->npools; i++) {
 		const struct cfg_pool *p = &cfg->pools[i];
 		FUZZ_ASSERT(valid_name(p->name), "pool %zu name", i);
 		FUZZ_ASSERT(config_pool_index(cfg, p->name) == (int)i, "pool '%s' not unique", p->name);
 		FUZZ_ASSERT(p->nservers >= 1 && p->servers, "pool '%s' without a server", p->name);
-		FUZZ_ASSERT(cfg->split[i] <= 10000, "pool '%s' at %u hundredths", p->name,
-		            cfg->split[i]);
-		sum += cfg->split[i];
 		for (size_t j = 0; j < p->nservers; j++) {
 			const struct cfg_server *sv = &p->servers[j];
 			FUZZ_ASSERT(sv->name && *sv->name && sv->addr.text && sv->addr.len > 0,
@@ -122,7 +120,21 @@ static void check_config(const struct config *cfg)
 		FUZZ_ASSERT(p->breaker.failures <= 1000 && p->breaker.half_open_probes >= 1,
 		            "breaker");
 	}
-	FUZZ_ASSERT(sum == 10000, "the split sums to %u hundredths", sum);
+	for (size_t r = 0; r < cfg->nroutes; r++) {
+		const struct cfg_route *rt = &cfg->routes[r];
+		sum = 0;
+		FUZZ_ASSERT(rt->name && rt->nsplit >= 1 && rt->nsplit <= rt->npools, "route %zu", r);
+		for (size_t m = 0; m < rt->npools; m++) {
+			FUZZ_ASSERT(rt->pools[m] < cfg->npools && rt->split[m] <= 10000,
+			            "route '%s' member %zu", rt->name, m);
+			sum += rt->split[m];
+		}
+		FUZZ_ASSERT(sum == 10000, "route '%s': the split sums to %u hundredths", rt->name, sum);
+		for (size_t k = 0; k < rt->npins; k++)
+			FUZZ_ASSERT(rt->pins[k].member < rt->npools &&
+			                    rt->pools[rt->pins[k].member] == rt->pins[k].pool,
+			            "route '%s' pin %zu", rt->name, k);
+	}
 	FUZZ_ASSERT(cfg->workers <= 256, "workers %u", cfg->workers);
 	FUZZ_ASSERT(cfg->log_level >= 0 && cfg->log_level <= 3, "log_level %d", cfg->log_level);
 	FUZZ_ASSERT(cfg->limits.max_header_bytes > 0, "max_header_bytes 0");

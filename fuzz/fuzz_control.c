@@ -153,10 +153,18 @@ static void check_runtime(const struct runtime *rt)
 	size_t id = 0;
 
 	FUZZ_ASSERT(s && s->npools == c->npools, "the snapshot has %zu pools", s ? s->npools : 0);
+	for (size_t r = 0; r < c->nroutes; r++) {
+		const struct cfg_route *cr = &c->routes[r];
+		sum = 0;
+		for (size_t m = 0; m < cr->npools; m++) {
+			uint32_t v = rt->v.split[cr->first + m];
+			sum += v;
+			FUZZ_ASSERT(s->routes[r].split[m] == v, "route %zu member %zu: split %u published "
+			            "as %u", r, m, v, s->routes[r].split[m]);
+		}
+		FUZZ_ASSERT(sum == 10000, "route %zu: the split sums to %u hundredths", r, sum);
+	}
 	for (size_t i = 0; i < c->npools; i++) {
-		sum += rt->v.split[i];
-		FUZZ_ASSERT(s->pools[i].split == rt->v.split[i], "pool %zu: split %u published as %u",
-		            i, rt->v.split[i], s->pools[i].split);
 		for (size_t j = 0; j < c->pools[i].nservers; j++, id++) {
 			FUZZ_ASSERT(rt->v.weight[id] <= 1000, "server %zu weight %u", id, rt->v.weight[id]);
 			FUZZ_ASSERT(rt->v.admin[id] <= ADMIN_DISABLED, "server %zu admin %u", id,
@@ -165,7 +173,6 @@ static void check_runtime(const struct runtime *rt)
 			            "server %zu weight not published", id);
 		}
 	}
-	FUZZ_ASSERT(sum == 10000, "the split sums to %u hundredths", sum);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -75,7 +75,7 @@ struct values {
 static void defaults(struct values *x)
 {
 	size_t id = 0;
-	memcpy(x->split, cfg->split, sizeof(x->split));
+	memcpy(x->split, cfg->routes[0].split, sizeof(x->split)); /* the default route: both pools */
 	for (size_t i = 0; i < cfg->npools; i++)
 		for (size_t j = 0; j < cfg->pools[i].nservers; j++, id++) {
 			x->weight[id] = cfg->pools[i].servers[j].weight;
