@@ -10,6 +10,7 @@
  * merged one by one, by pool and server name; admin states (which the config
  * does not hold) stay with their servers.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -457,6 +458,8 @@ void runtime_share(uint32_t *split, size_t n, size_t pool, uint32_t value)
 	uint64_t rest = 10000 - value, sum = 0, given = 0;
 	size_t others = n - 1;
 
+	assert(pool < n && (others > 0 || value == 10000));
+
 	for (size_t i = 0; i < n; i++)
 		if (i != pool)
 			sum += split[i];
@@ -488,6 +491,11 @@ int runtime_set_split(struct runtime *rt, int route, int member, uint32_t hundre
                       size_t errlen)
 {
 	const struct cfg_route *r = &rt->cfg->routes[route];
+	if (r->nsplit == 1 && hundredths != 10000) {
+		snprintf(err, errlen, "pool '%s' is the only pool of route '%s': it always has 100%%",
+		         rt->cfg->pools[r->pools[0]].name, r->name);
+		return -1;
+	}
 	WITH_COPY(rt, nv, runtime_share(nv.split + r->first, r->nsplit, (size_t)member, hundredths));
 }
 
