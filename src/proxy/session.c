@@ -585,9 +585,11 @@ static int check_request(struct session *s)
 	return 0;
 }
 
-/* Routes the checked request and forwards its head. Returns 0 with s->x->up
- * set, 0 without s->x->up when the proxy answered itself, or -1. */
-static int start_exchange(struct session *s)
+/* Routes the checked request and forwards its head. body_pending tells
+ * that bytes of the request body are still to come from the client.
+ * Returns 0 with s->x->up set, 0 without s->x->up when the proxy answered
+ * itself, or -1. */
+static int start_exchange(struct session *s, bool body_pending)
 {
 	struct exchange *x = s->x;
 	struct worker *w = s->w;
@@ -602,9 +604,10 @@ static int start_exchange(struct session *s)
 		http_req_method_name(&x->req, &method, &methodlen);
 		route = routetab_match(cfg->table, host, hostlen, path, pathlen, method, methodlen);
 	}
-	bool has_body = http_msg_chunked(&x->req) || http_msg_content_length(&x->req);
+	/* A self-made answer leaves the rest of the body unread; it would be
+	 * taken for the next request, so the connection ends with it. */
 	if (route < 0)
-		return respond(s, 404, has_body, -1, -1);
+		return respond(s, 404, body_pending, -1, -1);
 
 	const struct cfg_route *r = &cfg->routes[route];
 	x->resp_timeout_ms = r->upstream_response_ms;
@@ -620,10 +623,8 @@ static int start_exchange(struct session *s)
 	if (!status)
 		status = attach_upstream(s);
 	if (status) {
-		/* Unread body bytes would be taken for the next request: a
-		 * request with a body ends the connection. */
 		bool pool_chosen = pin >= 0 || status == 502 || status == HTTP_503_LOCAL;
-		return respond(s, status, has_body, pool_chosen ? x->route.pool : -1, -1);
+		return respond(s, status, body_pending, pool_chosen ? x->route.pool : -1, -1);
 	}
 	if (x->replayable) {
 		/* The head may be sent again if the upstream fails before
@@ -857,12 +858,14 @@ static int process(struct session *s)
 			step = http_msg_feed(&x->req, c->rx->data + at, c->rx_end - at, &k);
 			if (step == HTTP_ERROR)
 				return reject(s, x->req.error_status, x->req.error_reason);
-			if (start_exchange(s) < 0)
+			if (start_exchange(s, step != HTTP_MSG_DONE) < 0)
 				return -1;
 			if (!x->up) {
-				/* Answered by the proxy itself. */
+				/* Answered by the proxy itself, the connection kept
+				 * only when the whole body was here: it is skipped. */
 				if (s->state == SS_CLOSING)
 					return 0;
+				x->parse_pos = at + (uint32_t)k;
 				http_msg_reset(&x->req);
 				request_end(s);
 				c->rx_start = x->parse_pos;
