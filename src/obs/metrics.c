@@ -105,16 +105,19 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 			sample_u64(out, t->pool[it.slot].codes[c]);
 		}
 	}
-	for (int c = 0; c < STATS_CLASSES; c++) {
-		if (!t->unrouted[c])
-			continue;
-		evbuffer_add_printf(out, "zdm_requests_total{");
-		label(out, "route", "", true);
-		label(out, "pool", "", false);
-		label(out, "server", "", false);
-		label(out, "code", stats_class_names[c], false);
-		sample_u64(out, t->unrouted[c]);
-	}
+	/* Answered before a pool was chosen: no route matched (route ""),
+	 * or none of the route's pools could serve (pool ""). */
+	for (size_t r = 0; r <= s->nroutes; r++)
+		for (int c = 0; c < STATS_CLASSES; c++) {
+			if (!t->unpooled[r][c])
+				continue;
+			evbuffer_add_printf(out, "zdm_requests_total{");
+			label(out, "route", r ? s->routes[r - 1].cfg->name : "", true);
+			label(out, "pool", "", false);
+			label(out, "server", "", false);
+			label(out, "code", stats_class_names[c], false);
+			sample_u64(out, t->unpooled[r][c]);
+		}
 
 	head(out, "zdm_request_duration_seconds", "histogram",
 	     "Time from the first byte of a request to the last byte of its response, by route "

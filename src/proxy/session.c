@@ -263,7 +263,7 @@ static void finish_request(struct session *s, int status, int pool, int server)
 		         1);
 	else if (p && status)
 		STAT_ADD(sh->pool[slot].codes[stats_class(status)], 1);
-	stats_record(sh, slot, status, dur, now / 1000000);
+	stats_record(sh, slot, x->route.route, status, dur, now / 1000000);
 	x->t_start_us = 0;
 
 	if (!w->alog)

@@ -73,7 +73,7 @@ struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen, size_t n
 			nrsrv += (uint32_t)cfg->pools[cr->pools[m]].nservers;
 		}
 	}
-	s->stats = stats_new(s->nmembers, id, nrsrv, nshards);
+	s->stats = stats_new(s->nmembers, id, nrsrv, cfg->nroutes, nshards);
 	snapshot_compute(s);
 	return s;
 }
@@ -135,6 +135,7 @@ static void carry_route(struct snapshot *s, const struct snapshot *prev, size_t 
 	if (r < 0)
 		return;
 	const struct cfg_route *nc = s->routes[r].cfg;
+	stats_copy_unpooled(s->stats, r, prev->stats, (int)pr);
 	for (size_t pm = 0; pm < pc->npools; pm++) {
 		const struct snap_pool *pp = &prev->pools[pc->pools[pm]];
 		int pi = snapshot_pool_index(s, pp->cfg->name, strlen(pp->cfg->name));
@@ -155,7 +156,7 @@ static void carry_route(struct snapshot *s, const struct snapshot *prev, size_t 
 
 void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev)
 {
-	stats_copy_unrouted(s->stats, prev->stats);
+	stats_copy_unpooled(s->stats, -1, prev->stats, -1);
 	for (size_t i = 0; i < prev->npools; i++) {
 		const struct snap_pool *pp = &prev->pools[i];
 		int pi = snapshot_pool_index(s, pp->cfg->name, strlen(pp->cfg->name));

@@ -28,14 +28,24 @@ static void window_bounds_init(void)
 		window_bound_us[k] = b > 4e9 ? 4000000000u : (uint32_t)b;
 }
 
-static void shard_init(struct stats_shard *sh, size_t npools, size_t nservers, size_t nrsrv)
+static void shard_init(struct stats_shard *sh, const struct stats_table *t)
 {
-	sh->srv = xcalloc(nservers ? nservers : 1, sizeof(*sh->srv));
-	sh->pool = xcalloc(npools ? npools : 1, sizeof(*sh->pool));
-	sh->rsrv = xcalloc(nrsrv ? nrsrv : 1, sizeof(*sh->rsrv));
+	sh->srv = xcalloc(t->nservers ? t->nservers : 1, sizeof(*sh->srv));
+	sh->pool = xcalloc(t->npools ? t->npools : 1, sizeof(*sh->pool));
+	sh->rsrv = xcalloc(t->nrsrv ? t->nrsrv : 1, sizeof(*sh->rsrv));
+	sh->unpooled = xcalloc(1 + t->nroutes, sizeof(*sh->unpooled));
 }
 
-struct stats_table *stats_new(size_t npools, size_t nservers, size_t nrsrv, size_t nshards)
+static void shard_free(struct stats_shard *sh)
+{
+	free(sh->srv);
+	free(sh->pool);
+	free(sh->rsrv);
+	free(sh->unpooled);
+}
+
+struct stats_table *stats_new(size_t npools, size_t nservers, size_t nrsrv, size_t nroutes,
+                              size_t nshards)
 {
 	window_bounds_init();
 	struct stats_table *t = xcalloc(1, sizeof(*t));
@@ -43,10 +53,11 @@ struct stats_table *stats_new(size_t npools, size_t nservers, size_t nrsrv, size
 	t->npools = npools;
 	t->nservers = nservers;
 	t->nrsrv = nrsrv;
+	t->nroutes = nroutes;
 	t->nshards = nshards ? nshards : 1;
 	t->shard = xcalloc(t->nshards, sizeof(*t->shard));
 	for (size_t i = 0; i < t->nshards; i++)
-		shard_init(&t->shard[i], npools, nservers, nrsrv);
+		shard_init(&t->shard[i], t);
 	t->streak = xcalloc(nservers ? nservers : 1, sizeof(*t->streak));
 	t->probe_slots = xcalloc(nservers ? nservers : 1, sizeof(*t->probe_slots));
 	return t;
@@ -73,11 +84,8 @@ void stats_release(struct stats_table *t)
 {
 	if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	for (size_t i = 0; i < t->nshards; i++) {
-		free(t->shard[i].srv);
-		free(t->shard[i].pool);
-		free(t->shard[i].rsrv);
-	}
+	for (size_t i = 0; i < t->nshards; i++)
+		shard_free(&t->shard[i]);
 	free(t->shard);
 	free(t->streak);
 	free(t->probe_slots);
@@ -97,12 +105,12 @@ static int window_bucket(uint64_t us)
 	return lo;
 }
 
-void stats_record(struct stats_shard *sh, int pool, int status, uint64_t duration_us,
+void stats_record(struct stats_shard *sh, int pool, int route, int status, uint64_t duration_us,
                   uint64_t now_s)
 {
 	if (pool < 0) {
 		if (status)
-			STAT_ADD(sh->unrouted[stats_class(status)], 1);
+			STAT_ADD(sh->unpooled[1 + route][stats_class(status)], 1);
 		return;
 	}
 	struct pool_stats *p = &sh->pool[pool];
@@ -175,7 +183,7 @@ void stats_pool_add(struct pool_stats *to, const struct pool_stats *from)
 struct stats_shard *stats_sum(const struct stats_table *t)
 {
 	struct stats_shard *sum = xcalloc(1, sizeof(*sum));
-	shard_init(sum, t->npools, t->nservers, t->nrsrv);
+	shard_init(sum, t);
 	for (size_t i = 0; i < t->nshards; i++) {
 		const struct stats_shard *sh = &t->shard[i];
 		for (size_t j = 0; j < t->nservers; j++)
@@ -185,8 +193,9 @@ struct stats_shard *stats_sum(const struct stats_table *t)
 		for (size_t j = 0; j < t->nrsrv; j++)
 			for (int c = 0; c < STATS_CLASSES; c++)
 				sum->rsrv[j].codes[c] += STAT_GET(sh->rsrv[j].codes[c]);
-		for (int c = 0; c < STATS_CLASSES; c++)
-			sum->unrouted[c] += STAT_GET(sh->unrouted[c]);
+		for (size_t r = 0; r <= t->nroutes; r++)
+			for (int c = 0; c < STATS_CLASSES; c++)
+				sum->unpooled[r][c] += STAT_GET(sh->unpooled[r][c]);
 	}
 	return sum;
 }
@@ -195,9 +204,7 @@ void stats_sum_free(struct stats_shard *sum)
 {
 	if (!sum)
 		return;
-	free(sum->srv);
-	free(sum->pool);
-	free(sum->rsrv);
+	shard_free(sum);
 	free(sum);
 }
 
@@ -232,11 +239,13 @@ void stats_copy_rsrv(struct stats_table *to, size_t to_i, const struct stats_tab
 			to->shard[i].rsrv[to_i].codes[c] = STAT_GET(from->shard[i].rsrv[from_i].codes[c]);
 }
 
-void stats_copy_unrouted(struct stats_table *to, const struct stats_table *from)
+void stats_copy_unpooled(struct stats_table *to, int to_r, const struct stats_table *from,
+                         int from_r)
 {
 	for (size_t i = 0; i < to->nshards && i < from->nshards; i++)
 		for (int c = 0; c < STATS_CLASSES; c++)
-			to->shard[i].unrouted[c] = STAT_GET(from->shard[i].unrouted[c]);
+			to->shard[i].unpooled[1 + to_r][c] =
+			        STAT_GET(from->shard[i].unpooled[1 + from_r][c]);
 }
 
 static double percentile_ms(const uint64_t *lat, uint64_t total, double q)

@@ -2,8 +2,8 @@
  * stats.h — the counters the hot path keeps and the control plane reads:
  * per server (requests, failures by kind, in flight), per route and pool
  * (latency histogram, pinned requests, a 60-second sliding window), per
- * route, pool and server (responses by status class), and for requests
- * answered before a pool was chosen.
+ * route, pool and server (responses by status class), and per route for
+ * requests answered before a pool was chosen.
  *
  * A table belongs to one server layout (one config): every snapshot of that
  * config shares it, and a reload carries the counters over by name. It has
@@ -64,12 +64,14 @@ struct stats_shard {
 	struct srv_stats *srv;            /* [nservers] */
 	struct pool_stats *pool;          /* [npools]: per route and pool (snapshot member) */
 	struct route_srv_stats *rsrv;     /* [nrsrv]: per route, pool and server */
-	uint64_t unrouted[STATS_CLASSES]; /* answered before any pool was chosen */
+	/* Answered before a pool was chosen, by status class: [0] no route
+	 * matched, [1 + r] route r had no pool to serve. */
+	uint64_t (*unpooled)[STATS_CLASSES]; /* [1 + nroutes] */
 };
 
 struct stats_table {
 	unsigned refs;
-	size_t nservers, npools, nrsrv, nshards;
+	size_t nservers, npools, nrsrv, nroutes, nshards;
 	struct stats_shard *shard;        /* [nshards], one per worker */
 	/* Per server, the consecutive failures its circuit breaker has
 	 * counted: written by the control plane, read by the workers (who
@@ -89,15 +91,17 @@ struct stats_table {
 	__atomic_store_n(&(lv), __atomic_load_n(&(lv), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 #define STAT_GET(lv) __atomic_load_n(&(lv), __ATOMIC_RELAXED)
 
-struct stats_table *stats_new(size_t npools, size_t nservers, size_t nrsrv, size_t nshards);
+struct stats_table *stats_new(size_t npools, size_t nservers, size_t nrsrv, size_t nroutes,
+                              size_t nshards);
 /* Takes a probe slot of server id: false when none is free. */
 bool stats_take_probe(struct stats_table *t, uint32_t id);
 struct stats_table *stats_hold(struct stats_table *t);
 void stats_release(struct stats_table *t);
 
-/* A complete response of status (0 if none was sent) for pool (or -1),
- * taking duration_us, at monotonic second now_s. */
-void stats_record(struct stats_shard *sh, int pool, int status, uint64_t duration_us,
+/* A complete response of status (0 if none was sent) for pool, the
+ * snapshot member (or -1 when none was chosen, for route, or -1 when no
+ * route matched), taking duration_us, at monotonic second now_s. */
+void stats_record(struct stats_shard *sh, int pool, int route, int status, uint64_t duration_us,
                   uint64_t now_s);
 
 /* The sum of t's shards, in a shard of its own (stats_sum_free). */
@@ -114,7 +118,10 @@ void stats_copy_rsrv(struct stats_table *to, size_t to_i, const struct stats_tab
                      size_t from_i);
 /* Adds the counters of from into to (a pool over several routes). */
 void stats_pool_add(struct pool_stats *to, const struct pool_stats *from);
-void stats_copy_unrouted(struct stats_table *to, const struct stats_table *from);
+/* Copies the unpooled counters of route from_r (-1: no route) of from
+ * into route to_r of to. */
+void stats_copy_unpooled(struct stats_table *to, int to_r, const struct stats_table *from,
+                         int from_r);
 
 /* The sliding window of a pool over the last STATS_WINDOW_SECONDS. */
 struct window_summary {

@@ -44,7 +44,7 @@ static void *take_probes(void *arg)
  * taken exactly once, and the other servers' slots are left alone. */
 static void test_probe_slots(void)
 {
-	struct race r = {.t = stats_new(1, 2, 2, TAKERS)};
+	struct race r = {.t = stats_new(1, 2, 2, 1, TAKERS)};
 	CHECK(!stats_take_probe(r.t, 0) && !stats_take_probe(r.t, 1),
 	      "a new table has no probe slots");
 	r.t->probe_slots[0] = 7;
