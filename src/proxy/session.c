@@ -708,7 +708,7 @@ static int body_splice(struct session *s)
 					moved = true;
 				} else if (n < 0 && errno == EAGAIN) {
 					upstream_blocked = true;
-					conn_wait_writable(&u->c, cfg->timeouts.upstream_response_ms);
+					conn_wait_writable(&u->c, x->resp_timeout_ms);
 				} else {
 					/* The upstream stopped taking the body: its
 					 * read side, armed, tells how it ended (an early
