@@ -45,6 +45,11 @@ carries "X-Upstream: NAME". The behaviour is chosen by the request path:
   /upgrade          with "Connection: upgrade" and "Upgrade: X": 101, then
                     every byte received is sent back until the peer closes;
                     otherwise 426
+  /upgrade-push/N/MS  as /upgrade, then N bytes "." sent one each MS ms, and
+                    what is received is read and dropped; then the
+                    connection stays open until the peer closes
+  /upgrade-sink     as /upgrade, then what is received is read and dropped,
+                    nothing sent, until the peer closes
   /__stats          JSON {"connections", "open", "requests", "bad", "paths",
                     "bytes_in", "bytes_out", "faults", "mode", "listening"}:
                     "requests" counts every head received, "bad" those it
@@ -600,7 +605,7 @@ class Handler(socketserver.BaseRequestHandler):
                 if i:
                     time.sleep(ms / 1000.0)
                 self.send(data[i:i + 1000])
-        elif p == "/upgrade":
+        elif p == "/upgrade" or p == "/upgrade-sink" or p.startswith("/upgrade-push/"):
             proto = req.get("upgrade")
             if not proto or "upgrade" not in req.tokens("connection"):
                 self.respond(req, 426, b"upgrade required\n")
@@ -608,6 +613,22 @@ class Handler(socketserver.BaseRequestHandler):
             self.send(b"HTTP/1.1 101 Switching Protocols\r\nX-Upstream: " + name +
                       b"\r\nConnection: Upgrade\r\nUpgrade: " + proto.encode("latin-1") +
                       b"\r\n\r\n")
+            if p != "/upgrade":
+                self.conn.buf.clear()
+                if p.startswith("/upgrade-push/"):
+                    n, ms = (int(v) for v in p.split("/")[2:4])
+                    self.sock.settimeout(ms / 1000.0)
+                    for _ in range(n):
+                        try:
+                            if not self.sock.recv(65536):
+                                return False
+                        except socket.timeout:
+                            pass
+                        self.send(b".")
+                    self.sock.settimeout(None)
+                while self.sock.recv(65536):
+                    pass
+                return False
             if self.conn.buf:
                 self.send(bytes(self.conn.buf))
                 self.conn.buf.clear()

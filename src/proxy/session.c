@@ -889,6 +889,7 @@ static int process(struct session *s)
 			return body_step(s, step, at, k);
 		case SS_TUNNEL:
 			if (conn_rx_len(c) && x->up) {
+				x->tunnel_seen_ms = now_ms(w);
 				conn_put_ref(&x->up->c, c->rx, c->rx_start, conn_rx_len(c));
 				c->rx_start = c->rx_end;
 				x->parse_pos = c->rx_end;
@@ -960,6 +961,10 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 	if (what & EV_TIMEOUT) {
 		if (s->state == SS_WAIT)
 			return; /* timeouts.upstream_response applies */
+		if (s->state == SS_TUNNEL) {
+			session_on_tunnel_timeout(s, c);
+			return;
+		}
 		if (s->state == SS_HEAD) {
 			log_debug("client %s: request head not complete in time", s->ip);
 			reject(s, 408, "request header timeout");
@@ -1168,6 +1173,7 @@ int session_on_response_head(struct session *s, struct upconn *u)
 		/* A tunnel idle for its route's timeouts.tunnel_idle either
 		 * way ends. */
 		s->state = SS_TUNNEL;
+		x->tunnel_seen_ms = now_ms(s->w);
 		conn_want_read(&s->c, true, x->tunnel_idle_ms);
 		conn_want_read(&u->c, true, x->tunnel_idle_ms);
 		if (process(s) < 0)
@@ -1182,9 +1188,24 @@ int session_on_response_head(struct session *s, struct upconn *u)
 	return 0;
 }
 
+int session_on_tunnel_timeout(struct session *s, struct conn *c)
+{
+	struct exchange *x = s->x;
+	uint64_t idle = now_ms(s->w) - x->tunnel_seen_ms;
+	if (idle < x->tunnel_idle_ms) {
+		conn_want_read(c, true, (uint32_t)(x->tunnel_idle_ms - idle));
+		return 0;
+	}
+	log_debug("client %s: tunnel idle for %u ms: closed", s->ip, x->tunnel_idle_ms);
+	session_close(s);
+	return -1;
+}
+
 int session_on_response_body(struct session *s, struct upconn *u, uint32_t off, uint32_t len)
 {
 	struct exchange *x = s->x;
+	if (u->tunnel)
+		x->tunnel_seen_ms = now_ms(s->w);
 	x->resp_bytes += len;
 	if (len)
 		conn_put_ref(&s->c, u->c.rx, off, len);

@@ -38,6 +38,10 @@ size_t session_close_idle(struct worker *w, size_t max);
  * u (released, closed or re-attached elsewhere): the caller must not touch
  * u after -1. */
 int session_on_response_head(struct session *s, struct upconn *u);
+/* A read timeout of c, one side of s's tunnel: the tunnel ends when no
+ * byte has moved either way for its route's tunnel_idle; otherwise c
+ * waits for the rest of it. Returns -1 when s was closed. */
+int session_on_tunnel_timeout(struct session *s, struct conn *c);
 int session_on_response_body(struct session *s, struct upconn *u, uint32_t off, uint32_t len);
 int session_on_response_done(struct session *s, struct upconn *u);
 int session_on_upstream_error(struct session *s, struct upconn *u, enum up_error err);

@@ -462,6 +462,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (what & EV_TIMEOUT) {
+		if (u->tunnel) {
+			session_on_tunnel_timeout(u->s, &u->c);
+			return;
+		}
 		if (!u->req_sent)
 			return; /* the request is still streaming in */
 		fail(u, UP_ERR_TIMEOUT);

@@ -126,6 +126,7 @@ struct exchange {
 	struct route_choice route;    /* route -1: none (yet) */
 	uint32_t resp_timeout_ms;     /* its route's timeouts.upstream_response */
 	uint32_t tunnel_idle_ms;      /* and tunnel_idle */
+	uint64_t tunnel_seen_ms;      /* when bytes last moved in its tunnel */
 	uint32_t parse_pos;           /* next byte of the block to parse */
 	int resp_status;              /* the final status sent for this request */
 	uint64_t resp_bytes;          /* response bytes queued for the client */
