@@ -274,8 +274,10 @@ static int read_servers(yaml_document_t *doc, yaml_node_t *servers, const struct
 }
 
 /* Checks the whole document against cfg and fills nv; any problem is
- * described in why. A route the config no longer has is passed over. */
+ * described in why. A route the config no longer has is passed over, and
+ * its name added to gone (comma-separated, cut to glen). */
 static int read_doc(yaml_document_t *doc, const struct config *cfg, struct runtime_values *nv,
+                    char *gone, size_t glen,
                     char *why, size_t len)
 {
 	yaml_node_t *root = yaml_document_get_root_node(doc);
@@ -319,8 +321,13 @@ static int read_doc(yaml_document_t *doc, const struct config *cfg, struct runti
 	     pr < routes->data.mapping.pairs.top; pr++) {
 		const char *rname = scalar(yaml_document_get_node(doc, pr->key));
 		int r = rname ? config_route_index(cfg, rname, strlen(rname)) : -1;
-		if (r < 0)
+		if (r < 0) {
+			size_t at = strlen(gone);
+			if (at + 1 < glen)
+				snprintf(gone + at, glen - at, "%s'%s'", at ? ", " : "",
+				         rname ? rname : "?");
 			continue;
+		}
 		yaml_node_t *rv = yaml_document_get_node(doc, pr->value);
 		if (read_split(doc, map_get(doc, rv, "split"), cfg, &cfg->routes[r], nv, why, len) < 0)
 			return -1;
@@ -341,7 +348,7 @@ int state_load(const char *path, const struct config *cfg, struct runtime_values
 
 	yaml_parser_t parser;
 	yaml_document_t doc;
-	char why[256] = "";
+	char why[256] = "", gone[256] = "";
 	int rc = -1;
 	yaml_parser_initialize(&parser);
 	yaml_parser_set_input_file(&parser, f);
@@ -363,7 +370,7 @@ int state_load(const char *path, const struct config *cfg, struct runtime_values
 		memcpy(nv.split, v->split, cfg->nmembers * sizeof(*nv.split));
 		memcpy(nv.weight, v->weight, ns * sizeof(*nv.weight));
 		memcpy(nv.admin, v->admin, ns * sizeof(*nv.admin));
-		if (read_doc(&doc, cfg, &nv, why, sizeof(why)) == 0) {
+		if (read_doc(&doc, cfg, &nv, gone, sizeof(gone), why, sizeof(why)) == 0) {
 			memcpy(v->split, nv.split, cfg->nmembers * sizeof(*nv.split));
 			memcpy(v->weight, nv.weight, ns * sizeof(*nv.weight));
 			memcpy(v->admin, nv.admin, ns * sizeof(*nv.admin));
@@ -379,5 +386,8 @@ int state_load(const char *path, const struct config *cfg, struct runtime_values
 	if (rc < 0)
 		log_warn("state file %s ignored: %s; starting with the configuration's values", path,
 		         why);
+	else if (gone[0])
+		log_warn("state file %s: route %s not in the configuration: its saved split is left out",
+		         path, gone);
 	return rc;
 }
