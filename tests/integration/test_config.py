@@ -175,4 +175,13 @@ with tap.section("listen address in use"):
            "a listen address in use: non-zero exit, the address named on stderr", err)
     holder.close()
 
+with tap.section("the shipped configurations"):
+    conf = os.path.join(os.environ.get("ZDM_TESTDIR") or os.path.dirname(os.path.abspath(__file__))
+                        + "/..", "..", "conf")
+    names = sorted(n for n in os.listdir(conf) if n.endswith(".yaml"))
+    tap.ok("zdm.yaml" in names and "strangler.yaml" in names, "conf/ holds them", names)
+    for n in names:
+        rc, out, err = run_zdmd(["-t", "-c", os.path.join(conf, n)])
+        tap.ok(rc == 0 and "configuration OK" in out + err, "zdmd -t conf/%s: OK" % n, out + err)
+
 tap.done()
