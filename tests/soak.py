@@ -72,12 +72,10 @@ connections closed after upstream_idle), the checks:
   * the counters equal what clients saw: per status class, the sum of
     zdm_requests_total on /metrics equals the responses whose head the
     clients received (a 101 is 1xx; a response cut short is counted by its
-    head), once idle; 5xx may exceed it by the answers lost as above. zdmd
-    does not count a request in flight across a reload (its counters are
-    copied to the new configuration's when the reload happens; what ends
-    later is lost): while that is so, a shortfall no larger than the
-    responses of the operations a reload fell within is reported as a TODO
-    (known bug), anything else fails.
+    head), once idle; 5xx may exceed it by the answers lost as above. A
+    request in flight across a reload counts as any other: nothing else
+    is allowed (the responses of operations a reload fell within are shown
+    when it fails).
 
 Output is TAP (ok N - ..., a plan line at the end), figures as "# soak:"
 comments.
@@ -161,8 +159,8 @@ class Record:
 
     def end(self):
         """The operation of this thread is over: its responses count in
-        .spanned when a reload fell within it (zdmd does not count a
-        request in flight across a reload; see the counter check)."""
+        .spanned when a reload fell within it (shown when the counter
+        check fails)."""
         t0, t1 = self.local.t0, now()
         if any(t0 < (b or t1) and a < t1 for a, b in self.reload_times[-50:]):
             with self.lock:
@@ -920,17 +918,6 @@ def main(argv=None):
     elif all(-lost[c] <= short[c] <= 0 for c in classes):
         tap.ok(True, desc + ", but for %d 5xx answers reset before the client read them"
                % -sum(short.values()))
-    elif all(-lost[c] <= short[c] <= rec.spanned[c] for c in classes):
-        # zdmd counts a request into the counters of the configuration it
-        # began under; a reload copies them into the new one when it
-        # happens, and what ends later is never read again. Every response
-        # missing is one of an operation a reload fell within.
-        tap.n += 1
-        print("not ok %d - %s # TODO zdmd does not count a request in flight across a reload"
-              % (tap.n, desc), flush=True)
-        tap.diag("counted: %r\nreceived: %r\nmissing: %r; responses of operations a reload fell "
-                 "within: %r (%d reloads)" % (counted, seen, short, {c: rec.spanned[c] for c in classes},
-                                               len(fl.reloads)))
     else:
         tap.eq(counted, seen, desc, "in flight across a reload: %r; answers lost to a reset: at most %d"
                % ({c: rec.spanned[c] for c in classes}, lost_answers))

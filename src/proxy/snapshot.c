@@ -135,7 +135,7 @@ static void carry_route(struct snapshot *s, const struct snapshot *prev, size_t 
 	if (r < 0)
 		return;
 	const struct cfg_route *nc = s->routes[r].cfg;
-	stats_copy_unpooled(s->stats, r, prev->stats, (int)pr);
+	stats_map_unpooled(s->stats, r, (int)pr);
 	for (size_t pm = 0; pm < pc->npools; pm++) {
 		const struct snap_pool *pp = &prev->pools[pc->pools[pm]];
 		int pi = snapshot_pool_index(s, pp->cfg->name, strlen(pp->cfg->name));
@@ -143,20 +143,22 @@ static void carry_route(struct snapshot *s, const struct snapshot *prev, size_t 
 		if (m < 0)
 			continue;
 		uint32_t to = snapshot_member(s, r, m), from = snapshot_member(prev, (int)pr, (int)pm);
-		stats_copy_pool(s->stats, to, prev->stats, from);
+		stats_map_pool(s->stats, to, from);
 		for (size_t j = 0; j < pp->nservers; j++) {
 			const char *name = pp->servers[j].cfg->name;
 			int sj = snapshot_server_index(&s->pools[pi], name, strlen(name));
 			if (sj >= 0)
-				stats_copy_rsrv(s->stats, s->member_srv[to] + (uint32_t)sj, prev->stats,
-				                prev->member_srv[from] + j);
+				stats_map_rsrv(s->stats, s->member_srv[to] + (uint32_t)sj,
+				               prev->member_srv[from] + j);
 		}
 	}
 }
 
 void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev)
 {
-	stats_copy_unpooled(s->stats, -1, prev->stats, -1);
+	stats_settle(prev->stats);
+	stats_inherit(s->stats, prev->stats);
+	stats_map_unpooled(s->stats, -1, -1);
 	for (size_t i = 0; i < prev->npools; i++) {
 		const struct snap_pool *pp = &prev->pools[i];
 		int pi = snapshot_pool_index(s, pp->cfg->name, strlen(pp->cfg->name));
@@ -167,8 +169,7 @@ void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev)
 			int sj = snapshot_server_index(&s->pools[pi], name, strlen(name));
 			if (sj < 0)
 				continue;
-			stats_copy_server(s->stats, s->pools[pi].servers[sj].id, prev->stats,
-			                  pp->servers[j].id);
+			stats_map_server(s->stats, s->pools[pi].servers[sj].id, pp->servers[j].id);
 		}
 	}
 	for (size_t r = 0; r < prev->nroutes; r++)

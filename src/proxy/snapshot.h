@@ -75,8 +75,9 @@ struct snapshot *snapshot_from_config(struct config *cfg, uint64_t gen, size_t n
  * is published. */
 struct snapshot *snapshot_derive(const struct snapshot *prev, uint64_t gen);
 
-/* Copies the counters of prev's pools and servers into those of s with the
- * same names (after a reload). */
+/* After a reload: s's counters inherit prev's, each pool, server and route
+ * into the one of the same names (stats_inherit), so that what ends under
+ * prev's layout is still counted. */
 void snapshot_carry_stats(struct snapshot *s, const struct snapshot *prev);
 
 /* The index over all routes of member m of route r (its counters). */

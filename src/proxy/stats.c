@@ -58,6 +58,7 @@ struct stats_table *stats_new(size_t npools, size_t nservers, size_t nrsrv, size
 	t->shard = xcalloc(t->nshards, sizeof(*t->shard));
 	for (size_t i = 0; i < t->nshards; i++)
 		shard_init(&t->shard[i], t);
+	shard_init(&t->carried, t);
 	t->streak = xcalloc(nservers ? nservers : 1, sizeof(*t->streak));
 	t->probe_slots = xcalloc(nservers ? nservers : 1, sizeof(*t->probe_slots));
 	return t;
@@ -74,6 +75,19 @@ bool stats_take_probe(struct stats_table *t, uint32_t id)
 	return false;
 }
 
+static void unlink_prev(struct stats_table *t)
+{
+	if (!t->prev)
+		return;
+	stats_release(t->prev);
+	t->prev = NULL;
+	free(t->map_srv);
+	free(t->map_pool);
+	free(t->map_rsrv);
+	free(t->map_unpooled);
+	t->map_srv = t->map_pool = t->map_rsrv = t->map_unpooled = NULL;
+}
+
 struct stats_table *stats_hold(struct stats_table *t)
 {
 	__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
@@ -87,6 +101,8 @@ void stats_release(struct stats_table *t)
 	for (size_t i = 0; i < t->nshards; i++)
 		shard_free(&t->shard[i]);
 	free(t->shard);
+	shard_free(&t->carried);
+	unlink_prev(t);
 	free(t->streak);
 	free(t->probe_slots);
 	free(t);
@@ -180,24 +196,51 @@ void stats_pool_add(struct pool_stats *to, const struct pool_stats *from)
 	add_pool(to, from);
 }
 
-struct stats_shard *stats_sum(const struct stats_table *t)
+/* Adds shard from, of a table of the layout of ft, into sum; with maps,
+ * each row to the row its map names (and none where it names -1). */
+static void add_shard(struct stats_shard *sum, const struct stats_shard *from,
+                      const struct stats_table *ft, const struct stats_table *mt)
+{
+	const int32_t *ms = mt ? mt->map_srv : NULL, *mp = mt ? mt->map_pool : NULL;
+	const int32_t *mr = mt ? mt->map_rsrv : NULL, *mu = mt ? mt->map_unpooled : NULL;
+	for (size_t j = 0; j < ft->nservers; j++)
+		if (!ms || ms[j] >= 0)
+			add_srv(&sum->srv[ms ? (size_t)ms[j] : j], &from->srv[j]);
+	for (size_t j = 0; j < ft->npools; j++)
+		if (!mp || mp[j] >= 0)
+			add_pool(&sum->pool[mp ? (size_t)mp[j] : j], &from->pool[j]);
+	for (size_t j = 0; j < ft->nrsrv; j++)
+		if (!mr || mr[j] >= 0)
+			for (int c = 0; c < STATS_CLASSES; c++)
+				sum->rsrv[mr ? (size_t)mr[j] : j].codes[c] +=
+				        STAT_GET(from->rsrv[j].codes[c]);
+	for (size_t r = 0; r <= ft->nroutes; r++)
+		if (!mu || mu[r] >= 0)
+			for (int c = 0; c < STATS_CLASSES; c++)
+				sum->unpooled[mu ? (size_t)mu[r] : r][c] += STAT_GET(from->unpooled[r][c]);
+}
+
+/* The sum of t alone (its shards and what it carries) and of its
+ * inheritance, without settling. */
+static struct stats_shard *sum_all(const struct stats_table *t)
 {
 	struct stats_shard *sum = xcalloc(1, sizeof(*sum));
 	shard_init(sum, t);
-	for (size_t i = 0; i < t->nshards; i++) {
-		const struct stats_shard *sh = &t->shard[i];
-		for (size_t j = 0; j < t->nservers; j++)
-			add_srv(&sum->srv[j], &sh->srv[j]);
-		for (size_t j = 0; j < t->npools; j++)
-			add_pool(&sum->pool[j], &sh->pool[j]);
-		for (size_t j = 0; j < t->nrsrv; j++)
-			for (int c = 0; c < STATS_CLASSES; c++)
-				sum->rsrv[j].codes[c] += STAT_GET(sh->rsrv[j].codes[c]);
-		for (size_t r = 0; r <= t->nroutes; r++)
-			for (int c = 0; c < STATS_CLASSES; c++)
-				sum->unpooled[r][c] += STAT_GET(sh->unpooled[r][c]);
+	for (size_t i = 0; i < t->nshards; i++)
+		add_shard(sum, &t->shard[i], t, NULL);
+	add_shard(sum, &t->carried, t, NULL);
+	if (t->prev) {
+		struct stats_shard *p = sum_all(t->prev);
+		add_shard(sum, p, t->prev, t);
+		stats_sum_free(p);
 	}
 	return sum;
+}
+
+struct stats_shard *stats_sum(struct stats_table *t)
+{
+	stats_settle(t);
+	return sum_all(t);
 }
 
 void stats_sum_free(struct stats_shard *sum)
@@ -208,44 +251,59 @@ void stats_sum_free(struct stats_shard *sum)
 	free(sum);
 }
 
-void stats_copy_server(struct stats_table *to, size_t to_id, const struct stats_table *from,
-                       size_t from_id)
+static int32_t *unmapped(size_t n)
 {
-	for (size_t i = 0; i < to->nshards && i < from->nshards; i++) {
-		struct srv_stats *d = &to->shard[i].srv[to_id];
-		const struct srv_stats *f = &from->shard[i].srv[from_id];
-		int64_t inflight = d->inflight;
-		memset(d, 0, sizeof(*d));
-		add_srv(d, f);
-		d->inflight = inflight; /* those requests count in their own layout */
-	}
+	int32_t *m = xcalloc(n ? n : 1, sizeof(*m));
+	for (size_t i = 0; i < n; i++)
+		m[i] = -1;
+	return m;
 }
 
-void stats_copy_pool(struct stats_table *to, size_t to_i, const struct stats_table *from,
-                     size_t from_i)
+void stats_inherit(struct stats_table *t, struct stats_table *prev)
 {
-	for (size_t i = 0; i < to->nshards && i < from->nshards; i++) {
-		struct pool_stats *d = &to->shard[i].pool[to_i];
-		memset(d, 0, sizeof(*d));
-		add_pool(d, &from->shard[i].pool[from_i]);
-	}
+	unlink_prev(t);
+	t->prev = stats_hold(prev);
+	t->map_srv = unmapped(prev->nservers);
+	t->map_pool = unmapped(prev->npools);
+	t->map_rsrv = unmapped(prev->nrsrv);
+	t->map_unpooled = unmapped(1 + prev->nroutes);
 }
 
-void stats_copy_rsrv(struct stats_table *to, size_t to_i, const struct stats_table *from,
-                     size_t from_i)
+void stats_map_server(struct stats_table *t, size_t to_id, size_t from_id)
 {
-	for (size_t i = 0; i < to->nshards && i < from->nshards; i++)
-		for (int c = 0; c < STATS_CLASSES; c++)
-			to->shard[i].rsrv[to_i].codes[c] = STAT_GET(from->shard[i].rsrv[from_i].codes[c]);
+	t->map_srv[from_id] = (int32_t)to_id;
 }
 
-void stats_copy_unpooled(struct stats_table *to, int to_r, const struct stats_table *from,
-                         int from_r)
+void stats_map_pool(struct stats_table *t, size_t to_i, size_t from_i)
 {
-	for (size_t i = 0; i < to->nshards && i < from->nshards; i++)
-		for (int c = 0; c < STATS_CLASSES; c++)
-			to->shard[i].unpooled[1 + to_r][c] =
-			        STAT_GET(from->shard[i].unpooled[1 + from_r][c]);
+	t->map_pool[from_i] = (int32_t)to_i;
+}
+
+void stats_map_rsrv(struct stats_table *t, size_t to_i, size_t from_i)
+{
+	t->map_rsrv[from_i] = (int32_t)to_i;
+}
+
+void stats_map_unpooled(struct stats_table *t, int to_r, int from_r)
+{
+	t->map_unpooled[1 + from_r] = 1 + to_r;
+}
+
+void stats_settle(struct stats_table *t)
+{
+	struct stats_table *p = t->prev;
+	if (!p)
+		return;
+	stats_settle(p);
+	/* Only t holds p: no snapshot of its layout is left, so no worker
+	 * counts in it any more (their last release was ordered before this
+	 * load), and p inherits nothing that is still counted. */
+	if (p->prev || __atomic_load_n(&p->refs, __ATOMIC_ACQUIRE) != 1)
+		return;
+	struct stats_shard *sum = sum_all(p);
+	add_shard(&t->carried, sum, p, t);
+	stats_sum_free(sum);
+	unlink_prev(t);
 }
 
 static double percentile_ms(const uint64_t *lat, uint64_t total, double q)

@@ -6,10 +6,18 @@
  * requests answered before a pool was chosen.
  *
  * A table belongs to one server layout (one config): every snapshot of that
- * config shares it, and a reload carries the counters over by name. It has
- * one shard per worker thread: each worker counts in its own shard (plain
- * loads and stores, single writer: no lock, no atomic read-modify-write, no
- * allocation) and the control plane sums the shards when it reports.
+ * config shares it. It has one shard per worker thread: each worker counts
+ * in its own shard (plain loads and stores, single writer: no lock, no
+ * atomic read-modify-write, no allocation) and the control plane sums the
+ * shards when it reports.
+ *
+ * A reload makes a table for the new layout that inherits the previous
+ * one (stats_inherit): the previous table is kept, with where each of its
+ * counters goes by name, and summed into the new one's report for as long
+ * as requests begun under it still count in it; once none does (only the
+ * heir holds it), the control plane folds it into the heir's carried
+ * counters and frees it (stats_settle). So a request in flight across a
+ * reload is counted, and no counter goes backwards.
  */
 #ifndef ZDM_STATS_H
 #define ZDM_STATS_H
@@ -73,6 +81,14 @@ struct stats_table {
 	unsigned refs;
 	size_t nservers, npools, nrsrv, nroutes, nshards;
 	struct stats_shard *shard;        /* [nshards], one per worker */
+	/* Folded from the tables it inherited: written and read by the
+	 * control plane only. */
+	struct stats_shard carried;
+	/* The table inherited and not yet folded (held), and for each of its
+	 * servers, pools, route servers and unpooled rows the index here
+	 * (-1: not carried over). */
+	struct stats_table *prev;
+	int32_t *map_srv, *map_pool, *map_rsrv, *map_unpooled;
 	/* Per server, the consecutive failures its circuit breaker has
 	 * counted: written by the control plane, read by the workers (who
 	 * report a success only when it can reset a count). */
@@ -104,24 +120,27 @@ void stats_release(struct stats_table *t);
 void stats_record(struct stats_shard *sh, int pool, int route, int status, uint64_t duration_us,
                   uint64_t now_s);
 
-/* The sum of t's shards, in a shard of its own (stats_sum_free). */
-struct stats_shard *stats_sum(const struct stats_table *t);
+/* The sum of t's shards, its carried counters and those of the tables it
+ * inherits, in a shard of its own (stats_sum_free). Control plane only:
+ * it settles t first. */
+struct stats_shard *stats_sum(struct stats_table *t);
 void stats_sum_free(struct stats_shard *sum);
 
-/* Copies the counters of server from_id of from into server to_id of to
- * (shard by shard; in-flight counts stay with their own layout). */
-void stats_copy_server(struct stats_table *to, size_t to_id, const struct stats_table *from,
-                       size_t from_id);
-void stats_copy_pool(struct stats_table *to, size_t to_i, const struct stats_table *from,
-                     size_t from_i);
-void stats_copy_rsrv(struct stats_table *to, size_t to_i, const struct stats_table *from,
-                     size_t from_i);
+/* t, a new table, inherits prev (held until it is folded): nothing of
+ * prev is carried over until a stats_map_*() says where it goes. */
+void stats_inherit(struct stats_table *t, struct stats_table *prev);
+/* Where server from_id of t->prev counts in t (to_id); the same for a
+ * pool member, a route server, and the unpooled row of a route (-1: no
+ * route). */
+void stats_map_server(struct stats_table *t, size_t to_id, size_t from_id);
+void stats_map_pool(struct stats_table *t, size_t to_i, size_t from_i);
+void stats_map_rsrv(struct stats_table *t, size_t to_i, size_t from_i);
+void stats_map_unpooled(struct stats_table *t, int to_r, int from_r);
+/* Folds the inherited tables no request counts in any more into t's
+ * carried counters, and frees them. Control plane only. */
+void stats_settle(struct stats_table *t);
 /* Adds the counters of from into to (a pool over several routes). */
 void stats_pool_add(struct pool_stats *to, const struct pool_stats *from);
-/* Copies the unpooled counters of route from_r (-1: no route) of from
- * into route to_r of to. */
-void stats_copy_unpooled(struct stats_table *to, int to_r, const struct stats_table *from,
-                         int from_r);
 
 /* The sliding window of a pool over the last STATS_WINDOW_SECONDS. */
 struct window_summary {
