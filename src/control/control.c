@@ -181,9 +181,11 @@ static int parse_route_pool(struct control *ctl, struct evbuffer *out, const cha
 	int pi = snapshot_pool_index(s, pool, strlen(pool));
 	if (pi < 0) {
 		const char *c = strchr(arg, ':');
-		if (c && config_route_index(cfg, arg, (size_t)(c - arg)) < 0 &&
-		    snapshot_pool_index(s, c + 1, strlen(c + 1)) >= 0)
+		bool known_route = c && config_route_index(cfg, arg, (size_t)(c - arg)) >= 0;
+		if (c && !known_route && snapshot_pool_index(s, c + 1, strlen(c + 1)) >= 0)
 			reply_error(out, "unknown route '%.*s'", (int)(c - arg), arg);
+		else if (known_route)
+			reply_error(out, "unknown pool '%s' (in route '%.*s')", c + 1, (int)(c - arg), arg);
 		else
 			reply_error(out, "unknown pool '%s'", pool);
 		return -1;

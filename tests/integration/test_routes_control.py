@@ -249,6 +249,10 @@ with tap.section("set-weight ROUTE:POOL"):
         ans = ctl(z, line)
         tap.ok(refused(ans, *words), "%s: %s is refused with an error%s" % (
             line, desc, " naming %s" % ", ".join(repr(w) for w in words) if words else ""), ans)
+    ans = ctl(z, "set-weight orders:nope 10")
+    tap.ok(refused(ans, "'nope'", "'orders'") and "orders:nope" not in ans.get("error", ""),
+           "set-weight orders:nope 10: the error names the pool nope and the route orders apart",
+           ans)
     tap.ok(splits_are(splits(status(z)), before), "none of them changed a split",
            (before, splits(status(z))))
     tap.eq(read_bytes(state), before_file, "nor the state file")
