@@ -2,7 +2,7 @@
 """The layout of src/ (README "Layout"): every file lives in a wing, and a
 wing includes only its own headers and those of the wings below it:
 
-    core  <-  net, http1  <-  proxy  <-  control  <-  obs  <-  zdmd, zdmctl
+    core  <-  net, http1  <-  proxy  <-  rollout  <-  control  <-  obs  <-  zdmd, zdmctl
 
 Every project header is included by its wing-qualified path ("core/log.h"),
 so the check reads the #include lines of each source and header file. It
@@ -21,9 +21,10 @@ ALLOWED = {
     "net": {"core", "net"},
     "http1": {"core", "http1"},
     "proxy": {"core", "net", "http1", "proxy"},
-    "control": {"core", "net", "http1", "proxy", "control"},
-    "obs": {"core", "net", "http1", "proxy", "control", "obs"},
-    "": {"core", "net", "http1", "proxy", "control", "obs"},   # zdmd.c, zdmctl.c
+    "rollout": {"core", "proxy", "rollout"},
+    "control": {"core", "net", "http1", "proxy", "rollout", "control"},
+    "obs": {"core", "net", "http1", "proxy", "rollout", "control", "obs"},
+    "": {"core", "net", "http1", "proxy", "rollout", "control", "obs"},   # zdmd.c, zdmctl.c
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

@@ -28,6 +28,12 @@ static void window_bounds_init(void)
 		window_bound_us[k] = b > 4e9 ? 4000000000u : (uint32_t)b;
 }
 
+uint32_t stats_window_bound_us(int k)
+{
+	window_bounds_init();
+	return window_bound_us[k < 0 ? 0 : k >= STATS_WINDOW_BUCKETS ? STATS_WINDOW_BUCKETS - 1 : k];
+}
+
 static void shard_init(struct stats_shard *sh, const struct stats_table *t)
 {
 	sh->srv = xcalloc(t->nservers ? t->nservers : 1, sizeof(*sh->srv));

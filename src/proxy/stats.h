@@ -37,6 +37,8 @@
 #define STATS_WINDOW_BUCKETS 128
 
 extern const double stats_hist_bounds[STATS_HIST_BUCKETS];
+/* The upper bound of window latency bucket k, in µs: 50 µs × 1.1^k. */
+uint32_t stats_window_bound_us(int k);
 extern const char *const stats_class_names[STATS_CLASSES];
 extern const char *const stats_error_names[STATS_ERROR_KINDS];
 
