@@ -341,25 +341,24 @@ int routetab_always(const struct routetab *t)
 	return t->always;
 }
 
-int routetab_match(const struct routetab *t, const char *host, size_t hostlen, const char *path,
-                   size_t pathlen, const char *method, size_t methodlen)
+const struct rt_cands *routetab_host(const struct routetab *t, const char *host, size_t hostlen)
 {
-	const struct rt_cands *c = &t->any;
 	char h[ROUTE_HOST_MAX];
 	uint32_t hh = 0;
-
-	if (t->always >= 0)
-		return t->always;
 	size_t hl = host && t->nkeys ? normalise_hash(host, hostlen, h, &hh) : 0;
-	if (hl) {
-		struct rt_key *e = find_key(t, h, hl, hh);
-		/* Not this host: the longest wildcard suffix that is a key. */
-		for (size_t i = 1; !e->key && i < hl; i++)
-			if (h[i] == '.')
-				e = find_key(t, h + i, hl - i, hash(h + i, hl - i, HASH_SEED));
-		if (e->key)
-			c = &e->c;
-	}
+	if (!hl)
+		return &t->any;
+	struct rt_key *e = find_key(t, h, hl, hh);
+	/* Not this host: the longest wildcard suffix that is a key. */
+	for (size_t i = 1; !e->key && i < hl; i++)
+		if (h[i] == '.')
+			e = find_key(t, h + i, hl - i, hash(h + i, hl - i, HASH_SEED));
+	return e->key ? &e->c : &t->any;
+}
+
+int routetab_match_in(const struct routetab *t, const struct rt_cands *c, const char *path,
+                      size_t pathlen, const char *method, size_t methodlen)
+{
 	const char *seg;
 	size_t sl = first_segment(path, pathlen, &seg);
 	if (sl) {
@@ -368,4 +367,13 @@ int routetab_match(const struct routetab *t, const char *host, size_t hostlen, c
 			return first_of(t, e->l, path, pathlen, method, methodlen);
 	}
 	return first_of(t, c->any_path, path, pathlen, method, methodlen);
+}
+
+int routetab_match(const struct routetab *t, const char *host, size_t hostlen, const char *path,
+                   size_t pathlen, const char *method, size_t methodlen)
+{
+	if (t->always >= 0)
+		return t->always;
+	return routetab_match_in(t, routetab_host(t, host, hostlen), path, pathlen, method,
+	                         methodlen);
 }

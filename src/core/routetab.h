@@ -31,6 +31,15 @@ void routetab_free(struct routetab *t);
 int routetab_match(const struct routetab *t, const char *host, size_t hostlen, const char *path,
                    size_t pathlen, const char *method, size_t methodlen);
 
+/* The same in two halves, so that a connection may keep the first for
+ * the requests that follow with the same Host: the candidate routes of a
+ * Host value (never NULL; valid as long as t), then the first of them
+ * whose path and method hold. */
+struct rt_cands;
+const struct rt_cands *routetab_host(const struct routetab *t, const char *host, size_t hostlen);
+int routetab_match_in(const struct routetab *t, const struct rt_cands *c, const char *path,
+                      size_t pathlen, const char *method, size_t methodlen);
+
 /* The index of the first route when it takes every request (no match
  * condition: the request needs no look at its host, path or method), else
  * -1. */

@@ -368,6 +368,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen
 		s->x->head_deadline_ms = now_ms(w) + w->cfg->timeouts.request_header_ms;
 	}
 	s->close_after = false;
+	s->host_gen = 0;
 
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
@@ -602,7 +603,16 @@ static int start_exchange(struct session *s, bool body_pending)
 		http_req_host(&x->req, &host, &hostlen);
 		http_req_path(&x->req, &path, &pathlen);
 		http_req_method_name(&x->req, &method, &methodlen);
-		route = routetab_match(cfg->table, host, hostlen, path, pathlen, method, methodlen);
+		/* Generations are never reused, unlike a freed table's address. */
+		if (s->host_gen != x->snap->gen || hostlen != s->host_len ||
+		    (hostlen && memcmp(host, s->host, hostlen) != 0)) {
+			s->host_cands = routetab_host(cfg->table, host, hostlen);
+			s->host_gen = hostlen <= SESSION_HOST_CACHE ? x->snap->gen : 0;
+			s->host_len = (uint8_t)hostlen;
+			if (s->host_gen && hostlen)
+				memcpy(s->host, host, hostlen);
+		}
+		route = routetab_match_in(cfg->table, s->host_cands, path, pathlen, method, methodlen);
 	}
 	/* A self-made answer leaves the rest of the body unread; it would be
 	 * taken for the next request, so the connection ends with it. */

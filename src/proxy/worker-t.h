@@ -154,6 +154,11 @@ struct exchange {
 };
 
 /* One client connection. */
+/* The longest Host value a connection remembers its routes for. */
+#define SESSION_HOST_CACHE 64
+
+struct rt_cands;
+
 struct session {
 	struct worker *w;
 	struct conn c;
@@ -163,6 +168,13 @@ struct session {
 	bool tls;
 	uint8_t ip_len;
 	char ip[INET6_ADDRSTRLEN];
+	/* The candidate routes of the last Host value seen on this
+	 * connection, under the snapshot generation host_gen (0: none):
+	 * the requests that follow with the same Host skip its lookup. */
+	uint64_t host_gen;
+	const struct rt_cands *host_cands;
+	uint8_t host_len;
+	char host[SESSION_HOST_CACHE];
 	struct session *next, *prev;  /* active list or free list */
 };
 

@@ -18,10 +18,11 @@ pool here has one upstream named as the pool) and by X-Zdm-Pool.
 import http.client
 import json
 import os
+import signal
 import time
 
 from zdmtest import (TAP, Upstream, Zdmd, Closed, Raw, Server, build_request, chunked,
-                     curl, url, is_self_made, tmpdir, zdmctl, find_server)
+                     curl, url, is_self_made, tmpdir, zdmctl, find_server, wait_for)
 from faults import section, need, count, wait_state, wait_all
 import obs
 
@@ -174,6 +175,39 @@ with section(tap, "match table"):
                "http.client, one connection: orders, zdmd's 404, api, shop")
     finally:
         hc.close()
+
+    # A connection keeps the routes of its last Host: a long Host (not
+    # kept), then the same connection across a reload that moves shop.test.
+    keep = z.client()
+    long_host = "x" * 80 + ".shop.test"
+    got = [answered_by(keep.request("GET", p, host=h)) for p, h in
+           (("/api/orders", long_host), ("/", long_host), ("/api/orders", long_host),
+            ("/", "shop.test"), ("/api/orders", "shop.test"))]
+    tap.eq(got, ["orders", 404, "orders", "shop", "orders"],
+           "one connection, a Host of 90 bytes then shop.test, each twice: routed each time")
+    spec = {"expose_pool_header": True, "pools": {p: [ups[p]] for p in MATCH_POOLS},
+            "routes": [route("moved", {"api": 100}, {"host": "shop.test"})] + MATCH_ROUTES}
+    z.rewrite(spec)
+    z.signal(signal.SIGHUP)
+    tap.ok(wait_for(lambda: answered_by(keep.request("GET", "/", host="shop.test")) == "api",
+                    timeout=5),
+           "after a reload that sends shop.test to route moved: the same connection follows it")
+    tap.eq(answered_by(keep.request("GET", "/", host="api.test")), "api",
+           "and another Host on it too")
+    moved = []
+    for pool, routes in (("shop", MATCH_ROUTES),
+                         ("static", MATCH_ROUTES[:1] + [route("moved", {"static": 100},
+                                                              {"host": "shop.test"})]),
+                         ("v6", [route("moved", {"v6": 100}, {"host": "shop.test"})])):
+        keep.request("GET", "/", host="shop.test")
+        z.rewrite(dict(spec, routes=routes))
+        z.signal(signal.SIGHUP)
+        wait_for(lambda: answered_by(keep.request("GET", "/", host="shop.test")) == pool,
+                 timeout=5)
+        moved.append(answered_by(keep.request("GET", "/", host="shop.test")))
+    tap.eq(moved, ["shop", "static", "v6"],
+           "three more reloads, each sending shop.test elsewhere: the connection follows each")
+    keep.close()
     z.stop()
 
 
