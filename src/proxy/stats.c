@@ -2,6 +2,7 @@
  * stats.c — counters, the latency histogram and the sliding window.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,17 +227,17 @@ static void add_shard(struct stats_shard *sum, const struct stats_shard *from,
 				sum->unpooled[mu ? (size_t)mu[r] : r][c] += STAT_GET(from->unpooled[r][c]);
 }
 
-/* The sum of t alone (its shards and what it carries) and of its
- * inheritance, without settling. */
-static struct stats_shard *sum_all(const struct stats_table *t)
+/* The sum of t's own shards and what it carries, and with_prev, of its
+ * inheritance; without settling. */
+static struct stats_shard *sum_all(const struct stats_table *t, bool with_prev)
 {
 	struct stats_shard *sum = xcalloc(1, sizeof(*sum));
 	shard_init(sum, t);
 	for (size_t i = 0; i < t->nshards; i++)
 		add_shard(sum, &t->shard[i], t, NULL);
 	add_shard(sum, &t->carried, t, NULL);
-	if (t->prev) {
-		struct stats_shard *p = sum_all(t->prev);
+	if (with_prev && t->prev) {
+		struct stats_shard *p = sum_all(t->prev, true);
 		add_shard(sum, p, t->prev, t);
 		stats_sum_free(p);
 	}
@@ -246,7 +247,7 @@ static struct stats_shard *sum_all(const struct stats_table *t)
 struct stats_shard *stats_sum(struct stats_table *t)
 {
 	stats_settle(t);
-	return sum_all(t);
+	return sum_all(t, true);
 }
 
 void stats_sum_free(struct stats_shard *sum)
@@ -295,6 +296,15 @@ void stats_map_unpooled(struct stats_table *t, int to_r, int from_r)
 	t->map_unpooled[1 + from_r] = 1 + to_r;
 }
 
+/* Where each row of the table before p goes in t: through p's map, then
+ * t's (-1 where either drops it). Frees p's map. */
+static int32_t *compose(int32_t *pmap, size_t n, const int32_t *tmap)
+{
+	for (size_t i = 0; i < n; i++)
+		pmap[i] = pmap[i] < 0 ? -1 : tmap[pmap[i]];
+	return pmap;
+}
+
 void stats_settle(struct stats_table *t)
 {
 	struct stats_table *p = t->prev;
@@ -303,45 +313,33 @@ void stats_settle(struct stats_table *t)
 	stats_settle(p);
 	/* Only t holds p: no snapshot of its layout is left, so no worker
 	 * counts in it any more (their last release was ordered before this
-	 * load), and p inherits nothing that is still counted. */
-	if (p->prev || __atomic_load_n(&p->refs, __ATOMIC_ACQUIRE) != 1)
+	 * load). */
+	if (__atomic_load_n(&p->refs, __ATOMIC_ACQUIRE) != 1)
 		return;
-	struct stats_shard *sum = sum_all(p);
-	add_shard(&t->carried, sum, p, t);
-	stats_sum_free(sum);
-	unlink_prev(t);
-}
-
-static double percentile_ms(const uint64_t *lat, uint64_t total, double q)
-{
-	if (!total)
-		return 0;
-	uint64_t rank = (uint64_t)ceil(q * (double)total), seen = 0;
-	for (int k = 0; k < STATS_WINDOW_BUCKETS; k++) {
-		seen += lat[k];
-		if (seen >= rank)
-			return window_bound_us[k] / 1000.0;
+	struct stats_shard *own = sum_all(p, false);
+	add_shard(&t->carried, own, p, t);
+	stats_sum_free(own);
+	struct stats_table *pp = p->prev;
+	if (!pp) {
+		unlink_prev(t);
+		return;
 	}
-	return window_bound_us[STATS_WINDOW_BUCKETS - 1] / 1000.0;
-}
-
-void stats_window(const struct pool_stats *p, uint64_t now_s, double uptime_s,
-                  struct window_summary *out)
-{
-	uint64_t lat[STATS_WINDOW_BUCKETS] = {0};
-	memset(out, 0, sizeof(*out));
-	for (int i = 0; i < STATS_WINDOW_SECONDS; i++) {
-		const struct window_slot *w = &p->win[i];
-		if (!w->count || w->second + STATS_WINDOW_SECONDS <= now_s || w->second > now_s)
-			continue;
-		out->requests += w->count;
-		out->errors_5xx += w->count_5xx;
-		for (int k = 0; k < STATS_WINDOW_BUCKETS; k++)
-			lat[k] += w->lat[k];
-	}
-	out->seconds = uptime_s < STATS_WINDOW_SECONDS ? (uptime_s < 1 ? 1 : uptime_s)
-	                                               : STATS_WINDOW_SECONDS;
-	out->p50_ms = percentile_ms(lat, out->requests, 0.50);
-	out->p95_ms = percentile_ms(lat, out->requests, 0.95);
-	out->p99_ms = percentile_ms(lat, out->requests, 0.99);
+	/* p inherits a table still counted in (a long request of an older
+	 * layout): t inherits it instead, through both maps, and p goes. */
+	int32_t *ms = compose(p->map_srv, pp->nservers, t->map_srv);
+	int32_t *mp = compose(p->map_pool, pp->npools, t->map_pool);
+	int32_t *mr = compose(p->map_rsrv, pp->nrsrv, t->map_rsrv);
+	int32_t *mu = compose(p->map_unpooled, 1 + pp->nroutes, t->map_unpooled);
+	p->prev = NULL; /* its hold on pp passes to t */
+	p->map_srv = p->map_pool = p->map_rsrv = p->map_unpooled = NULL;
+	free(t->map_srv);
+	free(t->map_pool);
+	free(t->map_rsrv);
+	free(t->map_unpooled);
+	t->map_srv = ms;
+	t->map_pool = mp;
+	t->map_rsrv = mr;
+	t->map_unpooled = mu;
+	t->prev = pp;
+	stats_release(p);
 }

@@ -16,8 +16,10 @@
  * counters goes by name, and summed into the new one's report for as long
  * as requests begun under it still count in it; once none does (only the
  * heir holds it), the control plane folds it into the heir's carried
- * counters and frees it (stats_settle). So a request in flight across a
- * reload is counted, and no counter goes backwards.
+ * counters and frees it (stats_settle), and the heir inherits what that
+ * table inherited, through both maps: a long request of an old layout
+ * keeps its own table, never the ones after it. So a request in flight
+ * across reloads is counted, and no counter goes backwards.
  */
 #ifndef ZDM_STATS_H
 #define ZDM_STATS_H

@@ -94,16 +94,23 @@ int main(void)
 	stats_inherit(t3, t2);
 	stats_map_server(t3, 0, 0);
 	stats_map_pool(t3, 0, 0);
+	answer(t2, 0, 0, 0, 0, 200);
 	stats_release(t2); /* t2's snapshots are gone, t1's are not */
 	answer(t1, 0, 0, 0, 0, 500);
 	s = stats_sum(t3);
-	CHECK(t3->prev == t2 && t2->prev == t1, "a table is not folded while it inherits one in use");
-	CHECK_EQ_INT(s->srv[0].requests, 2, "two reloads later, the first layout's answers count");
+	CHECK(t3->prev == t1, "a table between two is folded while the older one is in use: "
+	                      "the newest inherits the oldest (so a long request does not keep "
+	                      "every later table)");
+	CHECK_EQ_INT(s->srv[0].requests, 3, "two reloads later, every answer counts once");
+	stats_sum_free(s);
+	answer(t1, 0, 0, 0, 0, 200);
+	s = stats_sum(t3);
+	CHECK_EQ_INT(s->srv[0].requests, 4, "and the oldest layout's later ones, through both maps");
 	stats_sum_free(s);
 	stats_release(t1);
 	s = stats_sum(t3);
-	CHECK(t3->prev == NULL, "then both fold at once");
-	CHECK_EQ_INT(s->pool[0].count, 2, "with their counts");
+	CHECK(t3->prev == NULL, "then it folds too");
+	CHECK_EQ_INT(s->pool[0].count, 4, "with its counts");
 	CHECK_EQ_INT(s->pool[0].win[100 % STATS_WINDOW_SECONDS].count_5xx, 1,
 	             "and the 60 s window (the 5xx)");
 	stats_sum_free(s);
