@@ -65,7 +65,8 @@ void analysis_sample_add(struct analysis_sample *a, const struct analysis_sample
 /* log C(n, k) */
 static double log_choose(double n, double k)
 {
-	return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1);
+	int sign; /* lgamma_r: lgamma writes the global signgam */
+	return lgamma_r(n + 1, &sign) - lgamma_r(k + 1, &sign) - lgamma_r(n - k + 1, &sign);
 }
 
 /* P(X >= k1) for X hypergeometric: n1 draws from n1 + n2 of which k1 + k2
@@ -78,8 +79,10 @@ static double fisher_greater(uint64_t k1, uint64_t n1, uint64_t k2, uint64_t n2)
 	for (uint64_t x = k1; x <= hi; x++) {
 		double t = exp(log_choose(K, (double)x) + log_choose(N - K, (double)(n1 - x)) - lden);
 		p += t;
-		if (t < 1e-18 * p)
-			break; /* the terms only fall from here on */
+		/* Past the mode (k1 is above what is expected), the terms only
+		 * fall: stop once they no longer count, or are 0 from the first. */
+		if (t == 0 || t < 1e-18 * p)
+			break;
 	}
 	return p > 1 ? 1 : p;
 }
@@ -143,7 +146,7 @@ static void run_check(const struct analysis_check *c, const struct analysis_samp
 		o->result = o->value < c->limit ? AR_FAIL : AR_PASS;
 		return;
 	}
-	if (pool->requests < min_requests) {
+	if (pool->requests < min_requests || !pool->requests) {
 		o->result = AR_INCONCLUSIVE;
 		if (pool->requests)
 			o->value = c->metric == AM_ERROR_RATE || c->metric == AM_ERROR_RATE_VS_BASELINE
@@ -163,7 +166,7 @@ static void run_check(const struct analysis_check *c, const struct analysis_samp
 		o->result = o->value > c->limit ? AR_FAIL : AR_PASS;
 		return;
 	case AM_ERROR_RATE_VS_BASELINE: {
-		if (base->requests < min_requests) {
+		if (base->requests < min_requests || !base->requests) {
 			o->result = AR_SKIPPED;
 			return;
 		}
@@ -180,7 +183,8 @@ static void run_check(const struct analysis_check *c, const struct analysis_samp
 	case AM_P95_VS_BASELINE:
 	case AM_P99_VS_BASELINE: {
 		if (base->requests < min_requests || !lat_total(base) || !lat_total(pool)) {
-			o->result = base->requests < min_requests ? AR_SKIPPED : AR_INCONCLUSIVE;
+			o->result = base->requests < min_requests || !lat_total(base) ? AR_SKIPPED
+			                                                              : AR_INCONCLUSIVE;
 			return;
 		}
 		/* The bucket test: under "no difference", the pool has no

@@ -22,7 +22,7 @@ static void event(struct rollout_event *ev, enum rollout_event_kind kind, bool s
 	ev->kind = kind;
 	ev->set_percent = set;
 	ev->percent = percent;
-	ev->reason = r->reason[0] ? r->reason : NULL;
+	snprintf(ev->reason, sizeof(ev->reason), "%s", r->reason);
 }
 
 /* Enters step i at now. */
@@ -107,7 +107,7 @@ int rollout_next(struct rollout *r, const struct rollout_spec *sp, uint64_t now_
 		refuse(err, errlen, "no rollout is running on this route");
 		return -1;
 	}
-	if (r->analysed && r->verdict == AR_FAIL) {
+	if (r->analysed && r->held) {
 		refuse(err, errlen, "the last analysis failed: the step cannot be skipped");
 		return -1;
 	}
@@ -179,7 +179,11 @@ int rollout_analysed(struct rollout *r, const struct rollout_spec *sp, uint64_t 
 	r->next_analysis_ms = now_ms + sp->interval_ms;
 	r->analysed = true;
 	r->verdict = verdict;
-	if (verdict == AR_FAIL)
+	r->held = false;
+	for (size_t i = 0; i < sp->nchecks && i < ROLLOUT_MAX_CHECKS; i++)
+		if (out[i].result == AR_FAIL && sp->checks[i].action != AA_ALERT)
+			r->held = true;
+	if (r->held)
 		r->last_fail_ms = now_ms;
 
 	/* The checks that act now, rollback first. */
@@ -201,11 +205,12 @@ int rollout_analysed(struct rollout *r, const struct rollout_spec *sp, uint64_t 
 		return nev;
 	}
 	if (act[AA_ALERT] >= 0) {
+		/* Said, not a transition: the rollout's reason stays. */
 		int i = act[AA_ALERT];
-		char why[sizeof(r->reason)];
-		describe(why, sizeof(why), &sp->checks[i], &out[i], need);
-		memcpy(r->reason, why, sizeof(why));
-		event(&ev[nev++], RE_ALERT, false, 0, r);
+		struct rollout_event *e = &ev[nev++];
+		event(e, RE_ALERT, false, 0, r);
+		describe(e->reason, sizeof(e->reason), &sp->checks[i], &out[i], need);
+		r->last_alert_ms = now_ms;
 		r->fails[i] = 0; /* again after as many more */
 	}
 	if (act[AA_PAUSE] >= 0 && r->state == RS_RUNNING) {
@@ -234,7 +239,7 @@ int rollout_analysed(struct rollout *r, const struct rollout_spec *sp, uint64_t 
 	r->inconclusive_since_ms = 0;
 
 	uint64_t at = rollout_next_step_at(r, sp);
-	if (r->state == RS_RUNNING && verdict == AR_PASS && at && now_ms >= at)
+	if (r->state == RS_RUNNING && !r->held && at && now_ms >= at)
 		advance(r, sp, now_ms, &ev[nev++]);
 	return nev;
 }

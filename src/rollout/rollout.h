@@ -64,7 +64,7 @@ struct rollout_event {
 	enum rollout_event_kind kind;
 	bool set_percent;
 	uint32_t percent;       /* hundredths */
-	const char *reason;     /* the rollout's reason (or NULL) */
+	char reason[192];       /* why, "" for no reason */
 };
 
 struct rollout {
@@ -77,8 +77,10 @@ struct rollout {
 	uint64_t inconclusive_since_ms; /* 0: the last analysis was not inconclusive */
 	bool analysed;                  /* an analysis has run at this step */
 	enum analysis_result verdict;   /* the last one's */
+	bool held;                      /* it failed a check whose action is not alert */
 	uint32_t fails[ROLLOUT_MAX_CHECKS]; /* consecutive failing analyses, per check */
 	char reason[192];               /* of the last transition, "" for none */
+	uint64_t last_alert_ms;         /* the last alert (0: none) */
 };
 
 /* start: the pool to its first step. Refused (-1, why in err) when one
@@ -106,8 +108,10 @@ bool rollout_analysis_due(const struct rollout *r, const struct rollout_spec *sp
  * (rollback first, then pause, then alert); a step inconclusive for
  * max_inconclusive pauses. Then, running, a step whose hold has passed
  * since it began or last failed, with this analysis passing, advances
- * (the last one promotes). Up to two events: an alert may come with a
- * step. Returns how many. */
+ * (the last one promotes). A check whose action is alert only alerts: its
+ * failures neither hold the step nor refuse `next` ("the rollout goes
+ * on"). Up to two events (an alert, then a pause or a step); returns how
+ * many. */
 int rollout_analysed(struct rollout *r, const struct rollout_spec *sp, uint64_t now_ms,
                      enum analysis_result verdict, const struct analysis_outcome *out,
                      struct rollout_event ev[2]);

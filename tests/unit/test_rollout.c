@@ -199,8 +199,34 @@ int main(void)
 	CHECK(rollout_analysed(&r, &SPEC, now, judge(4, false), OUT, evs) == 1 &&
 	              evs[0].kind == RE_ALERT && r.state == RS_RUNNING,
 	      "the second: an alert, still running");
-	CHECK(evs[0].reason && strstr(evs[0].reason, "p99 0.2 ms over max 2000.0 ms") != NULL,
+	CHECK(strstr(evs[0].reason, "p99 0.2 ms over max 2000.0 ms") != NULL,
 	      "the alert names the check");
+	CHECK_EQ_STR(r.reason, "", "an alert is not a transition: the rollout's reason stays");
+	/* Alerts only: the rollout goes on, through its steps. */
+	CHECK_EQ_INT(run_until(&r, &now, now + 40000, 4, false, &ev), RE_STEP,
+	             "a failing alert check does not hold the step");
+	CHECK_EQ_INT(rollout_next(&r, &SPEC, now, &ev, err, sizeof(err)), 0,
+	             "nor refuse next");
+
+	/* An alert and a pause asked by one analysis: each its own reason. */
+	static const struct analysis_check AP[] = {{AM_P99, 2000, AA_ALERT},
+	                                           {AM_ERROR_RATE, 0.05, AA_PAUSE}};
+	struct rollout_spec ap = SPEC;
+	ap.checks = AP;
+	ap.nchecks = 2;
+	memset(&r, 0, sizeof(r));
+	now = 6500000;
+	rollout_start(&r, &ap, now, &ev, err, sizeof(err));
+	int n = 0;
+	for (int k = 0; k < 2; k++) {
+		now += 10000;
+		n = rollout_analysed(&r, &ap, now, judge(3, false), OUT, evs);
+	}
+	CHECK(n == 2 && evs[0].kind == RE_ALERT && evs[1].kind == RE_PAUSED,
+	      "alert and pause in one analysis: both events, alert first");
+	CHECK(strstr(evs[0].reason, "p99") && strstr(evs[1].reason, "error_rate") &&
+	              !strstr(evs[0].reason, "error_rate"),
+	      "each with its own reason");
 
 	/* Rollback first: a rollback and a pause asked by one analysis. */
 	memset(&r, 0, sizeof(r));
