@@ -343,3 +343,37 @@ void stats_settle(struct stats_table *t)
 	t->prev = pp;
 	stats_release(p);
 }
+
+static double percentile_ms(const uint64_t *lat, uint64_t total, double q)
+{
+	if (!total)
+		return 0;
+	uint64_t rank = (uint64_t)ceil(q * (double)total), seen = 0;
+	for (int k = 0; k < STATS_WINDOW_BUCKETS; k++) {
+		seen += lat[k];
+		if (seen >= rank)
+			return window_bound_us[k] / 1000.0;
+	}
+	return window_bound_us[STATS_WINDOW_BUCKETS - 1] / 1000.0;
+}
+
+void stats_window(const struct pool_stats *p, uint64_t now_s, double uptime_s,
+                  struct window_summary *out)
+{
+	uint64_t lat[STATS_WINDOW_BUCKETS] = {0};
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < STATS_WINDOW_SECONDS; i++) {
+		const struct window_slot *w = &p->win[i];
+		if (!w->count || w->second + STATS_WINDOW_SECONDS <= now_s || w->second > now_s)
+			continue;
+		out->requests += w->count;
+		out->errors_5xx += w->count_5xx;
+		for (int k = 0; k < STATS_WINDOW_BUCKETS; k++)
+			lat[k] += w->lat[k];
+	}
+	out->seconds = uptime_s < STATS_WINDOW_SECONDS ? (uptime_s < 1 ? 1 : uptime_s)
+	                                               : STATS_WINDOW_SECONDS;
+	out->p50_ms = percentile_ms(lat, out->requests, 0.50);
+	out->p95_ms = percentile_ms(lat, out->requests, 0.95);
+	out->p99_ms = percentile_ms(lat, out->requests, 0.99);
+}
