@@ -159,6 +159,8 @@ enum http_step fuzz_stream_head(struct fuzz_stream *s)
 {
 	size_t start = s->pos;
 
+	/* As the proxy does before each request and each response. */
+	http_msg_reset(&s->m);
 	http_msg_begin(&s->m, s->buf, (uint32_t)start);
 	for (;;) {
 		if (s->pos == s->avail && !receive(s))

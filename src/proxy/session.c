@@ -99,8 +99,12 @@ static void take_exchange(struct session *s)
 	if (x) {
 		w->free_exchanges = x->next;
 		w->nfree_exchanges--;
-		if (x->parser_dirty)
-			http_msg_reset(&x->req);
+		/* Also after a message that ended cleanly: llhttp keeps its own
+		 * view of the connection (an HTTP/1.0 message it reads as not
+		 * kept alive leaves it closed), and the next request must be
+		 * read the same whether it arrives whole or in pieces. No cost
+		 * when llhttp was not fed. */
+		http_msg_reset(&x->req);
 	} else {
 		x = xcalloc(1, sizeof(*x));
 		x->out = conn_out_new();
@@ -129,9 +133,8 @@ static void release_head(struct exchange *x)
 }
 
 /* The session is idle (or closed) with nothing left to write: its
- * exchange goes back to the pool. Its parser is reset when next taken
- * unless it stopped between two messages (idle). */
-static void give_exchange(struct session *s, bool idle)
+ * exchange goes back to the pool, its parser reset when next taken. */
+static void give_exchange(struct session *s)
 {
 	struct worker *w = s->w;
 	struct exchange *x = s->x;
@@ -140,7 +143,6 @@ static void give_exchange(struct session *s, bool idle)
 	conn_detach_out(&s->c);
 	release_head(x);
 	s->x = NULL;
-	x->parser_dirty = !idle;
 	if (w->nfree_exchanges < MAX_FREE_EXCHANGES) {
 		x->next = w->free_exchanges;
 		w->free_exchanges = x;
@@ -156,7 +158,7 @@ static void settle_idle(struct session *s)
 {
 	if (s->x && !s->tls && s->state == SS_IDLE && !conn_rx_len(&s->c) &&
 	    !conn_out_len(&s->c))
-		give_exchange(s, true);
+		give_exchange(s);
 }
 
 /* The request is over: the snapshot it was routed with is let go. */
@@ -325,7 +327,7 @@ static void session_close(struct session *s)
 	}
 	conn_close(&s->c);
 	if (x)
-		give_exchange(s, false);
+		give_exchange(s);
 	if (s->prev)
 		s->prev->next = s->next;
 	else

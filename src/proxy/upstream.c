@@ -182,10 +182,11 @@ struct upconn *upstream_get(struct worker *w, const struct snapshot *snap, int p
 
 void upstream_start(struct upconn *u, bool head_request)
 {
-	if (u->parser_stale) {
-		http_msg_reset(&u->resp);
-		u->parser_stale = false;
-	}
+	/* Reset for every response, as the session does for requests:
+	 * llhttp's own view of the connection must not carry over (an
+	 * HTTP/1.0 response it reads as not kept alive, a spliced body it
+	 * never saw). */
+	http_msg_reset(&u->resp);
 	u->resp.skip_body = head_request;
 	u->parse_pos = u->c.rx_start;
 	if (u->c.rx)
@@ -347,10 +348,8 @@ void upstream_splice(struct upconn *u)
 		if (!u->splice_left && !u->in_pipe) {
 			/* The whole body went out: the message is complete. */
 			splice_end(u);
-			/* The parser stopped inside the body: it starts afresh
-			 * with the next response (after keep-alive is decided
-			 * from this one's head). */
-			u->parser_stale = true;
+			/* The parser stopped inside the body: upstream_start
+			 * resets it for the next response. */
 			session_on_response_done(s, u);
 			return;
 		}

@@ -74,7 +74,6 @@ struct upconn {
 	bool tunnel;                  /* after a 101: raw bytes both ways */
 	bool req_sent;                /* the whole request is queued */
 	bool splicing;                /* the body moves in the kernel (upstream.c) */
-	bool parser_stale;            /* a spliced body ended the last response */
 	uint8_t interim;              /* 1xx responses to the current request */
 	uint32_t in_pipe;             /* body bytes in the pipe, not yet sent */
 	uint64_t splice_left;         /* body bytes still to take from the socket */
@@ -144,7 +143,6 @@ struct exchange {
 	bool replayable;              /* head still in the block, no body */
 	struct buf *head_buf;         /* the block of a replayable head, held (see
 	                               * start_exchange) until the request ends */
-	bool parser_dirty;            /* given back mid-message: reset when taken */
 	struct splice_pipe *body_pipe; /* while the request body is spliced */
 	uint32_t body_in_pipe;        /* its bytes in the pipe, not yet sent */
 	uint64_t body_left;           /* its bytes still to take from the client */

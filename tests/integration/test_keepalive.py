@@ -169,5 +169,30 @@ with tap.section("idle timeouts of many connections, in every order"):
            "each busy connection closed about client_idle after it stopped "
            "(%.2f..%.2fs)" % (busy_dt[0], busy_dt[-1]) if busy_dt else "no busy one closed")
 
+with tap.section("HTTP/1.0 keep-alive, a head read whole or in pieces"):
+    # A tab after keep-alive: llhttp (which reads a head that comes in
+    # pieces) sees no keep-alive token there and took the connection as
+    # closing, so a next request read in pieces was never answered.
+    for value in (b"keep-alive", b"keep-alive\t", b"x keep-alive"):
+        head = b"GET / HTTP/1.0\r\nHost: a\r\nConnection: " + value + b"\r\n\r\n"
+        got = []
+        with z.client(timeout=3) as c:
+            for split in (0, 5, 20, 0):
+                if split:
+                    c.send(head[:split])
+                    time.sleep(0.05)  # the rest in another read
+                    c.send(head[split:])
+                else:
+                    c.send(head)
+                try:
+                    r = c.read_response()
+                    got.append((r.status, (r.get("connection") or "").lower()))
+                except (Closed, OSError) as e:
+                    got.append(repr(e))
+                    break
+        tap.eq(got, [(200, "keep-alive")] * 4,
+               "Connection: %r, four requests on one connection, whole and in pieces: each "
+               "answered and kept alive" % value.decode())
+
 tap.ok(z.alive(), "zdmd is still running")
 tap.done()
