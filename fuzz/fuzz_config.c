@@ -130,6 +130,28 @@ static void check_config(const struct config *cfg)
 			sum += rt->split[m];
 		}
 		FUZZ_ASSERT(sum == 10000, "route '%s': the split sums to %u hundredths", rt->name, sum);
+		const struct cfg_rollout *ro = rt->rollout;
+		if (ro) {
+			FUZZ_ASSERT(ro->member >= 1 && ro->member < rt->nsplit &&
+			                    rt->pools[ro->member] == (size_t)ro->pool,
+			            "route '%s': the rollout's pool is member %zu of %zu", rt->name,
+			            ro->member, rt->nsplit);
+			FUZZ_ASSERT(ro->nsteps >= 1 && ro->steps[ro->nsteps - 1].percent == 10000,
+			            "route '%s': the rollout's last step", rt->name);
+			for (size_t k = 0; k < ro->nsteps; k++)
+				FUZZ_ASSERT(ro->steps[k].percent > 0 && ro->steps[k].hold_ms > 0 &&
+				                    (!k || ro->steps[k].percent > ro->steps[k - 1].percent),
+				            "route '%s': rollout step %zu", rt->name, k);
+			FUZZ_ASSERT(ro->window_ms >= 10000 && ro->window_ms <= 600000 &&
+			                    ro->interval_ms > 0 && ro->min_requests >= 1 &&
+			                    ro->failures >= 1 && ro->nchecks >= 1 &&
+			                    ro->nchecks <= CFG_ROLLOUT_MAX_CHECKS,
+			            "route '%s': the rollout's values", rt->name);
+			for (size_t k = 0; k < ro->nchecks; k++)
+				FUZZ_ASSERT(ro->checks[k].metric < CFG_ROLLOUT_METRICS &&
+				                    ro->checks[k].action < 3 && ro->checks[k].limit >= 0,
+				            "route '%s': rollout check %zu", rt->name, k);
+		}
 		for (size_t k = 0; k < rt->npins; k++)
 			FUZZ_ASSERT(rt->pins[k].member < rt->npools &&
 			                    rt->pools[rt->pins[k].member] == rt->pins[k].pool,

@@ -60,6 +60,7 @@ struct loader {
 	struct cfg_breaker breaker; /* the global circuit_breaker, likewise */
 	struct cfg_route top;     /* the top-level split and pins */
 	yaml_node_t *split_node, *pins_node; /* their keys, when given */
+	yaml_node_t *rollout_key, *rollout_node; /* the top-level rollout's key and section */
 	const struct config *cfg; /* under construction, for names of pools */
 };
 
@@ -2134,12 +2135,360 @@ static void route_timeouts(struct loader *ld, const struct cfg_kw *kw, void *obj
 	WALK(ld, val, path, route_timeout_kws, obj);
 }
 
+/* ---- rollout (SPEC §8) ------------------------------------------------ */
+
+const char *const config_rollout_metrics[CFG_ROLLOUT_METRICS] = {
+        "error_rate", "error_rate_vs_baseline", "availability", "p50", "p95", "p99",
+        "p50_vs_baseline", "p95_vs_baseline", "p99_vs_baseline",
+};
+const char *const config_rollout_actions[3] = {"rollback", "pause", "alert"};
+
+enum { RM_ERROR_RATE, RM_ERROR_RATE_VS, RM_AVAILABILITY, RM_P50, RM_P95, RM_P99 };
+
+/* What the limit of metric m is: a share ("5%"), a latency (a duration)
+ * or a ratio to the baseline (a number). */
+static int metric_kind(unsigned m)
+{
+	return m == RM_ERROR_RATE || m == RM_AVAILABILITY ? 0 : m >= RM_P50 && m <= RM_P99 ? 1 : 2;
+}
+
+static const char *const metric_limit_help[3] = {
+        "a percentage such as \"5%\"", "a duration such as 2s or 250ms",
+        "a ratio to the baseline such as 2 or 1.5"};
+
+/* The limit of a check of metric m into *out. */
+static bool want_limit(struct loader *ld, const char *path, yaml_node_t *val, unsigned m,
+                       double *out)
+{
+	char buf[SHOW_BUF];
+	int kind = metric_kind(m);
+	const char *s = want_text(ld, path, val, metric_limit_help[kind]);
+	if (!s)
+		return false;
+	if (kind == 1) {
+		uint32_t ms;
+		if (!want_duration(ld, path, val, &ms))
+			return false;
+		*out = ms;
+		return true;
+	}
+	if (kind == 0) {
+		size_t n = strlen(s);
+		char num[32];
+		uint32_t h;
+		if (n < 2 || n >= sizeof(num) || s[n - 1] != '%') {
+			report(ld, val, path, "expected %s, got %s", metric_limit_help[0],
+			       describe(val, buf, sizeof(buf)));
+			return false;
+		}
+		memcpy(num, s, n - 1);
+		num[n - 1] = '\0';
+		if (percent_hundredths(num, &h) != 0) {
+			report(ld, val, path, "expected a percentage from 0%% to 100%% with at most two "
+			       "decimals, got %s", describe(val, buf, sizeof(buf)));
+			return false;
+		}
+		*out = h / 10000.0;
+		return true;
+	}
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0) || v > 1000) {
+		report(ld, val, path, "expected %s (more than 0, at most 1000), got %s",
+		       metric_limit_help[2], describe(val, buf, sizeof(buf)));
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+/* One check: {metric: M, max: L, action: A} (min: for availability). */
+static void parse_check(struct loader *ld, const char *path, yaml_node_t *item,
+                        struct cfg_rollout_check *c)
+{
+	char buf[SHOW_BUF];
+	if (item->type != YAML_MAPPING_NODE) {
+		report(ld, item, path, "expected a check {metric, max or min, action}, got %s",
+		       describe(item, buf, sizeof(buf)));
+		return;
+	}
+	yaml_node_t *metric = map_get(ld, item, "metric"), *limit_node = NULL;
+	bool have_metric = false, have_limit = false;
+	c->action = 0;
+	for (size_t i = 0; i < map_len(item); i++) {
+		yaml_node_t *k = map_key(ld, item, i), *v = map_value(ld, item, i);
+		const char *name = text_of(k);
+		char *sub = xasprintf("%s.%s", path, name ? name : "?");
+		if (earlier_key(ld, item, i)) {
+			report(ld, k, sub, "given twice");
+		} else if (name && !strcmp(name, "metric")) {
+			const char *m = want_text(ld, sub, v, "a metric name");
+			for (unsigned j = 0; m && j < CFG_ROLLOUT_METRICS; j++)
+				if (!strcmp(m, config_rollout_metrics[j])) {
+					c->metric = j;
+					have_metric = true;
+				}
+			if (m && !have_metric)
+				report(ld, v, sub, "unknown metric %s; the metrics are: error_rate, "
+				       "error_rate_vs_baseline, availability, p50, p95, p99, "
+				       "p50_vs_baseline, p95_vs_baseline, p99_vs_baseline",
+				       describe(v, buf, sizeof(buf)));
+		} else if (name && (!strcmp(name, "max") || !strcmp(name, "min"))) {
+			if (limit_node)
+				report(ld, k, sub, "a check has one threshold: max or min");
+			limit_node = k;
+		} else if (name && !strcmp(name, "action")) {
+			int a = 0;
+			want_choice(ld, sub, v, config_rollout_actions, 3, &a);
+			c->action = (unsigned)a;
+		} else {
+			report(ld, k, sub, "unknown key; a check has metric, max (or min) and action");
+		}
+		free(sub);
+	}
+	if (!metric) {
+		report(ld, item, path, "a check needs its metric");
+		return;
+	}
+	if (!have_metric)
+		return;
+	bool is_min = c->metric == RM_AVAILABILITY;
+	const char *want = is_min ? "min" : "max";
+	if (!limit_node) {
+		report(ld, item, path, "check %s needs its threshold '%s'",
+		       config_rollout_metrics[c->metric], want);
+		return;
+	}
+	char *sub = xasprintf("%s.%s", path, text_of(limit_node));
+	if (strcmp(text_of(limit_node), want) != 0)
+		report(ld, limit_node, sub, "check %s has a '%s', not a '%s'",
+		       config_rollout_metrics[c->metric], want, text_of(limit_node));
+	else
+		have_limit = want_limit(ld, sub, map_get(ld, item, want), c->metric, &c->limit);
+	(void)have_limit;
+	free(sub);
+}
+
+static void rollout_checks(struct loader *ld, const struct cfg_kw *kw, void *obj,
+                           const char *path, yaml_node_t *key, yaml_node_t *val)
+{
+	struct cfg_rollout *ro = obj;
+	char buf[SHOW_BUF];
+	size_t n = val->type == YAML_SEQUENCE_NODE ? seq_len(val) : 0;
+	if (!n || n > CFG_ROLLOUT_MAX_CHECKS) {
+		report(ld, val, path, "expected a list of 1 to %d checks {metric, max, action}, got %s",
+		       CFG_ROLLOUT_MAX_CHECKS, describe(val, buf, sizeof(buf)));
+		return;
+	}
+	free(ro->checks);
+	ro->checks = xcalloc(n, sizeof(*ro->checks));
+	ro->nchecks = n;
+	for (size_t i = 0; i < n; i++) {
+		char *sub = xasprintf("%s[%zu]", path, i);
+		parse_check(ld, sub, seq_item(ld, val, i), &ro->checks[i]);
+		free(sub);
+	}
+}
+
+static void rollout_pool(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                         yaml_node_t *key, yaml_node_t *val)
+{
+	((struct cfg_rollout *)obj)->pool = want_pool(ld, path, val);
+}
+
+/* steps: percentages, or {percent, hold}, increasing to 100. */
+static void rollout_steps(struct loader *ld, const struct cfg_kw *kw, void *obj,
+                          const char *path, yaml_node_t *key, yaml_node_t *val)
+{
+	struct cfg_rollout *ro = obj;
+	char buf[SHOW_BUF];
+	size_t n = val->type == YAML_SEQUENCE_NODE ? seq_len(val) : 0;
+	if (!n || n > 100) {
+		report(ld, val, path, "expected a list of 1 to 100 steps such as [5, 25, 100], got %s",
+		       describe(val, buf, sizeof(buf)));
+		return;
+	}
+	ro->steps = xcalloc(n, sizeof(*ro->steps));
+	ro->nsteps = n;
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = seq_item(ld, val, i), *pct = item;
+		char *sub = xasprintf("%s[%zu]", path, i);
+		struct cfg_rollout_step *st = &ro->steps[i];
+		st->hold_ms = 0; /* the rollout's hold, filled in at the end */
+		if (item->type == YAML_MAPPING_NODE) {
+			pct = map_get(ld, item, "percent");
+			for (size_t j = 0; j < map_len(item); j++) {
+				const char *k = text_of(map_key(ld, item, j));
+				if (!k || (strcmp(k, "percent") && strcmp(k, "hold")))
+					report(ld, map_key(ld, item, j), sub,
+					       "unknown key; a step has percent and hold");
+			}
+			yaml_node_t *hold = map_get(ld, item, "hold");
+			if (hold) {
+				char *hs = xasprintf("%s.hold", sub);
+				want_duration(ld, hs, hold, &st->hold_ms);
+				free(hs);
+			}
+			if (!pct) {
+				report(ld, item, sub, "a step needs its percent");
+				free(sub);
+				continue;
+			}
+		}
+		const char *s = want_text(ld, sub, pct, "a percentage such as 5 or 12.5");
+		uint32_t h = 0;
+		if (s && (percent_hundredths(s, &h) != 0 || h == 0)) {
+			report(ld, pct, sub, "expected a percentage above 0 and at most 100 with at most "
+			       "two decimals, got %s", describe(pct, buf, sizeof(buf)));
+		} else if (s && i && h <= ro->steps[i - 1].percent) {
+			report(ld, pct, sub, "the steps must increase: %s after %s",
+			       fmt_percent(h, buf, sizeof(buf)),
+			       fmt_percent(ro->steps[i - 1].percent, (char[32]){0}, 32));
+		}
+		st->percent = h;
+		if (s && i == n - 1 && h != 10000)
+			report(ld, pct, sub, "the last step must be 100, got %s",
+			       fmt_percent(h, buf, sizeof(buf)));
+		free(sub);
+	}
+}
+
+static void rollout_window(struct loader *ld, const struct cfg_kw *kw, void *obj,
+                           const char *path, yaml_node_t *key, yaml_node_t *val)
+{
+	char buf[SHOW_BUF];
+	uint32_t ms;
+	if (!want_duration(ld, path, val, &ms))
+		return;
+	if (ms < 10000 || ms > 600000) {
+		report(ld, val, path, "must be between 10s and 10m, got %s",
+		       describe(val, buf, sizeof(buf)));
+		return;
+	}
+	((struct cfg_rollout *)obj)->window_ms = ms;
+}
+
+static void rollout_webhook(struct loader *ld, const struct cfg_kw *kw, void *obj,
+                            const char *path, yaml_node_t *key, yaml_node_t *val)
+{
+	struct cfg_rollout *ro = obj;
+	char buf[SHOW_BUF];
+	const char *s = want_text(ld, path, val, "an http:// URL");
+	if (!s)
+		return;
+	if (strncmp(s, "http://", 7) != 0 || !s[7] || strpbrk(s, " \t\r\n")) {
+		report(ld, val, path, "expected an http:// URL such as "
+		       "\"http://127.0.0.1:9000/hooks/zdm\", got %s", describe(val, buf, sizeof(buf)));
+		return;
+	}
+	free(ro->webhook);
+	ro->webhook = xstrdup(s);
+}
+
+static void rollout_min_requests(struct loader *ld, const struct cfg_kw *kw, void *obj,
+                                 const char *path, yaml_node_t *key, yaml_node_t *val)
+{
+	unsigned long long v;
+	if (want_uint(ld, path, val, kw->lo, kw->hi, &v))
+		((struct cfg_rollout *)obj)->min_requests = v;
+}
+
+static const struct cfg_kw rollout_kws[] = {
+        {"pool", rollout_pool, 0, 0, 0, true, "the pool rolled out (not the route's baseline)"},
+        {"steps", rollout_steps, 0, 0, 0, true, "its percentage at each step, up to 100"},
+        {"hold", kw_duration, offsetof(struct cfg_rollout, hold_ms), 0, 0, false,
+         "time at a step with no failing analysis before the next"},
+        {"interval", kw_duration, offsetof(struct cfg_rollout, interval_ms), 0, 0, false,
+         "one analysis every interval"},
+        {"window", rollout_window, 0, 0, 0, false, "the requests each analysis reads (10s..10m)"},
+        {"min_requests", rollout_min_requests, 0, 1, 1000000000, false,
+         "requests to the pool in the window needed to judge it"},
+        {"failures", kw_u32, offsetof(struct cfg_rollout, failures), 1, 100, false,
+         "consecutive failing analyses of a check before its action"},
+        {"max_inconclusive", kw_duration, offsetof(struct cfg_rollout, max_inconclusive_ms), 0, 0,
+         false, "a step inconclusive this long pauses"},
+        {"checks", rollout_checks, 0, 0, 0, false, "what each analysis judges"},
+        {"webhook", rollout_webhook, 0, 0, 0, false, "where each event is POSTed"},
+};
+
+static struct cfg_rollout *rollout_new(void)
+{
+	struct cfg_rollout *ro = xcalloc(1, sizeof(*ro));
+	ro->pool = -1;
+	ro->hold_ms = 5 * 60000;
+	ro->interval_ms = 10000;
+	ro->window_ms = 60000;
+	ro->min_requests = 100;
+	ro->failures = 2;
+	ro->max_inconclusive_ms = 10 * 60000;
+	return ro;
+}
+
+static void rollout_free(struct cfg_rollout *ro)
+{
+	if (!ro)
+		return;
+	free(ro->steps);
+	free(ro->checks);
+	free(ro->webhook);
+	free(ro);
+}
+
+/* A rollout section into *out (replacing any). */
+static void parse_rollout(struct loader *ld, const char *path, yaml_node_t *val,
+                          struct cfg_rollout **out)
+{
+	struct cfg_rollout *ro = rollout_new();
+	WALK(ld, val, path, rollout_kws, ro);
+	if (!ro->checks) {
+		static const struct cfg_rollout_check defaults[] = {
+		        {RM_ERROR_RATE, 0, 0.05}, {RM_ERROR_RATE_VS, 0, 2}, {RM_AVAILABILITY, 0, 0.95}};
+		ro->checks = xcalloc(3, sizeof(*ro->checks));
+		memcpy(ro->checks, defaults, sizeof(defaults));
+		ro->nchecks = 3;
+	}
+	for (size_t i = 0; i < ro->nsteps; i++)
+		if (!ro->steps[i].hold_ms)
+			ro->steps[i].hold_ms = ro->hold_ms;
+	rollout_free(*out);
+	*out = ro;
+}
+
+/* Once the route's members are known: its rollout's pool is a member of
+ * the split other than the baseline. NODE: the rollout section. */
+static void finish_rollout(struct loader *ld, struct cfg_route *r, yaml_node_t *node)
+{
+	struct cfg_rollout *ro = r->rollout;
+	if (!ro || ro->pool < 0)
+		return;
+	yaml_node_t *at = map_get(ld, node, "pool");
+	int m = config_route_member(r, (size_t)ro->pool);
+	const char *pname = ld->cfg->pools[ro->pool].name;
+	if (m < 0 || (size_t)m >= r->nsplit)
+		report(ld, at ? at : node, "rollout.pool", "pool '%s' is not in the split of route "
+		       "'%s'", pname, r->name ? r->name : "?");
+	else if (m == 0)
+		report(ld, at ? at : node, "rollout.pool", "pool '%s' is the baseline of route '%s' "
+		       "(the first of its split): a rollout moves traffic away from it, to another "
+		       "pool", pname, r->name ? r->name : "?");
+	else
+		ro->member = (size_t)m;
+}
+
+static void route_rollout(struct loader *ld, const struct cfg_kw *kw, void *obj,
+                          const char *path, yaml_node_t *key, yaml_node_t *val)
+{
+	parse_rollout(ld, path, val, &((struct cfg_route *)obj)->rollout);
+}
+
 static const struct cfg_kw route_kws[] = {
         {"name", route_name, 0, 0, 0, true, "the route's name, unique"},
         {"match", route_match, 0, 0, 0, false, "host, path_prefix and methods it takes"},
         {"split", route_split, 0, 0, 0, true, "percent of the route's traffic per pool"},
         {"pins", route_pins, 0, 0, 0, false, "header or cookie matches sending to a pool"},
         {"timeouts", route_timeouts, 0, 0, 0, false, "upstream_response and tunnel_idle"},
+        {"rollout", route_rollout, 0, 0, 0, false, "moving the route to one pool step by step"},
 };
 
 /* A warning at NODE: the config loads, the daemon logs it. */
@@ -2158,6 +2507,14 @@ static void warn_at(struct loader *ld, const yaml_node_t *node, const char *fmt,
 	        xasprintf("%s:%zu:%zu: warning: %s", ld->name, node->start_mark.line + 1,
 	                  node->start_mark.column + 1, body);
 	free(body);
+}
+
+static void top_rollout(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
+                        yaml_node_t *key, yaml_node_t *val)
+{
+	ld->rollout_key = key;
+	ld->rollout_node = val;
+	parse_rollout(ld, path, val, &ld->top.rollout);
 }
 
 static void top_routes(struct loader *ld, const struct cfg_kw *kw, void *obj, const char *path,
@@ -2205,6 +2562,7 @@ static void top_routes(struct loader *ld, const struct cfg_kw *kw, void *obj, co
 		else if (!r->nhosts && !r->path_prefix && !r->methods)
 			catch_all = i;
 		route_members(r);
+		finish_rollout(ld, r, map_get(ld, item, "rollout"));
 		free(sub);
 	}
 }
@@ -2233,6 +2591,7 @@ static void route_free(struct cfg_route *r)
 	free(r->pools);
 	free(r->split);
 	pins_free(r->pins, r->npins);
+	rollout_free(r->rollout);
 }
 
 /* Without routes:, the route "default" of the top-level split and pins,
@@ -2243,13 +2602,15 @@ static void finish_routes(struct loader *ld, struct config *cfg)
 	struct cfg_route *top = &ld->top;
 
 	if (cfg->routes_given) {
-		yaml_node_t *k = ld->split_node ? ld->split_node : ld->pins_node;
+		yaml_node_t *k = ld->split_node ? ld->split_node
+		                 : ld->pins_node ? ld->pins_node : ld->rollout_key;
 		if (k)
-			report(ld, k, text_of(k), "with 'routes', each route has its own split "
-			       "and pins: move the top-level '%s' into the routes", text_of(k));
+			report(ld, k, text_of(k), "with 'routes', each route has its own split, "
+			       "pins and rollout: move the top-level '%s' into the routes", text_of(k));
 		free(top->pools);
 		free(top->split);
 		pins_free(top->pins, top->npins);
+		rollout_free(top->rollout);
 	} else if (cfg->npools) {
 		struct cfg_route *r = xcalloc(1, sizeof(*r));
 		r->name = xstrdup("default");
@@ -2270,12 +2631,15 @@ static void finish_routes(struct loader *ld, struct config *cfg)
 		r->upstream_response_ms = cfg->timeouts.upstream_response_ms;
 		r->tunnel_idle_ms = cfg->timeouts.tunnel_idle_ms;
 		route_members(r);
+		r->rollout = top->rollout;
+		finish_rollout(ld, r, ld->rollout_node);
 		cfg->routes = r;
 		cfg->nroutes = 1;
 	} else {
 		free(top->pools);
 		free(top->split);
 		pins_free(top->pins, top->npins);
+		rollout_free(top->rollout);
 	}
 	*top = (struct cfg_route){0};
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -2309,6 +2673,7 @@ static const struct cfg_kw top_kws[] = {
         {"pools", top_pools, 0, 0, 0, true, "the upstream pools, the first one is the baseline"},
         {"split", top_split, 0, 0, 0, false, "percent of traffic per pool"},
         {"pins", top_pins, 0, 0, 0, false, "header or cookie matches that send requests to a pool"},
+        {"rollout", top_rollout, 0, 0, 0, false, "moving the default route to one pool by steps"},
         {"routes", top_routes, 0, 0, 0, false, "host and path routes, each with its own split"},
 };
 

@@ -129,6 +129,36 @@ struct cfg_pin {
  * first is the route's baseline), then those only its pins name; a route
  * never sends a request to a pool that is not one of its members.
  */
+/* A rollout (SPEC §8): one of the route's pools moved to 100% by steps. */
+#define CFG_ROLLOUT_METRICS 9
+#define CFG_ROLLOUT_MAX_CHECKS 16
+extern const char *const config_rollout_metrics[CFG_ROLLOUT_METRICS]; /* as analysis.h */
+extern const char *const config_rollout_actions[3];
+
+struct cfg_rollout_step {
+	uint32_t percent;             /* hundredths */
+	uint32_t hold_ms;             /* the rollout's hold unless the step has one */
+};
+
+struct cfg_rollout_check {
+	unsigned metric;              /* index into config_rollout_metrics */
+	unsigned action;              /* index into config_rollout_actions */
+	double limit;                 /* max (min for availability): a share 0..1, ms, or a ratio */
+};
+
+struct cfg_rollout {
+	int pool;                     /* the pool rolled out: index into config.pools ... */
+	size_t member;                /* ... a member of the route's split, not its baseline */
+	struct cfg_rollout_step *steps;
+	size_t nsteps;
+	uint32_t hold_ms, interval_ms, window_ms, max_inconclusive_ms;
+	uint32_t failures;
+	uint64_t min_requests;
+	struct cfg_rollout_check *checks;
+	size_t nchecks;
+	char *webhook;                /* NULL: none */
+};
+
 struct cfg_route {
 	char *name;
 	char *where;                  /* "FILE:LINE:COL", for later messages */
@@ -147,6 +177,7 @@ struct cfg_route {
 	size_t npins;
 	uint32_t upstream_response_ms; /* the route's timeouts, the global ones by default */
 	uint32_t tunnel_idle_ms;
+	struct cfg_rollout *rollout;  /* NULL: none */
 };
 
 struct routetab;

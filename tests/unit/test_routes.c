@@ -121,6 +121,25 @@ static void test_config(void)
 	config_free(cfg);
 }
 
+/* HEAD then TAIL must not load, with an error containing WANT. */
+static void expect_error(const char *tail, const char *want, const char *what)
+{
+	char yaml[1024];
+	struct config_errors errs;
+	snprintf(yaml, sizeof(yaml), HEAD "%s", tail);
+	struct config *cfg = parse(yaml, &errs);
+	bool found = false;
+	for (size_t j = 0; j < errs.n; j++)
+		found |= strstr(errs.msgs[j], want) != NULL;
+	if (!CHECK(!cfg && found, what)) {
+		printf("#   want: %s\n", want);
+		for (size_t j = 0; j < errs.n; j++)
+			printf("#   got:  %s\n", errs.msgs[j]);
+	}
+	config_errors_free(&errs);
+	config_free(cfg);
+}
+
 static void test_config_errors(void)
 {
 	static const struct {
@@ -164,21 +183,8 @@ static void test_config_errors(void)
 	         "unknown key 'connect' in routes[0].timeouts; expected one of: upstream_response, "
 	         "tunnel_idle", "a timeout a route cannot have"},
 	};
-	char yaml[1024];
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct config_errors errs;
-		snprintf(yaml, sizeof(yaml), HEAD "%s", cases[i].yaml);
-		struct config *cfg = parse(yaml, &errs);
-		bool found = false;
-		for (size_t j = 0; j < errs.n; j++)
-			found |= strstr(errs.msgs[j], cases[i].want) != NULL;
-		if (!CHECK(!cfg && found, cases[i].what))
-			for (size_t j = 0; j < errs.n; j++)
-				printf("#   %s\n", errs.msgs[j]);
-		config_errors_free(&errs);
-		config_free(cfg);
-	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_error(cases[i].yaml, cases[i].want, cases[i].what);
 
 	/* A route after a catch-all loads, with a warning. */
 	struct config *cfg = load(HEAD "routes:\n"
@@ -357,6 +363,138 @@ static void test_pick(void)
 	config_free(cfg);
 }
 
+/* A route's rollout section (SPEC §8): values, defaults, the top-level one
+ * of the default route, and every error with its position. */
+static void test_rollout_config(void)
+{
+	struct config *cfg = load(HEAD "routes:\n"
+	                               "  - name: orders\n"
+	                               "    split: {mono: 90, orders: 10}\n"
+	                               "    rollout:\n"
+	                               "      pool: orders\n"
+	                               "      steps: [5, {percent: 12.5, hold: 30s}, 100]\n"
+	                               "      hold: 2m\n"
+	                               "      interval: 5s\n"
+	                               "      window: 30s\n"
+	                               "      min_requests: 20\n"
+	                               "      failures: 3\n"
+	                               "      max_inconclusive: 1m\n"
+	                               "      webhook: \"http://127.0.0.1:9000/hooks/zdm\"\n"
+	                               "      checks:\n"
+	                               "        - {metric: error_rate, max: \"2.5%\"}\n"
+	                               "        - {metric: availability, min: \"90%\", action: pause}\n"
+	                               "        - {metric: p99, max: 1500ms, action: alert}\n"
+	                               "        - {metric: p95_vs_baseline, max: 1.5, action: pause}\n"
+	                               "  - name: rest\n"
+	                               "    split: {mono: 100}\n");
+	const struct cfg_rollout *ro = cfg->routes[0].rollout;
+	CHECK(ro && cfg->routes[1].rollout == NULL, "a route's rollout; none on the other");
+	CHECK(ro && ro->pool == 1 && ro->member == 1, "its pool: orders, member 1 of the route");
+	CHECK(ro && ro->nsteps == 3 && ro->steps[0].percent == 500 && ro->steps[1].percent == 1250 &&
+	              ro->steps[2].percent == 10000,
+	      "steps 5, 12.5, 100 (hundredths)");
+	CHECK(ro && ro->steps[0].hold_ms == 120000 && ro->steps[1].hold_ms == 30000 &&
+	              ro->steps[2].hold_ms == 120000,
+	      "each step's hold: its own, else the rollout's");
+	CHECK(ro && ro->interval_ms == 5000 && ro->window_ms == 30000 && ro->min_requests == 20 &&
+	              ro->failures == 3 && ro->max_inconclusive_ms == 60000,
+	      "interval, window, min_requests, failures, max_inconclusive");
+	CHECK(ro && ro->webhook && !strcmp(ro->webhook, "http://127.0.0.1:9000/hooks/zdm"),
+	      "the webhook");
+	CHECK(ro && ro->nchecks == 4 && ro->checks[0].metric == 0 && ro->checks[0].action == 0 &&
+	              ro->checks[0].limit == 0.025,
+	      "error_rate max 2.5%: a share of 0.025, rollback by default");
+	CHECK(ro && ro->checks[1].metric == 2 && ro->checks[1].action == 1 &&
+	              ro->checks[1].limit == 0.9,
+	      "availability min 90%, pause");
+	CHECK(ro && ro->checks[2].limit == 1500 && ro->checks[2].action == 2, "p99 max 1500 ms, alert");
+	CHECK(ro && ro->checks[3].metric == 7 && ro->checks[3].limit == 1.5,
+	      "p95_vs_baseline max 1.5");
+	config_free(cfg);
+
+	cfg = load(HEAD "split: {mono: 100}\nrollout: {pool: beta, steps: [100]}\n");
+	ro = cfg->routes[0].rollout;
+	CHECK(ro && !strcmp(cfg->routes[0].name, "default") && ro->member == 2,
+	      "a top-level rollout is the default route's (pool beta, member 2)");
+	CHECK(ro && ro->nsteps == 1 && ro->steps[0].hold_ms == 300000 && ro->interval_ms == 10000 &&
+	              ro->window_ms == 60000 && ro->min_requests == 100 && ro->failures == 2 &&
+	              ro->max_inconclusive_ms == 600000 && !ro->webhook,
+	      "the defaults: hold 5m, interval 10s, window 1m, 100 requests, 2 failures, 10m");
+	CHECK(ro && ro->nchecks == 3 && ro->checks[0].metric == 0 && ro->checks[0].limit == 0.05 &&
+	              ro->checks[1].metric == 1 && ro->checks[1].limit == 2 &&
+	              ro->checks[2].metric == 2 && ro->checks[2].limit == 0.95,
+	      "the default checks: error_rate 5%, error_rate_vs_baseline 2, availability 95%");
+	config_free(cfg);
+
+	static const struct {
+		const char *yaml, *want, *what;
+	} cases[] = {
+	        {"split: {mono: 100}\nrollout: {pool: mono, steps: [100]}\n",
+	         "r.yaml:7:17: key 'rollout.pool': pool 'mono' is the baseline of route 'default'",
+	         "the baseline rolled out"},
+	        {"routes:\n  - {name: a, split: {mono: 100}, rollout: {pool: orders, steps: [100]}}\n",
+	         "pool 'orders' is not in the split of route 'a'", "a pool outside the split"},
+	        {"routes:\n  - {name: a, split: {mono: 90, orders: 10}, rollout: {pool: nope, steps: "
+	         "[100]}}\n",
+	         "key 'routes[0].rollout.pool': unknown pool 'nope'", "an unknown pool"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [10, 5, 100]}\n",
+	         "key 'rollout.steps[1]': the steps must increase: 5 after 10", "steps going down"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [10, 50]}\n",
+	         "key 'rollout.steps[1]': the last step must be 100, got 50", "a last step below 100"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [0, 100]}\n",
+	         "expected a percentage above 0", "a step at 0"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: []}\n",
+	         "expected a list of 1 to 100 steps", "no step"},
+	        {"split: {mono: 100}\nrollout: {pool: beta}\n", "missing required key 'steps'",
+	         "no steps"},
+	        {"split: {mono: 100}\nrollout: {steps: [100]}\n", "missing required key 'pool'",
+	         "no pool"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [{percent: 50, wait: 1m}, 100]}\n",
+	         "unknown key; a step has percent and hold", "a typo in a step"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], window: 5s}\n",
+	         "key 'rollout.window': must be between 10s and 10m, got '5s'", "a window of 5s"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], min_requests: 0}\n",
+	         "key 'rollout.min_requests': must be between 1 and", "min_requests 0"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], failures: 0}\n",
+	         "key 'rollout.failures': must be between 1 and 100", "failures 0"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], intervall: 5s}\n",
+	         "unknown key 'intervall' in rollout", "a typo in the section"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], checks: [{metric: "
+	         "error_ratio, max: \"5%\"}]}\n",
+	         "key 'rollout.checks[0].metric': unknown metric 'error_ratio'", "an unknown metric"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], checks: [{metric: "
+	         "error_rate, max: 5}]}\n",
+	         "key 'rollout.checks[0].max': expected a percentage such as \"5%\"",
+	         "an error rate without %"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], checks: [{metric: "
+	         "availability, max: \"95%\"}]}\n",
+	         "check availability has a 'min', not a 'max'", "availability with max"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], checks: [{metric: p95, max: "
+	         "fast}]}\n",
+	         "key 'rollout.checks[0].max': expected a duration", "a latency that is no duration"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], checks: [{metric: "
+	         "p95_vs_baseline, max: -2}]}\n",
+	         "expected a ratio to the baseline such as 2 or 1.5 (more than 0, at most 1000)",
+	         "a negative ratio"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], checks: [{metric: p95, max: "
+	         "2s, action: retry}]}\n",
+	         "key 'rollout.checks[0].action': expected one of rollback, pause, alert, got 'retry'",
+	         "an unknown action"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], checks: [{max: 2s}]}\n",
+	         "a check needs its metric", "a check without metric"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], checks: [{metric: p95}]}\n",
+	         "check p95 needs its threshold 'max'", "a check without threshold"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], webhook: \"https://x\"}\n",
+	         "key 'rollout.webhook': expected an http:// URL", "an https webhook"},
+	        {"routes:\n  - {name: a, split: {mono: 100}}\nrollout: {pool: beta, steps: [100]}\n",
+	         "with 'routes', each route has its own split, pins and rollout: move the top-level "
+	         "'rollout' into the routes",
+	         "a top-level rollout with routes"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_error(cases[i].yaml, cases[i].want, cases[i].what);
+}
+
 int main(void)
 {
 	test_config();
@@ -365,5 +503,6 @@ int main(void)
 	test_many();
 	test_order();
 	test_pick();
+	test_rollout_config();
 	return tap_done();
 }
