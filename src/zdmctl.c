@@ -107,6 +107,7 @@ static void print_pools_line(const struct jval *pools);
 static bool print_weight(const struct jval *a);
 static bool print_admin(const struct jval *a);
 static bool print_reload(const struct jval *a);
+static bool print_rollout(const struct jval *a);
 
 static const struct ctl_printer {
 	const char *name;
@@ -114,7 +115,7 @@ static const struct ctl_printer {
 } ctl_printers[] = {
         {"status", print_status},   {"set-weight", print_weight}, {"promote", print_weight},
         {"rollback", print_weight}, {"drain", print_admin},       {"disable", print_admin},
-        {"enable", print_admin},    {"reload", print_reload},
+        {"enable", print_admin},    {"reload", print_reload},     {"rollout", print_rollout},
 };
 
 static const struct ctl_command *command_find(const char *name)
@@ -145,7 +146,7 @@ static bool next_alt(const char **p, char *alt, size_t len)
 
 	if (!s)
 		return false;
-	bar = strchr(s, '|');
+	bar = strstr(s, " | ");
 	n = bar ? (size_t)(bar - s) : strlen(s);
 	while (n && s[0] == ' ')
 		s++, n--;
@@ -155,8 +156,19 @@ static bool next_alt(const char **p, char *alt, size_t len)
 		n = len - 1;
 	memcpy(alt, s, n);
 	alt[n] = '\0';
-	*p = bar ? bar + 1 : NULL;
+	*p = bar ? bar + 3 : NULL;
 	return true;
+}
+
+/* Whether arg is one of the words of a choice such as "start|pause". */
+static bool in_choice(const char *choice, const char *arg)
+{
+	size_t n = strlen(arg);
+
+	for (const char *c = choice; c; c = strchr(c, '|'), c = c ? c + 1 : NULL)
+		if (!strncmp(c, arg, n) && (c[n] == '|' || c[n] == '\0'))
+			return true;
+	return false;
 }
 
 /* The words of ALT (modified in place) into WORDS; returns their number. */
@@ -227,7 +239,9 @@ static bool command_check(const struct ctl_command *cmd, char **args, size_t nar
 			continue;
 		n = nargs;
 		for (i = 0; i < n; i++)
-			if (!strchr(words[i], '/') != !strchr(args[i], '/'))
+			if (!strchr(words[i], '/') != !strchr(args[i], '/') ||
+			    (strchr(words[i], '|') && words[i][0] != '[' &&
+			     !in_choice(words[i], args[i])))
 				break;
 		if (i == n)
 			return true;
@@ -1058,6 +1072,159 @@ static bool print_reload(const struct jval *a)
 	if (!r)
 		return false;
 	puts(r->type == JV_TRUE ? "reloaded" : "not reloaded");
+	return true;
+}
+
+/* "12 ms", "1.5 s" for a latency in ms; "-" when absent. */
+static char *fmt_ms(const struct jval *v)
+{
+	if (!v || v->type != JV_NUMBER)
+		return xstrdup("-");
+	double ms = strtod(v->text, NULL);
+	if (ms >= 1000)
+		return xasprintf("%.2f s", ms / 1000);
+	return xasprintf("%.*f ms", ms < 10 ? 2 : ms < 100 ? 1 : 0, ms);
+}
+
+/* A share (0..1) as a percentage with 2 decimals. */
+static char *fmt_share(const struct jval *v)
+{
+	if (!v || v->type != JV_NUMBER)
+		return xstrdup("-");
+	return xasprintf("%.2f%%", strtod(v->text, NULL) * 100);
+}
+
+/* A check's value or threshold, in its metric's unit. */
+static char *fmt_metric(const char *metric, const struct jval *v)
+{
+	if (!v || v->type != JV_NUMBER)
+		return xstrdup("-");
+	if (!strcmp(metric, "error_rate") || !strcmp(metric, "availability"))
+		return fmt_share(v);
+	if (strstr(metric, "_vs_baseline"))
+		return xasprintf("%.2fx", strtod(v->text, NULL));
+	return fmt_ms(v);
+}
+
+/* "12s", "4m 10s" */
+static void put_duration(double s)
+{
+	unsigned long long n = (unsigned long long)(s + 0.5);
+	if (n >= 3600)
+		printf("%lluh %llum", n / 3600, n % 3600 / 60);
+	else if (n >= 60)
+		printf("%llum %llus", n / 60, n % 60);
+	else
+		printf("%llus", n);
+}
+
+/* The rollout of a route: state and step, the steps with the current one
+ * marked, the hold left, the reason, and the last analysis as tables. */
+static bool print_rollout(const struct jval *a)
+{
+	const struct jval *ro = jval_get(a, "rollout");
+	const char *route = jval_str(a, "route");
+	const char *state = ro ? jval_str(ro, "state") : NULL;
+	const struct jval *steps = ro ? jval_array(ro, "steps") : NULL;
+	const struct jval *step = ro ? jval_get(ro, "step") : NULL;
+	if (!state || !steps || !step || step->type != JV_NUMBER)
+		return false;
+	unsigned long cur = strtoul(step->text, NULL, 10);
+	const char *pool = jval_str(ro, "pool");
+	char *pct = cell_percent(ro, "percent");
+
+	fputs("route ", stdout);
+	put_clean(stdout, route ? route : "?");
+	fputs(": rollout of pool ", stdout);
+	put_clean(stdout, pool ? pool : "?");
+	fputs(": ", stdout);
+	put_clean(stdout, state);
+	if (cur)
+		printf(", step %lu of %zu", cur, steps->nitems);
+	printf(" (%s at %s)\n", pool ? pool : "?", pct);
+	free(pct);
+
+	fputs("steps:", stdout);
+	for (size_t i = 0; i < steps->nitems; i++) {
+		char *sp = fmt_percent(&steps->items[i]);
+		bool here = cur == i + 1 && (!strcmp(state, "running") || !strcmp(state, "paused"));
+		printf(here ? "  [%s]" : "  %s", sp);
+		free(sp);
+	}
+	putchar('\n');
+	const struct jval *left = jval_get(ro, "hold_left_s");
+	const char *next = jval_str(ro, "next_step_at");
+	if (left && left->type == JV_NUMBER && next) {
+		fputs("hold left: ", stdout);
+		put_duration(strtod(left->text, NULL));
+		fputs(" (next step at ", stdout);
+		put_clean(stdout, next);
+		fputs(")\n", stdout);
+	} else if (!strcmp(state, "paused")) {
+		puts("hold left: none while paused (zdmctl rollout resume)");
+	}
+	const char *reason = jval_str(ro, "reason");
+	if (reason) {
+		fputs("reason: ", stdout);
+		put_clean(stdout, reason);
+		putchar('\n');
+	}
+
+	const struct jval *an = jval_get(ro, "analysis");
+	const char *verdict = an ? jval_str(an, "verdict") : NULL;
+	if (!verdict) {
+		puts("last analysis: none yet");
+		return true;
+	}
+	const char *at = jval_str(an, "at");
+	fputs("last analysis: ", stdout);
+	put_clean(stdout, verdict);
+	if (at) {
+		fputs(" at ", stdout);
+		put_clean(stdout, at);
+	}
+	putchar('\n');
+
+	struct table t = {.ncols = 6};
+	char *head[] = {xstrdup(""), xstrdup("requests"), xstrdup("errors"), xstrdup("p50"),
+	                xstrdup("p95"), xstrdup("p99")};
+	table_add(&t, head);
+	static const char *const sides[2] = {"pool", "baseline"};
+	for (size_t i = 0; i < 2; i++) {
+		const struct jval *v = jval_get(an, sides[i]);
+		char *row[] = {xasprintf("%s", i ? "baseline" : pool ? pool : "pool"),
+		               cell_of(v, "requests"), fmt_share(jval_get(v, "error_rate")),
+		               fmt_ms(jval_get(v, "p50_ms")), fmt_ms(jval_get(v, "p95_ms")),
+		               fmt_ms(jval_get(v, "p99_ms"))};
+		table_add(&t, row);
+	}
+	table_print(&t, stdout);
+	table_free(&t);
+
+	const struct jval *checks = jval_array(an, "checks");
+	struct table c = {.ncols = 5};
+	char *chead[] = {xstrdup("check"), xstrdup("value"), xstrdup("threshold"),
+	                 xstrdup("action"), xstrdup("result")};
+	table_add(&c, chead);
+	for (size_t i = 0; checks && i < checks->nitems; i++) {
+		const struct jval *k = &checks->items[i];
+		const char *metric = jval_str(k, "metric");
+		const struct jval *lim = jval_get(k, "max");
+		const char *rel = "max";
+		if (!lim) {
+			lim = jval_get(k, "min");
+			rel = "min";
+		}
+		char *limit = fmt_metric(metric ? metric : "", lim);
+		char *row[] = {cell_of(k, "metric"), fmt_metric(metric ? metric : "",
+		                                                jval_get(k, "value")),
+		               xasprintf("%s %s", rel, limit), cell_of(k, "action"),
+		               cell_of(k, "result")};
+		free(limit);
+		table_add(&c, row);
+	}
+	table_print(&c, stdout);
+	table_free(&c);
 	return true;
 }
 

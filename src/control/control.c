@@ -25,6 +25,7 @@
 #include <event2/listener.h>
 
 #include "control/control.h"
+#include "control/rollouts.h"
 #include "control/runtime.h"
 #include "control/status.h"
 #include "core/config.h"
@@ -225,6 +226,70 @@ static int parse_route_pool(struct control *ctl, struct evbuffer *out, const cha
 	return -1;
 }
 
+/* A manual change of route ri's split pauses its rollout. */
+static void manual(struct control *ctl, int ri, const char *cmd, const char *arg1,
+                   const char *arg2)
+{
+	char what[192];
+	snprintf(what, sizeof(what), "%s %s%s%s by operator", cmd, arg1, arg2 ? " " : "",
+	         arg2 ? arg2 : "");
+	rollouts_manual(ctl->rt, ri, what);
+}
+
+/* rollout CMD [ROUTE]: without ROUTE, the one route with a rollout. */
+static void ctl_rollout(struct control *ctl, struct evbuffer *out, int argc, char **argv)
+{
+	const struct ctl_command *c = find_command(argv[0]);
+	const struct config *cfg = ctl->rt->snap->cfg;
+	char err[512];
+	int cmd = -1, ri = -1;
+
+	for (int i = 0; argc >= 2 && i < RC_COMMANDS; i++)
+		if (strcmp(argv[1], rollouts_cmd_names[i]) == 0)
+			cmd = i;
+	if (cmd < 0 || argc > 3) {
+		reply_error(out, "usage: %s %s", c->name, c->args);
+		return;
+	}
+	if (argc == 3) {
+		ri = config_route_index(cfg, argv[2], strlen(argv[2]));
+		if (ri < 0) {
+			reply_error(out, "unknown route '%s'", argv[2]);
+			return;
+		}
+	} else {
+		char names[512] = "";
+		size_t n = 0, len = 0;
+		for (size_t r = 0; r < cfg->nroutes; r++) {
+			if (!rollouts_has(ctl->rt, (int)r))
+				continue;
+			if (n++ == 0)
+				ri = (int)r;
+			if (len < sizeof(names))
+				len += (size_t)snprintf(names + len, sizeof(names) - len, "%s'%s'",
+				                        n > 1 ? ", " : "", cfg->routes[r].name);
+		}
+		if (n == 0) {
+			reply_error(out, "no route has a rollout section");
+			return;
+		}
+		if (n > 1) {
+			reply_error(out, "routes %s have a rollout: say which, as rollout %s ROUTE",
+			            names, argv[1]);
+			return;
+		}
+	}
+	if (rollouts_command(ctl->rt, ri, (enum rollouts_cmd)cmd, err, sizeof(err)) < 0) {
+		reply_error(out, "%s", err);
+		return;
+	}
+	json_raw(out, "{\"ok\":true,\"route\":");
+	json_str(out, cfg->routes[ri].name);
+	json_raw(out, ",\"rollout\":");
+	rollouts_write_status(out, ctl->rt, ri);
+	json_raw(out, "}");
+}
+
 static void ctl_status(struct control *ctl, struct evbuffer *out, int argc, char **argv)
 {
 	if (usage_ok(out, find_command(argv[0]), argc, 1))
@@ -268,6 +333,7 @@ static void ctl_set_weight(struct control *ctl, struct evbuffer *out, int argc, 
 			reply_error(out, "%s", err);
 			return;
 		}
+		manual(ctl, ri, "set-weight", argv[1], argv[2]);
 		route_answer(ctl, out, ri);
 		return;
 	}
@@ -300,6 +366,7 @@ static void ctl_promote(struct control *ctl, struct evbuffer *out, int argc, cha
 		reply_error(out, "%s", err);
 		return;
 	}
+	manual(ctl, ri, "promote", argv[1], NULL);
 	route_answer(ctl, out, ri);
 }
 
@@ -322,6 +389,7 @@ static void ctl_rollback(struct control *ctl, struct evbuffer *out, int argc, ch
 		reply_error(out, "%s", err);
 		return;
 	}
+	rollouts_rolled_back(ctl->rt, ri);
 	if (ri >= 0) {
 		route_answer(ctl, out, ri);
 		return;

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "control/health.h"
+#include "control/rollouts.h"
 #include "control/runtime.h"
 #include "control/state.h"
 #include "core/config.h"
@@ -51,6 +52,9 @@ static void values_init(struct runtime_values *v, const struct config *cfg)
 	v->split = xcalloc(cfg->nmembers ? cfg->nmembers : 1, sizeof(*v->split));
 	v->weight = xcalloc(ns ? ns : 1, sizeof(*v->weight));
 	v->admin = xcalloc(ns ? ns : 1, sizeof(*v->admin));
+	v->ro = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*v->ro));
+	for (size_t r = 0; r < cfg->nroutes; r++)
+		v->ro[r].pool = cfg->routes[r].rollout ? cfg->routes[r].rollout->pool : -1;
 	for (size_t r = 0; r < cfg->nroutes; r++)
 		memcpy(v->split + cfg->routes[r].first, cfg->routes[r].split,
 		       cfg->routes[r].npools * sizeof(*v->split));
@@ -69,6 +73,7 @@ static void values_copy(struct runtime_values *dst, const struct runtime_values 
 	memcpy(dst->split, src->split, cfg->nmembers * sizeof(*dst->split));
 	memcpy(dst->weight, src->weight, ns * sizeof(*dst->weight));
 	memcpy(dst->admin, src->admin, ns * sizeof(*dst->admin));
+	memcpy(dst->ro, src->ro, cfg->nroutes * sizeof(*dst->ro));
 }
 
 static void values_free(struct runtime_values *v)
@@ -76,8 +81,10 @@ static void values_free(struct runtime_values *v)
 	free(v->split);
 	free(v->weight);
 	free(v->admin);
+	free(v->ro);
 	v->split = v->weight = NULL;
 	v->admin = NULL;
+	v->ro = NULL;
 }
 
 static uint64_t mono_ms(void)
@@ -179,6 +186,7 @@ struct runtime *runtime_new(struct config *cfg, struct tls_set *tls, const char 
 	values_init(&rt->v, cfg);
 	if (cfg->state_file && state_load(cfg->state_file, cfg, &rt->v) == 0)
 		log_info("state: runtime changes restored from %s", cfg->state_file);
+	rt->ro = rollouts_build(rt, cfg, &rt->v);
 	publish(rt, build(rt, &rt->v, cfg, rt->tls));
 	return rt;
 }
@@ -189,6 +197,7 @@ void runtime_free(struct runtime *rt)
 		return;
 	workers_free(rt->ws); /* their loops have ended */
 	health_stop(rt->health);
+	rollouts_free(rt->ro);
 	if (rt->breaker_timer)
 		event_free(rt->breaker_timer);
 	snapshot_release(rt->snap);
@@ -428,6 +437,7 @@ int runtime_start(struct runtime *rt, struct event_base *base)
 		return -1;
 	rt->breaker_timer = evtimer_new(base, on_breaker_timer, rt);
 	start_health(rt);
+	rollouts_start(rt);
 	return 0;
 }
 
@@ -515,6 +525,29 @@ int runtime_rollback(struct runtime *rt, int route, char *err, size_t errlen)
 				nv.split[r->first + m] = m == 0 ? 10000 : 0;
 		}
 	});
+}
+
+int runtime_set_rollout(struct runtime *rt, int route, const struct rollout_value *val, int member,
+                        int32_t hundredths, bool must, char *err, size_t errlen)
+{
+	const struct cfg_route *r = &rt->cfg->routes[route];
+	struct runtime_values nv;
+	values_init(&nv, rt->cfg);
+	values_copy(&nv, &rt->v, rt->cfg);
+	nv.ro[route] = *val;
+	if (hundredths >= 0 && r->nsplit > 1 && member >= 0 && (size_t)member < r->nsplit)
+		runtime_share(nv.split + r->first, r->nsplit, (size_t)member, (uint32_t)hundredths);
+	if (rt->cfg->state_file && state_save(rt->cfg->state_file, rt->cfg, &nv, err, errlen) < 0) {
+		if (!must) {
+			values_free(&nv);
+			return -1;
+		}
+		log_error("%s: the rollout's change is applied all the same, and not persisted", err);
+	}
+	values_copy(&rt->v, &nv, rt->cfg);
+	values_free(&nv);
+	publish(rt, build(rt, &rt->v, rt->cfg, rt->tls));
+	return 0;
 }
 
 int runtime_set_weight(struct runtime *rt, int pool, int server, uint32_t weight, char *err,
@@ -643,6 +676,7 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 	struct runtime_values nv;
 	values_init(&nv, next);
 	merge(rt, next, &nv);
+	struct rollouts *nro = rollouts_build(rt, next, &nv);
 	struct srv_state *nst = srv_states_new(next);
 	carry_states(rt, next, nst);
 	struct srv_state *ost = rt->srv;
@@ -669,6 +703,7 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 	values_free(&rt->v);
 	rt->v = nv;
 	free(ost);
+	rollouts_install(rt, nro);
 	for (uint32_t id = 0; id < rt->snap->nservers; id++)
 		publish_streak(rt, id);
 	if (workers_wanted(next->workers) != rt->nshards)
@@ -686,6 +721,7 @@ int runtime_reload(struct runtime *rt, struct config_errors *errs)
 	return 0;
 fail:
 	rt->reloads_error++;
+	rollouts_free(nro);
 	tls_set_release(ntls);
 	rt->srv = ost;
 	free(nst);

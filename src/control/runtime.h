@@ -32,6 +32,7 @@ struct event_base;
 struct health;
 struct tls_set;
 struct event;
+struct rollouts;
 
 enum admin_state {
 	ADMIN_ENABLED,   /* in rotation */
@@ -41,12 +42,23 @@ enum admin_state {
 
 extern const char *const admin_state_names[];
 
+/* What the state file keeps of a route's rollout (rollouts.h): its state,
+ * its step and the reason of its last transition. */
+struct rollout_value {
+	uint8_t state;          /* enum rollout_state */
+	uint32_t step;          /* index into its steps */
+	int32_t pool;           /* the pool rolled out: index into the config's pools */
+	char reason[192];
+};
+
 /* The runtime values, indexed like a snapshot: split per route member
- * (cfg_route.first + member), weight and admin per server id. */
+ * (cfg_route.first + member), weight and admin per server id, rollout per
+ * route. */
 struct runtime_values {
 	uint32_t *split;
 	uint32_t *weight;
 	uint8_t *admin;
+	struct rollout_value *ro;
 };
 
 /* The volatile state of a server: health and circuit, with their last
@@ -75,6 +87,7 @@ struct runtime {
 	struct health *health;          /* active checks of cfg */
 	struct event *breaker_timer;    /* turns open circuits half-open */
 	uint64_t reloads_ok, reloads_error;
+	struct rollouts *ro;            /* the routes' rollouts (rollouts.h) */
 	/* Called after a reload was applied (the daemon reopens its logs and
 	 * admin listener as the new config says). */
 	void (*on_reload)(void *arg);
@@ -126,6 +139,13 @@ int runtime_set_weight(struct runtime *rt, int pool, int server, uint32_t weight
                        size_t errlen);
 int runtime_set_admin(struct runtime *rt, int pool, int server, enum admin_state st, char *err,
                       size_t errlen);
+
+/* Sets route's rollout value and, when hundredths >= 0, the share of its
+ * split member (a change of the rollout controller). With must, a state
+ * file that cannot be written is logged and the change applied all the
+ * same (a rollback is never refused); else it is refused (-1, err). */
+int runtime_set_rollout(struct runtime *rt, int route, const struct rollout_value *val, int member,
+                        int32_t hundredths, bool must, char *err, size_t errlen);
 
 /* Reads the config file again and applies it (see the merge rule in
  * runtime.c). Returns 0, or -1 with the reasons in errs (each an operator

@@ -4,7 +4,8 @@
  * Format:
  *   {"version":2,
  *    "routes":{"default":{"split":{"old":{"weight":75,"config_weight":90},
- *                                  "new":{"weight":25,"config_weight":10}}}},
+ *                                  "new":{"weight":25,"config_weight":10}},
+ *                         "rollout":{"state":"running","pool":"new","step":2,"reason":""}}},
  *    "pools":{"old":{"servers":{"a":{"weight":1,"config_weight":1,"admin":"enabled"}}}}}
  * Version 1 (before routes) had the weights in the pools; they are read as
  * those of the route "default".
@@ -28,6 +29,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "rollout/rollout.h"
 
 int state_save(const char *path, const struct config *cfg, const struct runtime_values *v,
                char *err, size_t errlen)
@@ -52,7 +54,20 @@ int state_save(const char *path, const struct config *cfg, const struct runtime_
 			json_percent(out, rt->split[m]);
 			json_raw(out, "}");
 		}
-		json_raw(out, "}}");
+		json_raw(out, "}");
+		const struct rollout_value *ro = &v->ro[r];
+		if (ro->state != RS_IDLE && ro->pool >= 0) {
+			json_raw(out, ",\"rollout\":{\"state\":");
+			json_str(out, rollout_state_names[ro->state]);
+			json_raw(out, ",\"pool\":");
+			json_str(out, cfg->pools[ro->pool].name);
+			json_raw(out, ",\"step\":");
+			json_u64(out, ro->step + 1);
+			json_raw(out, ",\"reason\":");
+			json_str(out, ro->reason);
+			json_raw(out, "}");
+		}
+		json_raw(out, "}");
 	}
 	json_raw(out, "},\"pools\":{");
 	for (size_t i = 0; i < cfg->npools; i++) {
@@ -225,6 +240,35 @@ static int read_split(yaml_document_t *doc, yaml_node_t *split, const struct con
 	return 0;
 }
 
+/* A route's rollout, {"state","pool","step","reason"}, into *ro: its
+ * pool by index (-1 when the config has no such pool: rollouts.c then
+ * treats it as a rollout whose section changed). */
+static int read_rollout(yaml_document_t *doc, yaml_node_t *n, const struct config *cfg,
+                        const char *route, struct rollout_value *ro, char *why, size_t len)
+{
+	if (!n)
+		return 0;
+	const char *state = scalar(map_get(doc, n, "state"));
+	const char *pool = scalar(map_get(doc, n, "pool"));
+	const char *reason = scalar(map_get(doc, n, "reason"));
+	uint32_t step;
+	int st = -1;
+	for (int i = RS_RUNNING; state && i <= RS_ROLLED_BACK; i++)
+		if (strcmp(state, rollout_state_names[i]) == 0)
+			st = i;
+	if (st < 0 || !pool || !reason || get_uint(map_get(doc, n, "step"), 1000, &step) < 0 ||
+	    step == 0) {
+		snprintf(why, len, "route '%s': bad \"rollout\" (\"state\", \"pool\", \"step\" "
+		         "or \"reason\")", route);
+		return -1;
+	}
+	ro->state = (uint8_t)st;
+	ro->step = step - 1;
+	ro->pool = config_pool_index(cfg, pool);
+	snprintf(ro->reason, sizeof(ro->reason), "%s", reason);
+	return 0;
+}
+
 /* The servers' weights and admin states of pool pi. */
 static int read_servers(yaml_document_t *doc, yaml_node_t *servers, const struct config *cfg,
                         int pi, struct runtime_values *nv, char *why, size_t len)
@@ -329,7 +373,8 @@ static int read_doc(yaml_document_t *doc, const struct config *cfg, struct runti
 			continue;
 		}
 		yaml_node_t *rv = yaml_document_get_node(doc, pr->value);
-		if (read_split(doc, map_get(doc, rv, "split"), cfg, &cfg->routes[r], nv, why, len) < 0)
+		if (read_split(doc, map_get(doc, rv, "split"), cfg, &cfg->routes[r], nv, why, len) < 0 ||
+		    read_rollout(doc, map_get(doc, rv, "rollout"), cfg, rname, &nv->ro[r], why, len) < 0)
 			return -1;
 	}
 	return 0;
@@ -362,23 +407,28 @@ int state_load(const char *path, const struct config *cfg, struct runtime_values
 		size_t ns = 0;
 		for (size_t i = 0; i < cfg->npools; i++)
 			ns += cfg->pools[i].nservers;
+		size_t nr = cfg->nroutes ? cfg->nroutes : 1;
 		struct runtime_values nv = {
 		        .split = xcalloc(cfg->nmembers ? cfg->nmembers : 1, sizeof(*nv.split)),
 		        .weight = xcalloc(ns ? ns : 1, sizeof(*nv.weight)),
 		        .admin = xcalloc(ns ? ns : 1, sizeof(*nv.admin)),
+		        .ro = xcalloc(nr, sizeof(*nv.ro)),
 		};
 		memcpy(nv.split, v->split, cfg->nmembers * sizeof(*nv.split));
 		memcpy(nv.weight, v->weight, ns * sizeof(*nv.weight));
 		memcpy(nv.admin, v->admin, ns * sizeof(*nv.admin));
+		memcpy(nv.ro, v->ro, cfg->nroutes * sizeof(*nv.ro));
 		if (read_doc(&doc, cfg, &nv, gone, sizeof(gone), why, sizeof(why)) == 0) {
 			memcpy(v->split, nv.split, cfg->nmembers * sizeof(*nv.split));
 			memcpy(v->weight, nv.weight, ns * sizeof(*nv.weight));
 			memcpy(v->admin, nv.admin, ns * sizeof(*nv.admin));
+			memcpy(v->ro, nv.ro, cfg->nroutes * sizeof(*nv.ro));
 			rc = 0;
 		}
 		free(nv.split);
 		free(nv.weight);
 		free(nv.admin);
+		free(nv.ro);
 		yaml_document_delete(&doc);
 	}
 	yaml_parser_delete(&parser);

@@ -11,6 +11,7 @@
 
 #include <event2/buffer.h>
 
+#include "control/rollouts.h"
 #include "control/runtime.h"
 #include "control/status.h"
 #include "core/config.h"
@@ -83,11 +84,12 @@ static void write_strings(struct evbuffer *out, char *const *v, size_t n)
 	json_raw(out, "]");
 }
 
-/* {"name","match","split","split_by","pins","timeouts","pools"} of route
+/* {"name","match","split","split_by","pins","timeouts","pools","rollout"} of route
  * r: its pools with their percentages and their own last minute. */
-static void write_route(struct evbuffer *out, const struct snapshot *s, int r,
+static void write_route(struct evbuffer *out, const struct runtime *rt, int r,
                         const struct stats_shard *t, uint64_t now, uint64_t started_ms)
 {
+	const struct snapshot *s = rt->snap;
 	const struct snap_route *sr = &s->routes[r];
 	const struct cfg_route *c = sr->cfg;
 	const char *sep = "";
@@ -134,7 +136,9 @@ static void write_route(struct evbuffer *out, const struct snapshot *s, int r,
 		write_window(out, &t->pool[snapshot_member(s, r, (int)m)], now, started_ms);
 		json_raw(out, "}");
 	}
-	json_raw(out, "]}");
+	json_raw(out, "],\"rollout\":");
+	rollouts_write_status(out, rt, r);
+	json_raw(out, "}");
 }
 
 void status_write(struct evbuffer *out, const struct runtime *rt)
@@ -206,7 +210,7 @@ void status_write(struct evbuffer *out, const struct runtime *rt)
 	json_raw(out, ",\"routes\":[");
 	for (size_t r = 0; r < s->nroutes; r++) {
 		json_raw(out, r ? "," : "");
-		write_route(out, s, (int)r, t, now, rt->started_ms);
+		write_route(out, rt, (int)r, t, now, rt->started_ms);
 	}
 	json_raw(out, "]}");
 	stats_sum_free(t);

@@ -2441,6 +2441,14 @@ static void parse_rollout(struct loader *ld, const char *path, yaml_node_t *val,
 {
 	struct cfg_rollout *ro = rollout_new();
 	WALK(ld, val, path, rollout_kws, ro);
+	if (ro->interval_ms < 100) {
+		yaml_node_t *at = map_get(ld, val, "interval");
+		char key[256];
+		snprintf(key, sizeof(key), "%s.interval", path);
+		report(ld, at ? at : val, key, "an analysis every %ums is too often: "
+		       "expected 100ms or more", ro->interval_ms);
+		ro->interval_ms = 100;
+	}
 	if (!ro->checks) {
 		static const struct cfg_rollout_check defaults[] = {
 		        {RM_ERROR_RATE, 0, 0.05}, {RM_ERROR_RATE_VS, 0, 2}, {RM_AVAILABILITY, 0, 0.95}};

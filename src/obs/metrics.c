@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 
+#include "control/rollouts.h"
 #include "control/runtime.h"
 #include "core/config.h"
 #include "core/resource.h"
@@ -272,6 +273,7 @@ void metrics_write(struct evbuffer *out, const struct runtime *rt, const struct 
 	                    rt->reloads_ok);
 	evbuffer_add_printf(out, "zdm_config_reloads_total{result=\"error\"} %" PRIu64 "\n",
 	                    rt->reloads_error);
+	rollouts_write_metrics(out, rt);
 
 	head(out, "zdm_access_log_dropped_total", "counter",
 	     "Access log lines that could not be written.");

@@ -20,7 +20,7 @@ tap = TAP(deadline=180)
 SERVER_KEYS = {"name", "address", "weight", "health", "circuit", "admin",
                "inflight", "requests", "failures"}
 COMMANDS = {"status", "set-weight", "promote", "rollback", "drain", "disable",
-            "enable", "reload", "help"}
+            "enable", "rollout", "reload", "help"}
 
 
 def close_to(got, want, eps=0.005):

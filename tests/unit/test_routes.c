@@ -457,6 +457,8 @@ static void test_rollout_config(void)
 	         "key 'rollout.min_requests': must be between 1 and", "min_requests 0"},
 	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], failures: 0}\n",
 	         "key 'rollout.failures': must be between 1 and 100", "failures 0"},
+	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], interval: 50ms}\n",
+	         "key 'rollout.interval': an analysis every 50ms is too often", "interval 50ms"},
 	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], intervall: 5s}\n",
 	         "unknown key 'intervall' in rollout", "a typo in the section"},
 	        {"split: {mono: 100}\nrollout: {pool: beta, steps: [100], checks: [{metric: "
