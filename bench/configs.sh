@@ -183,7 +183,8 @@ EOF
 # zdmd+obs adds the admin listener and a text access log in DIR. With
 # ZDMD_ROUTES=N (N > 0), the split is that of the last of N routes: the
 # N - 1 before it take the same host under other paths, so that a request
-# is checked against every one of them before it matches.
+# is checked against every one of them before it matches. With
+# ZDMD_ROLLOUT=1 (and no routes), a rollout section.
 zdmd_config() {
 	local name=$1 dir=$2 port=${3:-${PORT[$1]:-}} tls_port=${4:-} workers=${5:-1} maxconn=${6:-}
 	[[ $# -lt 3 && $MODE == tls ]] && tls_port=${TLS_PORT[$1]:-}
@@ -220,5 +221,10 @@ EOF
 		echo "  - {name: main, match: {host: [\"$HOST\"], path_prefix: /}, split: {old: 90, new: 10}}"
 	else
 		echo "split: {old: 90, new: 10}"
+		# ZDMD_ROLLOUT=1: a rollout of new whose first step is the same
+		# split, analysed every second (started with zdmctl rollout start).
+		if [[ -n ${ZDMD_ROLLOUT:-} ]]; then
+			echo "rollout: {pool: new, steps: [10, 100], hold: 1h, interval: 1s, window: 10s}"
+		fi
 	fi
 }

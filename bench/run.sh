@@ -486,6 +486,8 @@ mkdir -p "$WORK/upstream/www" "$WORK/upstream/tmp" "$WORK/nginx/tmp" "$WORK/hapr
 # Run a private copy of zdmd, so a rebuild during the run changes nothing.
 if [[ " $PROXIES " == *" zdmd"* ]]; then
 	cp "$ZDMD" "$WORK/zdmd/zdmd"
+	# its zdmctl (the rollout's measure starts one), when there is one
+	[[ -x $(dirname "$ZDMD")/zdmctl ]] && cp "$(dirname "$ZDMD")/zdmctl" "$WORK/zdmd/zdmctl"
 	ZDMD_SRC=$ZDMD
 	ZDMD_ID="$ZDMD_SRC as of $(date -u -r "$ZDMD_SRC" '+%Y-%m-%d %H:%M:%S UTC'), sha256 $(sha256sum "$WORK/zdmd/zdmd" | cut -c1-12)"
 	ZDMD=$WORK/zdmd/zdmd
@@ -1059,6 +1061,10 @@ x_instructions() {
 		conf=$(ZDMD_ROUTES=$r x_config "$p" "$name-routes$r" "${X_PORT[$p]}" 1 off)
 		x_callgrind "$p" "$name-routes$r" "$conf" tiny "tiny-routes$r" || return 0
 	done
+	# A rollout running (analysed every second) over the same split.
+	conf=$(ZDMD_ROLLOUT=1 x_config "$p" "$name-rollout" "${X_PORT[$p]}" 1 off)
+	X_AFTER_READY="$(dirname "$ZDMD")/zdmctl -s $WORK/x/$name-rollout/zdm.sock rollout start" \
+		x_callgrind "$p" "$name-rollout" "$conf" tiny "tiny-rollout" || return 0
 }
 
 # x_callgrind PROXY NAME CONF SIZE KEY: the two runs of x_instructions,
@@ -1077,6 +1083,11 @@ x_callgrind() {
 			return 1
 		fi
 		rc=0
+		if [[ -n ${X_AFTER_READY:-} ]] && ! $X_AFTER_READY >"$RAW/callgrind-$p-$key-$n.ready.txt" 2>&1; then
+			xnote "instructions, $p, $key: '$X_AFTER_READY' failed ($(head -n 1 "$RAW/callgrind-$p-$key-$n.ready.txt"))"
+			x_stop "$name" 120
+			continue
+		fi
 		run_nreq "$port" "${PATH_OF[$size]}" "$n" "$RAW/callgrind-$p-$key-$n.nreq.txt" || rc=1
 		x_stop "$name" 120
 		cp "$RAW/$name.stderr" "$RAW/callgrind-$p-$key-$n.stderr" 2>/dev/null || true
