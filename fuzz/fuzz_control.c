@@ -48,7 +48,8 @@ static const char yaml[] = "listen: [\"127.0.0.1:8080\"]\n"
                            "      - {address: \"127.0.0.1:9002\", name: b}\n"
                            "  new: {servers: [{address: \"127.0.0.1:9101\", name: c}]}\n"
                            "  dark: {servers: [{address: \"127.0.0.1:9201\", name: d, weight: 0}]}\n"
-                           "split: {old: 90, new: 10, dark: 0}\n";
+                           "split: {old: 90, new: 10, dark: 0}\n"
+                           "rollout: {pool: new, steps: [10, 50, 100]}\n";
 
 static struct config *cfg;
 static char dir[64], path[96];

@@ -5,7 +5,8 @@
  * Whatever the file holds: no crash, no undefined behaviour, no leak; the
  * values are left untouched unless the whole file is valid (never half
  * applied), and when it is they are within bounds (a split summing to
- * 100%, weights 0..1000, admin states known). A file that was applied is
+ * 100%, weights 0..1000, admin states known, a rollout state known and
+ * its pool one of the config's or none). A file that was applied is
  * written again by state_save() and read back to the same values.
  *
  * The input is handed over as a file: a memfd, read through /proc/self/fd.
@@ -22,6 +23,7 @@
 #include "control/state.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "rollout/rollout.h"
 
 static const char yaml[] = "listen: [\"127.0.0.1:8080\"]\n"
                            "pools:\n"
@@ -30,7 +32,8 @@ static const char yaml[] = "listen: [\"127.0.0.1:8080\"]\n"
                            "      - {address: \"127.0.0.1:9001\", name: a, weight: 3}\n"
                            "      - {address: \"127.0.0.1:9002\", name: b}\n"
                            "  new: {servers: [{address: \"127.0.0.1:9101\", name: c}]}\n"
-                           "split: {old: 90, new: 10}\n";
+                           "split: {old: 90, new: 10}\n"
+                           "rollout: {pool: new, steps: [10, 50, 100]}\n";
 
 #define NSERVERS 3
 
@@ -68,6 +71,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 struct values {
 	uint32_t split[2], weight[NSERVERS];
 	uint8_t admin[NSERVERS];
+	struct rollout_value ro[1];
 	struct runtime_values v;
 };
 
@@ -81,14 +85,18 @@ static void defaults(struct values *x)
 			x->weight[id] = cfg->pools[i].servers[j].weight;
 			x->admin[id] = ADMIN_ENABLED;
 		}
-	x->v = (struct runtime_values){x->split, x->weight, x->admin};
+	memset(x->ro, 0, sizeof(x->ro));
+	x->ro[0].pool = cfg->routes[0].rollout->pool;
+	x->v = (struct runtime_values){x->split, x->weight, x->admin, x->ro};
 }
 
 static bool same(const struct values *a, const struct values *b)
 {
 	return memcmp(a->split, b->split, sizeof(a->split)) == 0 &&
 	       memcmp(a->weight, b->weight, sizeof(a->weight)) == 0 &&
-	       memcmp(a->admin, b->admin, sizeof(a->admin)) == 0;
+	       memcmp(a->admin, b->admin, sizeof(a->admin)) == 0 &&
+	       a->ro[0].state == b->ro[0].state && a->ro[0].step == b->ro[0].step &&
+	       a->ro[0].pool == b->ro[0].pool && strcmp(a->ro[0].reason, b->ro[0].reason) == 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -113,6 +121,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < NSERVERS; i++)
 		FUZZ_ASSERT(v.weight[i] <= 1000 && v.admin[i] <= ADMIN_DISABLED,
 		            "server %zu: weight %u, admin %u", i, v.weight[i], v.admin[i]);
+	FUZZ_ASSERT(v.ro[0].state <= RS_ROLLED_BACK && v.ro[0].pool >= -1 &&
+	            v.ro[0].pool < (int32_t)cfg->npools && memchr(v.ro[0].reason, 0, sizeof(v.ro[0].reason)),
+	            "rollout: state %u, pool %d", v.ro[0].state, v.ro[0].pool);
+	/* rollouts.c restores a step from here: it clamps it to the steps */
+	if (v.ro[0].pool < 0)
+		return 0; /* a pool the config lacks is not written back */
 
 	/* written again and read back: the same values */
 	char err[256] = "";
