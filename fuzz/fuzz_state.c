@@ -96,7 +96,7 @@ static bool same(const struct values *a, const struct values *b)
 	       memcmp(a->weight, b->weight, sizeof(a->weight)) == 0 &&
 	       memcmp(a->admin, b->admin, sizeof(a->admin)) == 0 &&
 	       a->ro[0].state == b->ro[0].state && a->ro[0].step == b->ro[0].step &&
-	       a->ro[0].pool == b->ro[0].pool && strcmp(a->ro[0].reason, b->ro[0].reason) == 0;
+	       a->ro[0].pool == b->ro[0].pool && a->ro[0].percent == b->ro[0].percent && strcmp(a->ro[0].reason, b->ro[0].reason) == 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

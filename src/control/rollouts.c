@@ -53,13 +53,15 @@ struct ro_analysis {
 	struct analysis_outcome out[ROLLOUT_MAX_CHECKS];
 };
 
-/* An event decided while the controllers were built (a rollout the new
- * config no longer has): logged and posted once they are installed. */
+/* What the build of the controllers decided, said once they are
+ * installed (the reload may still fail before): a rollout the new config
+ * no longer has, rolled back (an event), or one that goes on (a line). */
 struct ro_pending {
+	bool event;
 	char *route, *pool, *webhook;
 	size_t step, nsteps;
 	uint32_t percent;
-	char reason[192];
+	char text[256];                 /* the event's reason, or the line */
 };
 
 struct ro_route {
@@ -194,19 +196,113 @@ static const struct ro_route *find_route(const struct rollouts *ro, const char *
 	return NULL;
 }
 
-static void add_pending(struct rollouts *ro, const char *route, const char *pool,
-                        const char *webhook, size_t step, size_t nsteps, uint32_t percent,
-                        const char *reason)
+static struct ro_pending *add_pending(struct rollouts *ro)
 {
 	ro->pending = xrealloc(ro->pending, (ro->npending + 1) * sizeof(*ro->pending));
 	struct ro_pending *p = &ro->pending[ro->npending++];
-	p->route = xstrdup(route);
-	p->pool = xstrdup(pool);
-	p->webhook = webhook ? xstrdup(webhook) : NULL;
-	p->step = step;
-	p->nsteps = nsteps;
-	p->percent = percent;
-	snprintf(p->reason, sizeof(p->reason), "%s", reason);
+	memset(p, 0, sizeof(*p));
+	return p;
+}
+
+bool rollouts_changed(const struct rollouts *ro)
+{
+	for (size_t i = 0; i < ro->npending; i++)
+		if (ro->pending[i].event)
+			return true;
+	return false;
+}
+
+/* The step of x to go on at, for a rollout that was at step i with
+ * percentage pct (0: not known): the step at pct, else the highest below
+ * it, else the first; without pct, step i if there is one, else the
+ * first. Never a step with more traffic than the pool had. */
+static size_t same_step(const struct ro_route *x, size_t i, uint32_t pct)
+{
+	if (!pct)
+		return i < x->sp.nsteps ? i : 0;
+	if (i < x->sp.nsteps && x->steps[i].percent == pct)
+		return i;
+	size_t best = 0;
+	for (size_t k = 0; k < x->sp.nsteps; k++)
+		if (x->steps[k].percent <= pct)
+			best = k;
+	return best;
+}
+
+static bool same_checks(const struct ro_route *a, const struct ro_route *b)
+{
+	if (a->sp.nchecks != b->sp.nchecks)
+		return false;
+	for (size_t i = 0; i < a->sp.nchecks; i++)
+		if (a->checks[i].metric != b->checks[i].metric ||
+		    a->checks[i].action != b->checks[i].action || a->checks[i].limit != b->checks[i].limit)
+			return false;
+	return true;
+}
+
+static void value_of(struct rollout_value *v, const struct ro_route *x)
+{
+	*v = (struct rollout_value){.state = (uint8_t)x->r.state,
+	                            .step = (uint32_t)x->r.step,
+	                            .pool = x->c->pool,
+	                            .percent = x->steps[x->r.step].percent};
+	snprintf(v->reason, sizeof(v->reason), "%s", x->r.reason);
+}
+
+/* x goes on as the rollout src of pool src_pool was (ox: its controller,
+ * NULL at start), in values nv. */
+static void go_on(struct rollouts *ro, struct ro_route *x, const struct ro_route *ox,
+                  const struct config *ocfg, const struct rollout_value *src,
+                  const char *src_pool, struct runtime_values *nv, uint64_t now, const char *why)
+{
+	const struct config *next = ro->cfg;
+	if (ox) {
+		x->r = ox->r;
+		x->last = ox->last;
+	}
+	x->r.state = (enum rollout_state)src->state;
+	snprintf(x->r.reason, sizeof(x->r.reason), "%s", src->reason);
+	size_t st = same_step(x, src->step, src->percent);
+	x->r.step = st;
+	rings_alloc(x);
+	if (ox && ox->wpool &&
+	    strcmp(ocfg->pools[ox->cfg->pools[0]].name, next->pools[x->cfg->pools[0]].name) == 0) {
+		*x->wpool = *ox->wpool;
+		*x->wbase = *ox->wbase;
+	} else {
+		x->r.started_ms = now; /* a new baseline: its window from now */
+	}
+	bool was_active = src->state == RS_RUNNING || src->state == RS_PAUSED;
+	if (was_active) {
+		/* The same step (or the nearest below), its hold starting
+		 * again; the failing counts and the next analysis stay, so
+		 * that no reload delays a rollback, unless the checks they
+		 * count changed. */
+		x->r.step_started_ms = now;
+		if (!ox || !same_checks(x, ox))
+			memset(x->r.fails, 0, sizeof(x->r.fails));
+		if (!ox || st != src->step) {
+			x->r.analysed = false;
+			x->r.held = false;
+			x->r.last_fail_ms = 0;
+			x->r.inconclusive_since_ms = 0;
+		}
+		if (!ox || x->r.next_analysis_ms > now + x->sp.interval_ms)
+			x->r.next_analysis_ms = now + x->sp.interval_ms;
+		/* Running, the rollout drives the split; paused, the split
+		 * stays as it is (a manual value, until resume). */
+		if (x->r.state == RS_RUNNING)
+			runtime_share(nv->split + x->cfg->first, x->cfg->nsplit, x->c->member,
+			              x->steps[st].percent);
+		char pct[16];
+		struct ro_pending *p = add_pending(ro);
+		snprintf(p->text, sizeof(p->text),
+		         "rollout: route '%s' (pool '%s'): %s at step %zu of %zu (%s%%) after the %s, "
+		         "its hold starting again",
+		         x->cfg->name, src_pool, rollout_state_names[x->r.state], st + 1, x->sp.nsteps,
+		         json_percent_text(pct, sizeof(pct), x->steps[st].percent), why);
+	}
+	value_of(&nv->ro[x->route], x);
 }
 
 struct rollouts *rollouts_build(const struct runtime *rt, const struct config *next,
@@ -235,9 +331,7 @@ struct rollouts *rollouts_build(const struct runtime *rt, const struct config *n
 		struct rollout_value src = {.state = RS_IDLE, .pool = -1};
 		const char *src_pool = NULL;
 		if (ox && ox->c) {
-			src.state = (uint8_t)ox->r.state;
-			src.step = (uint32_t)ox->r.step;
-			snprintf(src.reason, sizeof(src.reason), "%s", ox->r.reason);
+			value_of(&src, ox);
 			src_pool = pool_name(ocfg, ox);
 			memcpy(x->analyses, ox->analyses, sizeof(x->analyses));
 			memcpy(x->events, ox->events, sizeof(x->events));
@@ -248,72 +342,39 @@ struct rollouts *rollouts_build(const struct runtime *rt, const struct config *n
 		nv->ro[r] = (struct rollout_value){.state = RS_IDLE, .pool = x->c ? x->c->pool : -1};
 		if (src.state == RS_IDLE)
 			continue;
-		bool same = x->c && src_pool && strcmp(pool_name(next, x), src_pool) == 0;
-		bool was_active = src.state == RS_RUNNING || src.state == RS_PAUSED;
-		if (same) {
-			if (ox)
-				x->r = ox->r;
-			x->r.state = (enum rollout_state)src.state;
-			x->r.step = src.step < x->sp.nsteps ? src.step : x->sp.nsteps - 1;
-			snprintf(x->r.reason, sizeof(x->r.reason), "%s", src.reason);
-			if (ox)
-				x->last = ox->last;
-			rings_alloc(x);
-			bool same_base = ox && ox->wpool &&
-			                 strcmp(ocfg->pools[ox->cfg->pools[0]].name,
-			                        next->pools[x->cfg->pools[0]].name) == 0;
-			if (same_base) {
-				*x->wpool = *ox->wpool;
-				*x->wbase = *ox->wbase;
-			} else {
-				x->r.started_ms = now;
-			}
-			nv->ro[r] = (struct rollout_value){.state = src.state,
-			                                   .step = (uint32_t)x->r.step,
-			                                   .pool = x->c->pool};
-			snprintf(nv->ro[r].reason, sizeof(nv->ro[r].reason), "%s", x->r.reason);
-			if (!was_active)
-				continue;
-			/* Same step, its hold starting again. */
-			x->r.step_started_ms = now;
-			x->r.last_fail_ms = 0;
-			x->r.inconclusive_since_ms = 0;
-			x->r.analysed = false;
-			x->r.held = false;
-			memset(x->r.fails, 0, sizeof(x->r.fails));
-			x->r.next_analysis_ms = now + x->sp.interval_ms;
-			runtime_share(nv->split + x->cfg->first, x->cfg->nsplit, x->c->member,
-			              x->steps[x->r.step].percent);
-			log_info("rollout: route '%s' (pool '%s'): %s at step %zu of %zu (%s%%) after "
-			         "the %s, its hold starting again",
-			         x->cfg->name, src_pool, rollout_state_names[x->r.state],
-			         x->r.step + 1, x->sp.nsteps,
-			         json_percent_text((char[16]){0}, 16, x->steps[x->r.step].percent), why);
+		if (x->c && src_pool && strcmp(pool_name(next, x), src_pool) == 0) {
+			go_on(ro, x, ox, ocfg, &src, src_pool, nv, now, why);
 			continue;
 		}
-		if (!was_active)
+		if (src.state != RS_RUNNING && src.state != RS_PAUSED)
 			continue; /* a finished rollout of another pool: forgotten */
-		/* The rollout that ran is no longer configured: the pool it
-		 * was moving traffic to is not judged any more, so it goes
-		 * back to 0%. */
-		char reason[192];
-		const char *gone_pool = src_pool ? src_pool : "?";
-		snprintf(reason, sizeof(reason), "the configuration no longer rolls out pool '%s' on "
-		         "this route (%s)", gone_pool, why);
-		int pi = src_pool ? config_pool_index(next, src_pool) : -1;
-		int m = pi >= 0 ? config_route_member(x->cfg, (size_t)pi) : -1;
-		if (m > 0 && (size_t)m < x->cfg->nsplit)
-			runtime_share(nv->split + x->cfg->first, x->cfg->nsplit, (size_t)m, 0);
-		if (x->c) {
-			x->r.state = RS_ROLLED_BACK;
-			snprintf(x->r.reason, sizeof(x->r.reason), "%s", reason);
-			nv->ro[r] = (struct rollout_value){.state = RS_ROLLED_BACK, .pool = x->c->pool};
-			snprintf(nv->ro[r].reason, sizeof(nv->ro[r].reason), "%s", reason);
+		if (!src_pool) {
+			log_warn("state: the rollout of route '%s' names a pool the configuration does "
+			         "not have: left out",
+			         x->cfg->name);
+			continue;
 		}
-		const char *hook = ox && ox->c ? ox->c->webhook : x->c ? x->c->webhook : NULL;
-		size_t nsteps = ox && ox->c ? ox->sp.nsteps : 0;
-		uint32_t pct = ox && ox->c ? ox->steps[ox->r.step].percent : 0;
-		add_pending(ro, x->cfg->name, gone_pool, hook, src.step, nsteps, pct, reason);
+		/* The pool it was moving traffic to is no longer judged: its
+		 * share goes back to the baseline. The route's section, if it
+		 * has one for another pool, has not started. */
+		int pi = config_pool_index(next, src_pool);
+		int m = pi >= 0 ? config_route_member(x->cfg, (size_t)pi) : -1;
+		if (m > 0 && (size_t)m < x->cfg->nsplit) {
+			uint32_t *split = nv->split + x->cfg->first;
+			split[0] += split[m];
+			split[m] = 0;
+		}
+		struct ro_pending *p = add_pending(ro);
+		p->event = true;
+		p->route = xstrdup(x->cfg->name);
+		p->pool = xstrdup(src_pool);
+		p->webhook = ox && ox->c && ox->c->webhook ? xstrdup(ox->c->webhook)
+		             : !ox && x->c && x->c->webhook ? xstrdup(x->c->webhook) : NULL;
+		p->step = src.step;
+		p->nsteps = ox && ox->c ? ox->sp.nsteps : src.step + 1;
+		p->percent = src.percent;
+		snprintf(p->text, sizeof(p->text), "the configuration no longer rolls out pool '%s' "
+		         "on this route (%s)", src_pool, why);
 		x->events[RE_ROLLED_BACK]++;
 	}
 	/* Routes that are gone with their rollout running. */
@@ -321,9 +382,16 @@ struct rollouts *rollouts_build(const struct runtime *rt, const struct config *n
 		const struct ro_route *ox = &old->routes[i];
 		if (!active(ox) || config_route_index(next, ox->cfg->name, strlen(ox->cfg->name)) >= 0)
 			continue;
-		add_pending(ro, ox->cfg->name, pool_name(ocfg, ox), ox->c->webhook, ox->r.step,
-		            ox->sp.nsteps, ox->steps[ox->r.step].percent,
-		            "the route is no longer in the configuration (reload)");
+		struct ro_pending *p = add_pending(ro);
+		p->event = true;
+		p->route = xstrdup(ox->cfg->name);
+		p->pool = xstrdup(pool_name(ocfg, ox));
+		p->webhook = ox->c->webhook ? xstrdup(ox->c->webhook) : NULL;
+		p->step = ox->r.step;
+		p->nsteps = ox->sp.nsteps;
+		p->percent = ox->steps[ox->r.step].percent;
+		snprintf(p->text, sizeof(p->text), "the route is no longer in the configuration "
+		         "(reload)");
 	}
 	return ro;
 }
@@ -423,13 +491,12 @@ static int apply(struct runtime *rt, struct ro_route *x, const struct rollout_ev
                  char *err, size_t errlen)
 {
 	if (ev->kind != RE_ALERT) {
-		struct rollout_value v = {.state = (uint8_t)x->r.state,
-		                          .step = (uint32_t)x->r.step,
-		                          .pool = x->c->pool};
-		snprintf(v.reason, sizeof(v.reason), "%s", x->r.reason);
+		struct rollout_value v;
+		value_of(&v, x);
 		bool must = ev->kind == RE_ROLLED_BACK || ev->kind == RE_PAUSED;
-		if (runtime_set_rollout(rt, x->route, &v, (int)x->c->member,
-		                        ev->set_percent ? (int32_t)ev->percent : -1, must, err,
+		int32_t share = ev->kind == RE_ROLLED_BACK ? RUNTIME_TO_BASELINE
+		                : ev->set_percent ? (int32_t)ev->percent : -1;
+		if (runtime_set_rollout(rt, x->route, &v, (int)x->c->member, share, must, err,
 		                        errlen) < 0)
 			return -1;
 	}
@@ -465,8 +532,11 @@ static void analyse(struct runtime *rt, struct ro_route *x, const struct stats_s
 	struct analysis_sample ps, bs;
 	memset(&ps, 0, sizeof(ps));
 	memset(&bs, 0, sizeof(bs));
-	window_sample(x->wpool, from / 1000, now / 1000, &ps);
-	window_sample(x->wbase, from / 1000, now / 1000, &bs);
+	/* Whole seconds: from the start, the first second after it (the
+	 * start's own holds requests from before). */
+	uint64_t from_s = from == x->r.started_ms ? from / 1000 + 1 : from / 1000;
+	window_sample(x->wpool, from_s, now / 1000, &ps);
+	window_sample(x->wbase, from_s, now / 1000, &bs);
 	pool_servers(s, x->c->pool, &ps);
 	pool_servers(s, (int)x->cfg->pools[0], &bs);
 
@@ -510,6 +580,8 @@ static void arm(struct runtime *rt)
 		if (!next || t < next)
 			next = t;
 	}
+	if (rt->state_dirty && (!next || next > now + 1000))
+		next = now + 1000; /* the state file tried again every second */
 	if (!next) {
 		evtimer_del(ro->timer);
 		return;
@@ -538,6 +610,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	if (sum)
 		stats_sum_free(sum);
+	runtime_save_again(rt);
 	arm(rt);
 	runtime_unlock(rt);
 }
@@ -546,8 +619,11 @@ static void flush_pending(struct rollouts *ro)
 {
 	for (size_t i = 0; i < ro->npending; i++) {
 		const struct ro_pending *p = &ro->pending[i];
-		emit(ro, p->route, p->pool, p->webhook, RE_ROLLED_BACK, p->step,
-		     p->nsteps ? p->nsteps : p->step + 1, p->percent, p->reason);
+		if (p->event)
+			emit(ro, p->route, p->pool, p->webhook, RE_ROLLED_BACK, p->step, p->nsteps,
+			     p->percent, p->text);
+		else
+			log_info("%s", p->text);
 	}
 	pending_free(ro);
 }
@@ -621,7 +697,7 @@ int rollouts_command(struct runtime *rt, int route, enum rollouts_cmd cmd, char 
 		rc = rollout_pause(&x->r, "paused by operator", &ev, err, errlen);
 		break;
 	case RC_RESUME:
-		rc = rollout_resume(&x->r, now, &ev, err, errlen);
+		rc = rollout_resume(&x->r, &x->sp, now, &ev, err, errlen);
 		/* The rollout drives the split again: back to its step's share
 		 * (a manual change paused it). */
 		ev.set_percent = true;
@@ -656,10 +732,8 @@ void rollouts_manual(struct runtime *rt, int route, const char *what)
 	if (x->r.state == RS_PAUSED) {
 		/* Already paused: no transition, but it says why it stays so. */
 		snprintf(x->r.reason, sizeof(x->r.reason), "%s", what);
-		struct rollout_value v = {.state = RS_PAUSED,
-		                          .step = (uint32_t)x->r.step,
-		                          .pool = x->c->pool};
-		snprintf(v.reason, sizeof(v.reason), "%s", what);
+		struct rollout_value v;
+		value_of(&v, x);
 		runtime_set_rollout(rt, x->route, &v, -1, -1, true, err, sizeof(err));
 		return;
 	}

@@ -15,6 +15,7 @@
 #ifndef ZDM_ROLLOUTS_H
 #define ZDM_ROLLOUTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct config;
@@ -26,12 +27,17 @@ struct rollouts;
 /* The controllers for config next, whose values are nv: for a route whose
  * rollout runs (in rt's current controllers, or in nv as the state file
  * gave them at start) and whose section still names the same pool, it goes
- * on at the same step (the last one if the section has fewer), its hold
- * starting again, the pool at that step's share in nv; when the section is
- * gone or names another pool, it is rolled back (the pool to 0% in nv).
+ * on at the same step (the step of the same percentage, else the highest
+ * below it), its hold starting again, and running the pool at that step's
+ * share in nv (paused, the split stays); when the section is gone or
+ * names another pool, it is rolled back (the pool's share to the baseline
+ * in nv) and the section, if any, stays idle.
  * Nothing is published: rollouts_install does the rest. */
 struct rollouts *rollouts_build(const struct runtime *rt, const struct config *next,
                                 struct runtime_values *nv);
+/* Whether the build rolled back a rollout (the state file then needs
+ * writing). */
+bool rollouts_changed(const struct rollouts *ro);
 /* Makes ro (from rollouts_build for rt's config, now applied) rt's
  * controllers: the events of the build are logged and posted. */
 void rollouts_install(struct runtime *rt, struct rollouts *ro);

@@ -187,6 +187,15 @@ struct runtime *runtime_new(struct config *cfg, struct tls_set *tls, const char 
 	if (cfg->state_file && state_load(cfg->state_file, cfg, &rt->v) == 0)
 		log_info("state: runtime changes restored from %s", cfg->state_file);
 	rt->ro = rollouts_build(rt, cfg, &rt->v);
+	if (rollouts_changed(rt->ro) && cfg->state_file) {
+		/* A rollout the config no longer has was rolled back: said
+		 * once, not again at every start. */
+		char err[512];
+		if (state_save(cfg->state_file, cfg, &rt->v, err, sizeof(err)) < 0) {
+			log_error("%s", err);
+			rt->state_dirty = true;
+		}
+	}
 	publish(rt, build(rt, &rt->v, cfg, rt->tls));
 	return rt;
 }
@@ -446,9 +455,32 @@ static int commit(struct runtime *rt, struct runtime_values *nv, char *err, size
 {
 	if (rt->cfg->state_file && state_save(rt->cfg->state_file, rt->cfg, nv, err, errlen) < 0)
 		return -1;
+	rt->state_dirty = false;
 	values_copy(&rt->v, nv, rt->cfg);
 	publish(rt, build(rt, &rt->v, rt->cfg, rt->tls));
 	return 0;
+}
+
+void runtime_save_again(struct runtime *rt)
+{
+	char err[512];
+	if (!rt->state_dirty || !rt->cfg->state_file)
+		return;
+	if (state_save(rt->cfg->state_file, rt->cfg, &rt->v, err, sizeof(err)) < 0) {
+		log_ratelimited(LOG_ERROR, "%s (tried again)", err);
+		return;
+	}
+	rt->state_dirty = false;
+	log_info("state: %s written again: it holds every change applied", rt->cfg->state_file);
+}
+
+/* Applies nv though the state file cannot take it (a rollback). */
+static void force(struct runtime *rt, struct runtime_values *nv, const char *err)
+{
+	log_error("%s: applied all the same, and written again once the file can be", err);
+	rt->state_dirty = true;
+	values_copy(&rt->v, nv, rt->cfg);
+	publish(rt, build(rt, &rt->v, rt->cfg, rt->tls));
 }
 
 /* Runs a change on a copy of the values, then commits it. */
@@ -516,15 +548,23 @@ int runtime_promote(struct runtime *rt, int route, int member, char *err, size_t
 
 int runtime_rollback(struct runtime *rt, int route, char *err, size_t errlen)
 {
-	WITH_COPY(rt, nv, {
-		for (size_t i = 0; i < rt->cfg->nroutes; i++) {
-			const struct cfg_route *r = &rt->cfg->routes[i];
-			if (route >= 0 && (size_t)route != i)
-				continue;
-			for (size_t m = 0; m < r->nsplit; m++)
-				nv.split[r->first + m] = m == 0 ? 10000 : 0;
-		}
-	});
+	struct runtime_values nv;
+	values_init(&nv, rt->cfg);
+	values_copy(&nv, &rt->v, rt->cfg);
+	for (size_t i = 0; i < rt->cfg->nroutes; i++) {
+		const struct cfg_route *r = &rt->cfg->routes[i];
+		if (route >= 0 && (size_t)route != i)
+			continue;
+		for (size_t m = 0; m < r->nsplit; m++)
+			nv.split[r->first + m] = m == 0 ? 10000 : 0;
+	}
+	int rc = 0;
+	if (commit(rt, &nv, err, errlen) < 0) {
+		force(rt, &nv, err);
+		rc = 1;
+	}
+	values_free(&nv);
+	return rc;
 }
 
 int runtime_set_rollout(struct runtime *rt, int route, const struct rollout_value *val, int member,
@@ -535,19 +575,22 @@ int runtime_set_rollout(struct runtime *rt, int route, const struct rollout_valu
 	values_init(&nv, rt->cfg);
 	values_copy(&nv, &rt->v, rt->cfg);
 	nv.ro[route] = *val;
-	if (hundredths >= 0 && r->nsplit > 1 && member >= 0 && (size_t)member < r->nsplit)
-		runtime_share(nv.split + r->first, r->nsplit, (size_t)member, (uint32_t)hundredths);
-	if (rt->cfg->state_file && state_save(rt->cfg->state_file, rt->cfg, &nv, err, errlen) < 0) {
-		if (!must) {
-			values_free(&nv);
-			return -1;
+	if (r->nsplit > 1 && member > 0 && (size_t)member < r->nsplit) {
+		uint32_t *split = nv.split + r->first;
+		if (hundredths == RUNTIME_TO_BASELINE) {
+			split[0] += split[member];
+			split[member] = 0;
+		} else if (hundredths >= 0) {
+			runtime_share(split, r->nsplit, (size_t)member, (uint32_t)hundredths);
 		}
-		log_error("%s: the rollout's change is applied all the same, and not persisted", err);
 	}
-	values_copy(&rt->v, &nv, rt->cfg);
+	int rc = commit(rt, &nv, err, errlen);
+	if (rc < 0 && must) {
+		force(rt, &nv, err);
+		rc = 0;
+	}
 	values_free(&nv);
-	publish(rt, build(rt, &rt->v, rt->cfg, rt->tls));
-	return 0;
+	return rc;
 }
 
 int runtime_set_weight(struct runtime *rt, int pool, int server, uint32_t weight, char *err,

@@ -48,6 +48,7 @@ struct rollout_value {
 	uint8_t state;          /* enum rollout_state */
 	uint32_t step;          /* index into its steps */
 	int32_t pool;           /* the pool rolled out: index into the config's pools */
+	uint32_t percent;       /* its step's percentage (hundredths), 0: not known */
 	char reason[192];
 };
 
@@ -88,6 +89,7 @@ struct runtime {
 	struct event *breaker_timer;    /* turns open circuits half-open */
 	uint64_t reloads_ok, reloads_error;
 	struct rollouts *ro;            /* the routes' rollouts (rollouts.h) */
+	bool state_dirty;               /* a change applied that the state file lacks */
 	/* Called after a reload was applied (the daemon reopens its logs and
 	 * admin listener as the new config says). */
 	void (*on_reload)(void *arg);
@@ -133,7 +135,9 @@ void runtime_unlock(struct runtime *rt);
 int runtime_set_split(struct runtime *rt, int route, int member, uint32_t hundredths, char *err,
                       size_t errlen);
 int runtime_promote(struct runtime *rt, int route, int member, char *err, size_t errlen);
-/* Every route (route -1), or one, to 100% on its baseline. */
+/* Every route (route -1), or one, to 100% on its baseline. The emergency
+ * button: applied even when the state file cannot be written (then 1,
+ * with why in err, and the file is written again later). */
 int runtime_rollback(struct runtime *rt, int route, char *err, size_t errlen);
 int runtime_set_weight(struct runtime *rt, int pool, int server, uint32_t weight, char *err,
                        size_t errlen);
@@ -141,11 +145,18 @@ int runtime_set_admin(struct runtime *rt, int pool, int server, enum admin_state
                       size_t errlen);
 
 /* Sets route's rollout value and, when hundredths >= 0, the share of its
- * split member (a change of the rollout controller). With must, a state
- * file that cannot be written is logged and the change applied all the
- * same (a rollback is never refused); else it is refused (-1, err). */
+ * split member (the others share the rest as set-weight does), or with
+ * RUNTIME_TO_BASELINE gives the member's whole share to the baseline (a
+ * rollback). A change of the rollout controller: with must, a state file
+ * that cannot be written is logged and the change applied all the same (a
+ * rollback is never refused; the file is written again at the next
+ * runtime_save_again); else it is refused (-1, err). */
+#define RUNTIME_TO_BASELINE (-2)
 int runtime_set_rollout(struct runtime *rt, int route, const struct rollout_value *val, int member,
                         int32_t hundredths, bool must, char *err, size_t errlen);
+/* Writes the state file again when a change was applied without it
+ * (state_dirty). */
+void runtime_save_again(struct runtime *rt);
 
 /* Reads the config file again and applies it (see the merge rule in
  * runtime.c). Returns 0, or -1 with the reasons in errs (each an operator

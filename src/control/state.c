@@ -5,7 +5,8 @@
  *   {"version":2,
  *    "routes":{"default":{"split":{"old":{"weight":75,"config_weight":90},
  *                                  "new":{"weight":25,"config_weight":10}},
- *                         "rollout":{"state":"running","pool":"new","step":2,"reason":""}}},
+ *                         "rollout":{"state":"running","pool":"new","step":2,"percent":25,
+ *                                    "reason":""}}},
  *    "pools":{"old":{"servers":{"a":{"weight":1,"config_weight":1,"admin":"enabled"}}}}}
  * Version 1 (before routes) had the weights in the pools; they are read as
  * those of the route "default".
@@ -63,6 +64,10 @@ int state_save(const char *path, const struct config *cfg, const struct runtime_
 			json_str(out, cfg->pools[ro->pool].name);
 			json_raw(out, ",\"step\":");
 			json_u64(out, ro->step + 1);
+			if (ro->percent) {
+				json_raw(out, ",\"percent\":");
+				json_percent(out, ro->percent);
+			}
 			json_raw(out, ",\"reason\":");
 			json_str(out, ro->reason);
 			json_raw(out, "}");
@@ -240,7 +245,8 @@ static int read_split(yaml_document_t *doc, yaml_node_t *split, const struct con
 	return 0;
 }
 
-/* A route's rollout, {"state","pool","step","reason"}, into *ro: its
+/* A route's rollout, {"state","pool","step","percent","reason"} (percent
+ * that of the step, optional), into *ro: its
  * pool by index (-1 when the config has no such pool: rollouts.c then
  * treats it as a rollout whose section changed). */
 static int read_rollout(yaml_document_t *doc, yaml_node_t *n, const struct config *cfg,
@@ -262,8 +268,15 @@ static int read_rollout(yaml_document_t *doc, yaml_node_t *n, const struct confi
 		         "or \"reason\")", route);
 		return -1;
 	}
+	uint32_t pct = 0;
+	yaml_node_t *pn = map_get(doc, n, "percent");
+	if (pn && (get_percent(pn, &pct) < 0 || pct == 0)) {
+		snprintf(why, len, "route '%s': bad \"rollout\" \"percent\"", route);
+		return -1;
+	}
 	ro->state = (uint8_t)st;
 	ro->step = step - 1;
+	ro->percent = pct;
 	ro->pool = config_pool_index(cfg, pool);
 	snprintf(ro->reason, sizeof(ro->reason), "%s", reason);
 	return 0;

@@ -67,8 +67,8 @@ int rollout_pause(struct rollout *r, const char *reason, struct rollout_event *e
 	return 0;
 }
 
-int rollout_resume(struct rollout *r, uint64_t now_ms, struct rollout_event *ev, char *err,
-                   size_t errlen)
+int rollout_resume(struct rollout *r, const struct rollout_spec *sp, uint64_t now_ms,
+                   struct rollout_event *ev, char *err, size_t errlen)
 {
 	if (r->state != RS_PAUSED) {
 		refuse(err, errlen, "no rollout is paused on this route");
@@ -80,7 +80,12 @@ int rollout_resume(struct rollout *r, uint64_t now_ms, struct rollout_event *ev,
 	r->step_started_ms = now_ms;
 	r->last_fail_ms = 0;
 	r->inconclusive_since_ms = 0;
-	memset(r->fails, 0, sizeof(r->fails));
+	/* A check that pauses counts again from 0 (the operator has seen
+	 * it); one that rolls back keeps its count: a pause and a resume
+	 * never delay a rollback. */
+	for (size_t i = 0; i < sp->nchecks && i < ROLLOUT_MAX_CHECKS; i++)
+		if (sp->checks[i].action != AA_ROLLBACK)
+			r->fails[i] = 0;
 	event(ev, RE_RESUMED, false, 0, r);
 	return 0;
 }

@@ -92,8 +92,8 @@ int rollout_start(struct rollout *r, const struct rollout_spec *sp, uint64_t now
  * refused while the last analysis failed. */
 int rollout_pause(struct rollout *r, const char *reason, struct rollout_event *ev, char *err,
                   size_t errlen);
-int rollout_resume(struct rollout *r, uint64_t now_ms, struct rollout_event *ev, char *err,
-                   size_t errlen);
+int rollout_resume(struct rollout *r, const struct rollout_spec *sp, uint64_t now_ms,
+                   struct rollout_event *ev, char *err, size_t errlen);
 int rollout_next(struct rollout *r, const struct rollout_spec *sp, uint64_t now_ms,
                  struct rollout_event *ev, char *err, size_t errlen);
 int rollout_abort(struct rollout *r, const char *reason, struct rollout_event *ev, char *err,

@@ -158,13 +158,13 @@ int main(void)
 	memset(&r, 0, sizeof(r));
 	now = 4000000;
 	rollout_start(&r, &SPEC, now, &ev, err, sizeof(err));
-	CHECK_EQ_INT(rollout_resume(&r, now, &ev, err, sizeof(err)), -1, "resume while running: refused");
+	CHECK_EQ_INT(rollout_resume(&r, &SPEC, now, &ev, err, sizeof(err)), -1, "resume while running: refused");
 	CHECK_EQ_INT(rollout_pause(&r, "paused by operator", &ev, err, sizeof(err)), 0, "pause");
 	CHECK(ev.kind == RE_PAUSED && !ev.set_percent && !strcmp(ev.reason, "paused by operator"),
 	      "paused by operator: no percentage change");
 	CHECK_EQ_INT(rollout_pause(&r, "again", &ev, err, sizeof(err)), -1, "pause twice: refused");
 	now += 100000;
-	CHECK_EQ_INT(rollout_resume(&r, now, &ev, err, sizeof(err)), 0, "resume");
+	CHECK_EQ_INT(rollout_resume(&r, &SPEC, now, &ev, err, sizeof(err)), 0, "resume");
 	CHECK(ev.kind == RE_RESUMED && r.state == RS_RUNNING && r.reason[0] == '\0',
 	      "resumed: running, no reason");
 	CHECK_EQ_INT(rollout_next_step_at(&r, &SPEC), now + 30000, "the hold starts again at resume");
@@ -175,6 +175,28 @@ int main(void)
 	CHECK(ev.kind == RE_ROLLED_BACK && ev.set_percent && ev.percent == 0 &&
 	              !strcmp(r.reason, "aborted by operator"),
 	      "abort: rolled back to 0%, \"aborted by operator\"");
+
+	/* A pause and a resume between two failing analyses do not delay
+	 * the rollback: the rollback check keeps its count. */
+	memset(&r, 0, sizeof(r));
+	now = 4500000;
+	rollout_start(&r, &SPEC, now, &ev, err, sizeof(err));
+	now += 10000;
+	rollout_analysed(&r, &SPEC, now, judge(1, false), OUT, evs);
+	rollout_pause(&r, "paused by operator", &ev, err, sizeof(err));
+	rollout_resume(&r, &SPEC, now, &ev, err, sizeof(err));
+	CHECK_EQ_INT(r.fails[0], 1, "resume keeps a rollback check's count");
+	now += 10000;
+	CHECK(rollout_analysed(&r, &SPEC, now, judge(1, false), OUT, evs) == 1 &&
+	              evs[0].kind == RE_ROLLED_BACK,
+	      "the second failing analysis rolls back, resume or not");
+	memset(&r, 0, sizeof(r));
+	rollout_start(&r, &SPEC, now, &ev, err, sizeof(err));
+	now += 10000;
+	rollout_analysed(&r, &SPEC, now, judge(2, false), OUT, evs);
+	rollout_pause(&r, "paused by operator", &ev, err, sizeof(err));
+	rollout_resume(&r, &SPEC, now, &ev, err, sizeof(err));
+	CHECK_EQ_INT(r.fails[1], 0, "a pausing check counts again from 0 after a resume");
 
 	/* No traffic: inconclusive, never a step; paused after
 	 * max_inconclusive. */
