@@ -76,7 +76,16 @@ on every connection, new or kept alive; the answer is the mode now in force.
                     asking (drop=0 keeps them); on: listen again on the same
                     port. With for=MS, "off" turns back "on" by itself after
                     MS milliseconds.
-  reset=1           back to normal: health=default, all=ok
+  share=S           0 < S <= 1 (default 1): the fault of "all" applies to a
+                    share S of the requests only, the others being answered
+                    normally. The choice is deterministic, an accumulator:
+                    every request adds S and is faulted when the sum reaches
+                    1 (which takes 1 off), so that every run of consecutive
+                    requests has its share S to within one request (0.2:
+                    every 5th request, the 5th, 10th...). Setting share (or
+                    all) starts the count again. /health takes part only
+                    while it follows "all" (health=default).
+  reset=1           back to normal: health=default, all=ok, share=1
 F is one of: ok (normal), a status code such as 500 (answered with a short
 body), hang (never answers; waits until the peer closes), reset (RST right
 after reading the request), close (closes without an answer), invalid
@@ -170,6 +179,8 @@ class Mode:
         self.lock = threading.Lock()
         self.health = "default"
         self.all = "ok"
+        self.share = 1.0      # of the requests that "all" faults
+        self.acc = 0.0        # the accumulator of share
 
     @staticmethod
     def check(value, allowed_extra=()):
@@ -189,14 +200,31 @@ class Mode:
         if path in CONTROL_PATHS:
             return None
         with self.lock:
-            f = self.all
             if path == "/health" and self.health != "default":
                 f = self.health
+            else:
+                f = self.all
+                if f != "ok" and self.share < 1.0:
+                    self.acc += self.share
+                    if self.acc < 1.0 - 1e-9:
+                        return None
+                    self.acc -= 1.0
         return None if f == "ok" else f
+
+    @staticmethod
+    def check_share(value):
+        """The share as a float; raises ValueError unless 0 < S <= 1."""
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError("bad share %r" % (value,))
+        if not 0.0 < v <= 1.0:
+            raise ValueError("share %r not in (0, 1]" % (value,))
+        return v
 
     def doc(self):
         with self.lock:
-            return {"health": self.health, "all": self.all}
+            return {"health": self.health, "all": self.all, "share": self.share}
 
 
 REASONS = {100: "Continue", 103: "Early Hints", 200: "OK", 201: "Created",
@@ -699,7 +727,8 @@ class Handler(socketserver.BaseRequestHandler):
             params.update(doc)
         mode = self.server.mode
         try:
-            unknown = set(params) - {"health", "all", "listen", "for", "drop", "reset"}
+            unknown = set(params) - {"health", "all", "listen", "for", "drop", "reset",
+                                     "share"}
             if unknown:
                 raise ValueError("unknown keys %s" % sorted(unknown))
             health = all_ = None
@@ -707,6 +736,7 @@ class Handler(socketserver.BaseRequestHandler):
                 health = Mode.check(params["health"], Mode.HEALTH_VALUES)
             if "all" in params:
                 all_ = Mode.check(params["all"])
+            share = Mode.check_share(params["share"]) if "share" in params else None
             listen = params.get("listen")
             if listen is not None:
                 listen = {"off": False, "0": False, "false": False,
@@ -719,10 +749,14 @@ class Handler(socketserver.BaseRequestHandler):
         with mode.lock:
             if str(params.get("reset", "")).lower() in ("1", "true", "yes"):
                 mode.health, mode.all = "default", "ok"
+                mode.share, mode.acc = 1.0, 0.0
             if health is not None:
                 mode.health = health
             if all_ is not None:
                 mode.all = all_
+                mode.acc = 0.0
+            if share is not None:
+                mode.share, mode.acc = share, 0.0
         if listen is False:
             self.server.stop_listening(drop=drop, keep=self)
             if for_ms is not None:

@@ -532,11 +532,11 @@ static void analyse(struct runtime *rt, struct ro_route *x, const struct stats_s
 	struct analysis_sample ps, bs;
 	memset(&ps, 0, sizeof(ps));
 	memset(&bs, 0, sizeof(bs));
-	/* Whole seconds: from the start, the first second after it (the
-	 * start's own holds requests from before). */
-	uint64_t from_s = from == x->r.started_ms ? from / 1000 + 1 : from / 1000;
-	window_sample(x->wpool, from_s, now / 1000, &ps);
-	window_sample(x->wbase, from_s, now / 1000, &bs);
+	/* Whole seconds, the start's included: its requests after the
+	 * start count at once (those of that second before it, at most a
+	 * second's, count too). */
+	window_sample(x->wpool, from / 1000, now / 1000, &ps);
+	window_sample(x->wbase, from / 1000, now / 1000, &bs);
 	pool_servers(s, x->c->pool, &ps);
 	pool_servers(s, (int)x->cfg->pools[0], &bs);
 
